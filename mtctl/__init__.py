@@ -1,0 +1,3 @@
+"""mtctl: administer Multiterminal PBX extensions."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The command line: parse, call one store or domain function, render."""

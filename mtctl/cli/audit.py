@@ -1,0 +1,58 @@
+"""`mtctl audit`: who changed what, and when."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+
+from mtctl.cli import output
+from mtctl.cli.common import JsonOpt, reading
+
+
+def _since(value: str | None) -> datetime | None:
+    """Accept an ISO date/time (UTC unless it says otherwise) or a span such as 7d, 12h, 30m."""
+    from mtctl.errors import UsageError
+
+    if value is None:
+        return None
+    units = {"d": "days", "h": "hours", "m": "minutes"}
+    if value[:-1].isdigit() and value[-1:] in units:
+        return datetime.now(UTC) - timedelta(**{units[value[-1]]: int(value[:-1])})
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"--since {value!r} is not a time",
+                         "use 2026-11-01, 2026-11-01T08:00 or a span like 7d, 12h") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def audit(
+    ctx: typer.Context,
+    since: Annotated[str | None, typer.Option(metavar="WHEN",
+                                              help="ISO time or span (7d, 12h, 30m).")] = None,
+    obj: Annotated[str | None, typer.Option(
+        "--object", metavar="OBJECT", help="e.g. 'phone 40710:1' or 'extension 40710'.")]
+    = None,
+    limit: Annotated[int | None, typer.Option(metavar="N")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the audit trail, oldest first.
+
+    Example: mtctl audit --since 7d --object "phone 40710:1"
+    """
+    from mtctl.store.audit import list_audit
+
+    with reading(ctx) as conn:
+        items = list_audit(conn, since=_since(since), obj=obj, limit=limit)
+    if not as_json:
+        for item in items:
+            item["changes"] = "; ".join(f"{k}: {v[0]!r} → {v[1]!r}"
+                                        for k, v in item["changes"].items())
+    output.rows(items, ["at", "actor", "action", "object", "changes"], as_json=as_json,
+                empty="no audit records")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("audit")(audit)

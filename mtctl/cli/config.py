@@ -1,0 +1,68 @@
+"""`mtctl config`: settings kept in the store (sip.domain, provisioning.base_url, ...)."""
+
+from __future__ import annotations
+
+import typer
+
+from mtctl.cli import output
+from mtctl.cli.common import JsonOpt, reading, writing
+
+config_app = typer.Typer(help="Settings kept in the store.", no_args_is_help=True)
+
+
+@config_app.command("set")
+def set_(ctx: typer.Context, key: str, value: str) -> None:
+    """Set a setting; unknown keys and bad values are refused.
+
+    Example: mtctl config set sip.domain pbx.example.com
+    """
+    from mtctl.store import config
+
+    with writing(ctx) as (conn, actor):
+        clean = config.set_value(conn, actor=actor, name=key, value=value)
+    output.note(f"{key} = {clean}")
+
+
+@config_app.command("unset")
+def unset(ctx: typer.Context, key: str) -> None:
+    """Remove a setting, so its default applies again.
+
+    Example: mtctl config unset sip.proxy
+    """
+    from mtctl.store import config
+
+    with writing(ctx) as (conn, actor):
+        config.unset_value(conn, actor=actor, name=key)
+
+
+@config_app.command("get")
+def get(ctx: typer.Context, key: str) -> None:
+    """Print one setting's value (exit 3 when it has none).
+
+    Example: mtctl config get sip.domain
+    """
+    from mtctl.errors import NotFound
+    from mtctl.store import config
+
+    with reading(ctx) as conn:
+        value = config.get_value(conn, key)
+    if value is None:
+        raise NotFound(f"{key} is not set", f"run: mtctl config set {key} VALUE")
+    typer.echo(value)
+
+
+@config_app.command("list")
+def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List every setting with its value and what it is for.
+
+    Example: mtctl config list --json
+    """
+    from mtctl.store import config
+
+    with reading(ctx) as conn:
+        items = config.list_values(conn)
+    output.rows(items, ["key", "value", "help"], as_json=as_json)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(config_app, name="config")

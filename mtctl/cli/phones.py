@@ -1,0 +1,188 @@
+"""`mtctl phone`: the devices of an extension."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from mtctl.cli import output
+from mtctl.cli.common import JsonOpt, reading, writing
+
+phone_app = typer.Typer(help="Phones: up to eight devices per extension.", no_args_is_help=True)
+
+Ext = Annotated[str, typer.Argument(metavar="EXT", help="Extension number.")]
+Pos = Annotated[int, typer.Argument(metavar="POS", help="Position 0–7 on the extension.")]
+COLUMNS = ["extension", "position", "order", "enabled", "model", "template", "category",
+           "location", "secure", "publishable", "key_expires_at"]
+
+
+@phone_app.command("add")
+def add(
+    ctx: typer.Context,
+    ext: Ext,
+    position: Annotated[int, typer.Option(metavar="N", help="Position 0–7 (Cisco: 0).")],
+    model: Annotated[str, typer.Option(metavar="MODEL", help="Model name (mtctl model list).")],
+    order: Annotated[int, typer.Option(metavar="N", help="Ring order; 0 never rings.")] = 1,
+    disabled: Annotated[bool, typer.Option("--disabled", help="Add it disabled.")] = False,
+    secure: Annotated[bool, typer.Option("--secure",
+                                         help="System-generated key with an expiry.")] = False,
+    publishable: Annotated[bool, typer.Option(
+        "--publishable", help="May register from the internet (must be secure).")] = False,
+    template: Annotated[str | None, typer.Option(
+        metavar="T", help="Template (default: webfon for Web Call, else default).")] = None,
+    category: Annotated[str | None, typer.Option(metavar="C")] = None,
+    location: Annotated[str | None, typer.Option(metavar="L")] = None,
+    node: Annotated[str | None, typer.Option(
+        metavar="NODE", help="Must be the extension's node (the default).")] = None,
+) -> None:
+    """Add a phone to an extension; a secure phone gets a key nobody knows.
+
+    Example: mtctl phone add 40710 --position 0 --model "Cisco 8841" --location Madrid
+    """
+    from mtctl.store import phones
+
+    with writing(ctx) as (conn, actor):
+        phones.add_phone(conn, actor=actor, number=ext, position=position, model=model,
+                         order=order, enabled=not disabled, secure=secure,
+                         publishable=publishable, template_name=template,
+                         category_name=category, location=location, node_name=node)
+    output.note(f"added phone {ext}:{position}")
+
+
+@phone_app.command("list")
+def list_(ctx: typer.Context,
+          ext: Annotated[str | None, typer.Argument(metavar="[EXT]")] = None,
+          as_json: JsonOpt = False) -> None:
+    """List the phones of one extension, or of all.
+
+    Example: mtctl phone list 40710 --json
+    """
+    from mtctl.store import phones
+
+    with reading(ctx) as conn:
+        items = phones.list_phones(conn, number=ext)
+    output.rows(items, COLUMNS, as_json=as_json, empty="no phones")
+
+
+@phone_app.command("show")
+def show(ctx: typer.Context, ext: Ext, pos: Pos, as_json: JsonOpt = False) -> None:
+    """Show one phone.
+
+    Example: mtctl phone show 40710 0
+    """
+    from mtctl.store import phones
+
+    with reading(ctx) as conn:
+        item = phones.get_phone(conn, ext, pos)
+    output.record(item, as_json=as_json)
+
+
+@phone_app.command("set")
+def set_(
+    ctx: typer.Context,
+    ext: Ext,
+    pos: Pos,
+    position: Annotated[int | None, typer.Option(metavar="N", help="Move to this position.")]
+    = None,
+    order: Annotated[int | None, typer.Option(metavar="N")] = None,
+    model: Annotated[str | None, typer.Option(metavar="MODEL")] = None,
+    template: Annotated[str | None, typer.Option(metavar="T")] = None,
+    category: Annotated[str | None, typer.Option(metavar="C", help="'' clears.")] = None,
+    location: Annotated[str | None, typer.Option(metavar="L", help="'' clears.")] = None,
+    secure: Annotated[bool | None, typer.Option(
+        "--secure/--not-secure", help="Secure phones get a system key; others lose it.")]
+    = None,
+    publishable: Annotated[bool | None, typer.Option("--publishable/--not-publishable")] = None,
+) -> None:
+    """Change a phone.
+
+    Example: mtctl phone set 40710 2 --order 3 --location "Home office"
+    """
+    from mtctl.store import phones
+
+    optional: dict[str, Any] = {}
+    if category is not None:
+        optional["category_name"] = category
+    if location is not None:
+        optional["location"] = location
+    with writing(ctx) as (conn, actor):
+        phones.update_phone(conn, actor=actor, number=ext, position=pos, new_position=position,
+                            order=order, model=model, template_name=template, secure=secure,
+                            publishable=publishable, **optional)
+    output.note(f"updated phone {ext}:{pos}")
+
+
+@phone_app.command("rm")
+def rm(ctx: typer.Context, ext: Ext, pos: Pos) -> None:
+    """Remove a phone.
+
+    Example: mtctl phone rm 40710 2
+    """
+    from mtctl.store import phones
+
+    with writing(ctx) as (conn, actor):
+        phones.remove_phone(conn, actor=actor, number=ext, position=pos)
+    output.note(f"removed phone {ext}:{pos}")
+
+
+def _set_enabled(ctx: typer.Context, ext: str, pos: int, enabled: bool) -> None:
+    from mtctl.store import phones
+
+    with writing(ctx) as (conn, actor):
+        phones.update_phone(conn, actor=actor, number=ext, position=pos, enabled=enabled,
+                            action="enable" if enabled else "disable")
+    output.note(f"{'enabled' if enabled else 'disabled'} phone {ext}:{pos}")
+
+
+@phone_app.command("enable")
+def enable(ctx: typer.Context, ext: Ext, pos: Pos) -> None:
+    """Let a phone receive calls again.
+
+    Example: mtctl phone enable 40710 2
+    """
+    _set_enabled(ctx, ext, pos, True)
+
+
+@phone_app.command("disable")
+def disable(ctx: typer.Context, ext: Ext, pos: Pos) -> None:
+    """Stop a phone from receiving calls (it keeps its order).
+
+    Example: mtctl phone disable 40710 2
+    """
+    _set_enabled(ctx, ext, pos, False)
+
+
+@phone_app.command("set-password")
+def set_password(
+    ctx: typer.Context,
+    ext: Ext,
+    pos: Pos,
+    password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="Read the password from standard input.")] = False,
+) -> None:
+    """Give a non-secure phone a SIP password, read from a hidden prompt or stdin (never argv).
+
+    Example: printf '%s\\n' "$PW" | mtctl phone set-password 40710 0 --password-stdin
+    """
+    from mtctl.errors import UsageError
+    from mtctl.store import phones
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = typer.prompt("SIP password", hide_input=True,
+                                confirmation_prompt=True)
+    else:
+        raise UsageError("no terminal to ask for the password",
+                         "pipe it in with --password-stdin")
+    if len(password) < 8:
+        raise UsageError("the password is too short", "use at least 8 characters")
+    with writing(ctx) as (conn, actor):
+        phones.set_password(conn, actor=actor, number=ext, position=pos, password=password)
+    output.note(f"set the password of phone {ext}:{pos}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(phone_app, name="phone")

@@ -1,0 +1,63 @@
+"""`mtctl ring-sim`: who rings when a number is called, and why the others do not."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mtctl.cli import output
+
+
+def _parse_offline(values: list[str]) -> frozenset[tuple[str, int]]:
+    from mtctl.errors import UsageError
+
+    parsed = set()
+    for value in values:
+        number, sep, pos = value.partition(":")
+        if not sep or not number or not pos.isdigit():
+            raise UsageError(f"--offline {value!r} does not name a phone",
+                             "write EXT:POS, e.g. --offline 40710:2")
+        parsed.add((number, int(pos)))
+    return frozenset(parsed)
+
+
+def ring_sim(
+    ctx: typer.Context,
+    number: Annotated[str, typer.Argument(help="The number called.")],
+    webcall_running: Annotated[bool, typer.Option(
+        "--webcall-running", help="The called user's Web Call is running.")] = False,
+    webcall_ext: Annotated[str | None, typer.Option(
+        metavar="NUMBER", help="Web Call extension the user is logged into (default: the "
+        "first of the user's).")] = None,
+    offline: Annotated[list[str] | None, typer.Option(
+        metavar="EXT:POS", help="A phone that is not registered (repeat for more).")] = None,
+    fail_if_silent: Annotated[bool, typer.Option(
+        "--fail-if-silent", help="Exit 1 when no phone would ring.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Show which phones ring, stage by stage, and why each other phone does not.
+
+    Example: mtctl ring-sim 40710 --webcall-running --offline 40710:2
+    """
+    from mtctl.cli.common import reading
+    from mtctl.cli.render_ring import render_plan
+    from mtctl.store.ring import check_presence, ring_target
+    from mtctl.domain.ringing import Presence, ring_plan
+
+    presence = Presence(webcall_running=webcall_running, webcall_extension=webcall_ext,
+                        offline=_parse_offline(offline or []))
+    with reading(ctx) as conn:
+        target = ring_target(conn, number)
+        check_presence(conn, target, presence)
+    plan = ring_plan(target, presence)
+    if as_json:
+        output.print_json(plan.as_dict())
+    else:
+        render_plan(plan, target)
+    if fail_if_silent and not plan.stages:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ring-sim")(ring_sim)

@@ -1,0 +1,47 @@
+"""SIP keys (SPEC §4): random passwords kept only as digests."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+PASSWORD_BYTES = 24  # 192 bits from the CSPRNG, above the 128 SPEC asks for
+DEFAULT_LIFETIME_DAYS = 90
+DEFAULT_ROTATE_WITHIN_DAYS = 7
+
+
+@dataclass(frozen=True, slots=True)
+class KeyDigests:
+    """What the store keeps of a SIP password: never the password itself."""
+
+    ha1: str
+    ha1_sha256: str
+    expires_at: datetime | None
+
+
+def new_password() -> str:
+    """A fresh random SIP password (192 bits)."""
+    return secrets.token_urlsafe(PASSWORD_BYTES)
+
+
+def digests(auth_user: str, realm: str, password: str) -> tuple[str, str]:
+    """HA1 = MD5(user:realm:password) and the SHA-256 equivalent (RFC 7616/8760)."""
+    from passlib.hash import htdigest
+
+    ha1 = htdigest.hash(password, user=auth_user, realm=realm)
+    ha1_sha256 = hashlib.sha256(f"{auth_user}:{realm}:{password}".encode()).hexdigest()
+    return ha1, ha1_sha256
+
+
+def system_key(auth_user: str, realm: str, *, now: datetime, lifetime_days: int) -> KeyDigests:
+    """Generate a key nobody sees: the password is digested and dropped here."""
+    ha1, ha1_sha256 = digests(auth_user, realm, new_password())
+    return KeyDigests(ha1, ha1_sha256, now + timedelta(days=lifetime_days))
+
+
+def admin_key(auth_user: str, realm: str, password: str) -> KeyDigests:
+    """Digests of a password an admin chose for a non-secure phone; it does not expire."""
+    ha1, ha1_sha256 = digests(auth_user, realm, password)
+    return KeyDigests(ha1, ha1_sha256, None)

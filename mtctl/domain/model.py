@@ -1,0 +1,82 @@
+"""Plain values the rules and the ring function work on, independent of any store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+PHONE_KINDS = ("hardphone", "softphone", "app", "webcall")
+WEBCALL_MODES = ("exclusive", "multiterminal")
+WEBCALL_LICENSES = ("dedicated", "pool")
+MAX_PHONES = 8
+POSITIONS = range(0, MAX_PHONES)
+DEFAULT_RING_TIMEOUT = 20
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneSpec:
+    """One phone as the rules and the ring function see it."""
+
+    extension: str
+    position: int
+    order: int
+    model: str
+    kind: str
+    vendor: str = ""
+    qr_provisionable: bool = False
+    enabled: bool = True
+    template: str = "default"
+    template_for_webcall: bool = False
+    secure: bool = False
+    publishable: bool = False
+    node: str | None = None
+    location: str | None = None
+    category: str | None = None
+    has_key: bool = False
+    key_expires_at: datetime | None = None
+
+    @property
+    def ref(self) -> str:
+        """The name users give this phone: ``EXT:POS``."""
+        return f"{self.extension}:{self.position}"
+
+    @property
+    def is_webcall(self) -> bool:
+        return self.kind == "webcall"
+
+
+@dataclass(frozen=True, slots=True)
+class ExtensionSpec:
+    """An extension with its phones."""
+
+    number: str
+    node: str
+    display_name: str | None = None
+    ring_timeout: int = DEFAULT_RING_TIMEOUT
+    phones: tuple[PhoneSpec, ...] = ()
+
+    @property
+    def shown_name(self) -> str:
+        return self.display_name or self.number
+
+
+@dataclass(frozen=True, slots=True)
+class UserSpec:
+    """A user with the Web Call settings that decide who rings."""
+
+    username: str
+    display_name: str
+    login: str | None
+    webcall_mode: str | None = None
+    webcall_license: str | None = None
+    webcall_extensions: tuple[str, ...] = ()
+    webcall_group: str | None = None
+    group_extensions: tuple[str, ...] = field(default=())
+    webcall_position: int | None = None
+
+    @property
+    def all_webcall_extensions(self) -> tuple[str, ...]:
+        """Individually assigned Web Call extensions first, then the group's."""
+        seen = dict.fromkeys(self.webcall_extensions)
+        seen.update(dict.fromkeys(self.group_extensions))
+        return tuple(seen)

@@ -1,0 +1,1 @@
+"""The store: every SQL statement, connection and migration of mtctl."""

@@ -1,0 +1,148 @@
+"""Extensions: dialable numbers, each on one node, each with up to eight phones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from mtctl.domain.model import DEFAULT_RING_TIMEOUT
+from mtctl.domain.rules import Violation, extension_number_violation
+from mtctl.errors import Conflict, NotFound, RuleViolation, UsageError
+from mtctl.store import audit
+from mtctl.store.catalog import id_by_name
+from mtctl.store.snapshots import users_touching
+from mtctl.store.tables import (
+    app_user,
+    extension,
+    node,
+    phone,
+    user_webcall_extension,
+    webcall_group_extension,
+)
+from mtctl.store.validate import enforce
+
+
+def require_extension(conn: Connection, number: str) -> int:
+    """The id of extension NUMBER, or NotFound (exit 3)."""
+    found = conn.execute(select(extension.c.id).where(extension.c.number == number)).scalar()
+    if found is None:
+        raise NotFound(f"unknown extension {number!r}", "see: mtctl ext list")
+    return found
+
+
+def _check_number(number: str) -> None:
+    problem = extension_number_violation(number)
+    if problem:
+        raise RuleViolation([problem])
+
+
+def _check_timeout(seconds: int | None) -> None:
+    if seconds is not None and not 1 <= seconds <= 600:
+        raise UsageError(f"ring timeout {seconds} s is out of range",
+                         "use 1 to 600 seconds, e.g. --ring-timeout 20")
+
+
+def add_extension(conn: Connection, *, actor: str, number: str, node_name: str,
+                  display_name: str | None = None, ring_timeout: int | None = None) -> int:
+    _check_number(number)
+    _check_timeout(ring_timeout)
+    node_id = id_by_name(conn, "node", node_name)
+    if conn.execute(select(extension.c.id).where(extension.c.number == number)).first():
+        raise Conflict(f"MT014 extension {number} already exists",
+                       f"see: mtctl ext show {number}")
+    values = {"number": number, "node_id": node_id, "display_name": display_name,
+              "ring_timeout": ring_timeout or DEFAULT_RING_TIMEOUT}
+    ext_id = conn.execute(insert(extension).values(**values)).inserted_primary_key[0]
+    audit.record(conn, actor=actor, action="add", obj=f"extension {number}",
+                 changes={"node": [None, node_name], "display_name": [None, display_name],
+                          "ring_timeout": [None, values["ring_timeout"]]})
+    return ext_id
+
+
+def _public_query():  # type: ignore[no-untyped-def]
+    phones = (select(phone.c.extension_id, func.count().label("n"))
+              .group_by(phone.c.extension_id).subquery())
+    return (
+        select(extension.c.id, extension.c.number, node.c.name.label("node"),
+               extension.c.display_name, extension.c.ring_timeout,
+               app_user.c.username.label("owner"), func.coalesce(phones.c.n, 0).label("phones"))
+        .join(node, node.c.id == extension.c.node_id)
+        .outerjoin(app_user, app_user.c.login_extension_id == extension.c.id)
+        .outerjoin(phones, phones.c.extension_id == extension.c.id)
+    )
+
+
+def _public(row) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    return {"number": row.number, "node": row.node, "display_name": row.display_name,
+            "ring_timeout": row.ring_timeout, "owner": row.owner, "phones": row.phones}
+
+
+def list_extensions(conn: Connection, *, node_name: str | None = None) -> list[dict[str, Any]]:
+    query = _public_query().order_by(extension.c.number)
+    if node_name is not None:
+        query = query.where(extension.c.node_id == id_by_name(conn, "node", node_name))
+    return [_public(row) for row in conn.execute(query)]
+
+
+def get_extension(conn: Connection, number: str) -> dict[str, Any]:
+    row = conn.execute(_public_query().where(extension.c.number == number)).first()
+    if row is None:
+        raise NotFound(f"unknown extension {number!r}", "see: mtctl ext list")
+    return _public(row)
+
+
+def update_extension(conn: Connection, *, actor: str, number: str,
+                     display_name: str | None = None, ring_timeout: int | None = None,
+                     node_name: str | None = None) -> None:
+    """Change an extension; moving it to another node moves its phones too (MT008)."""
+    ext_id = require_extension(conn, number)
+    before = get_extension(conn, number)
+    _check_timeout(ring_timeout)
+    values: dict[str, Any] = {}
+    if display_name is not None:
+        values["display_name"] = display_name or None
+    if ring_timeout is not None:
+        values["ring_timeout"] = ring_timeout
+    if node_name is not None:
+        node_id = id_by_name(conn, "node", node_name)
+        values["node_id"] = node_id
+        conn.execute(update(phone).where(phone.c.extension_id == ext_id).values(node_id=node_id))
+    if values:
+        conn.execute(update(extension).where(extension.c.id == ext_id).values(**values))
+    after = get_extension(conn, number)
+    changes = audit.diff(before, after)
+    if changes:
+        audit.record(conn, actor=actor, action="set", obj=f"extension {number}", changes=changes)
+    enforce(conn, extension_ids=[ext_id])
+
+
+def remove_extension(conn: Connection, *, actor: str, number: str) -> None:
+    """Remove an extension and its phones, unless a user still depends on it."""
+    ext_id = require_extension(conn, number)
+    login_users = conn.execute(select(app_user.c.username)
+                               .where(app_user.c.login_extension_id == ext_id)).scalars().all()
+    webcall_users = conn.execute(
+        select(app_user.c.username)
+        .join(user_webcall_extension, user_webcall_extension.c.user_id == app_user.c.id)
+        .where(user_webcall_extension.c.extension_id == ext_id)).scalars().all()
+    problems = [Violation("MT012", f"user {name}", f"logs in with extension {number}",
+                          f"remove the user or change its --login before removing {number}")
+                for name in login_users]
+    problems += [Violation("MT010", f"user {name}", f"uses {number} as its Web Call extension",
+                           f"change the user's --webcall-ext before removing {number}")
+                 for name in webcall_users]
+    if problems:
+        raise RuleViolation(problems)
+    pool_users = users_touching(conn, [ext_id])
+    positions = conn.execute(select(phone.c.position).where(phone.c.extension_id == ext_id)
+                             .order_by(phone.c.position)).scalars().all()
+    conn.execute(delete(webcall_group_extension)
+                 .where(webcall_group_extension.c.extension_id == ext_id))
+    conn.execute(delete(phone).where(phone.c.extension_id == ext_id))
+    conn.execute(delete(extension).where(extension.c.id == ext_id))
+    for position in positions:
+        audit.record(conn, actor=actor, action="remove", obj=f"phone {number}:{position}")
+    audit.record(conn, actor=actor, action="remove", obj=f"extension {number}")
+    enforce(conn, user_ids=pool_users)

@@ -1,0 +1,240 @@
+"""Phones: one device on one extension, at a position, ringing in an order."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import Connection
+
+from mtctl.domain import keys
+from mtctl.domain.model import ExtensionSpec, PhoneSpec
+from mtctl.domain.rules import extension_violations, password_violation, provisioning_violation
+from mtctl.errors import NotFound, RuleViolation
+from mtctl.store import audit, config
+from mtctl.store.audit import as_utc
+from mtctl.store.catalog import id_by_name
+from mtctl.store.extensions import require_extension
+from mtctl.store.snapshots import extension_specs, phone_query, phone_spec
+from mtctl.store.tables import extension, phone, phone_model, template
+from mtctl.store.validate import enforce
+
+UNCHANGED: Any = object()
+
+
+def public(row) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """A phone as listings and --json show it: never a digest."""
+    spec = phone_spec(row)
+    expires = as_utc(row.key_expires_at)
+    return {
+        "extension": row.number, "position": row.position, "order": row.ring_order,
+        "enabled": bool(row.enabled), "model": row.model, "kind": row.kind,
+        "template": row.template, "category": row.category, "location": row.location,
+        "secure": bool(row.secure), "publishable": bool(row.publishable), "node": row.node,
+        "sip_auth_user": row.sip_auth_user, "has_key": bool(row.has_key),
+        "key_expires_at": expires.isoformat(timespec="seconds") if expires else None,
+        "provisionable": provisioning_violation(spec) is None,
+    }
+
+
+def _row(conn: Connection, number: str, position: int):  # type: ignore[no-untyped-def]
+    row = conn.execute(phone_query().where(extension.c.number == number,
+                                           phone.c.position == position)).first()
+    if row is None:
+        require_extension(conn, number)
+        raise NotFound(f"extension {number} has no phone at position {position}",
+                       f"see: mtctl phone list {number}")
+    return row
+
+
+def get_phone(conn: Connection, number: str, position: int) -> dict[str, Any]:
+    return public(_row(conn, number, position))
+
+
+def get_phone_spec(conn: Connection, number: str, position: int) -> PhoneSpec:
+    return phone_spec(_row(conn, number, position))
+
+
+def list_phones(conn: Connection, *, number: str | None = None) -> list[dict[str, Any]]:
+    """Phones of one extension, or of all, by extension then position."""
+    query = phone_query().order_by(extension.c.number, phone.c.position)
+    if number is not None:
+        query = query.where(phone.c.extension_id == require_extension(conn, number))
+    return [public(row) for row in conn.execute(query)]
+
+
+def _model(conn: Connection, name: str):  # type: ignore[no-untyped-def]
+    row = conn.execute(select(phone_model).where(phone_model.c.name == name)).first()
+    if row is None:
+        raise NotFound(f"unknown model {name!r}", "see: mtctl model list")
+    return row
+
+
+def _template(conn: Connection, name: str):  # type: ignore[no-untyped-def]
+    row = conn.execute(select(template).where(template.c.name == name)).first()
+    if row is None:
+        raise NotFound(f"unknown template {name!r}", "see: mtctl template list")
+    return row
+
+
+def _refuse_if_broken(ext: ExtensionSpec, phones: tuple[PhoneSpec, ...]) -> None:
+    """Check the state the extension would reach before touching the database."""
+    found = extension_violations(dataclasses.replace(ext, phones=phones))
+    if found:
+        raise RuleViolation(found)
+
+
+def _auth_user(conn: Connection, number: str, position: int) -> str:
+    """A SIP auth user unique in the store; it stays with the phone for its whole life."""
+    base = candidate = f"{number}-{position}"
+    suffix = 1
+    while conn.execute(select(phone.c.id).where(phone.c.sip_auth_user == candidate)).first():
+        suffix += 1
+        candidate = f"{base}-{suffix}"
+    return candidate
+
+
+def _lifetime(conn: Connection, template_row) -> int:  # type: ignore[no-untyped-def]
+    return template_row.key_lifetime_days or config.int_value(conn, "keys.lifetime_days")
+
+
+def _key_values(key: keys.KeyDigests, now: datetime) -> dict[str, Any]:
+    return {"ha1": key.ha1, "ha1_sha256": key.ha1_sha256, "key_expires_at": key.expires_at,
+            "key_updated_at": now}
+
+
+def add_phone(conn: Connection, *, actor: str, number: str, position: int, model: str,
+              order: int = 1, enabled: bool = True, secure: bool = False,
+              publishable: bool = False, template_name: str | None = None,
+              category_name: str | None = None, location: str | None = None,
+              node_name: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+    """Add a phone; a secure phone gets its system key here (MT011)."""
+    now = now or audit.utcnow()
+    ext_id = require_extension(conn, number)
+    ext = extension_specs(conn, [ext_id])[ext_id]
+    model_row = _model(conn, model)
+    if template_name is None:
+        template_name = "webfon" if model_row.kind == "webcall" else "default"
+    template_row = _template(conn, template_name)
+    category_id = (id_by_name(conn, "category", category_name) if category_name
+                   else template_row.category_id)
+    node_id = id_by_name(conn, "node", node_name or ext.node)
+    secure = secure or bool(template_row.secure and model_row.kind != "webcall")
+    auth_user = _auth_user(conn, number, position)
+    key = None
+    if secure:
+        key = keys.system_key(auth_user, config.require_realm(conn), now=now,
+                              lifetime_days=_lifetime(conn, template_row))
+    spec = PhoneSpec(
+        extension=number, position=position, order=order, model=model_row.name,
+        kind=model_row.kind, vendor=model_row.vendor,
+        qr_provisionable=bool(model_row.qr_provisionable), enabled=enabled,
+        template=template_row.name, template_for_webcall=bool(template_row.for_webcall),
+        secure=secure, publishable=publishable, node=node_name or ext.node,
+        location=location, category=category_name, has_key=key is not None,
+        key_expires_at=key.expires_at if key else None,
+    )
+    _refuse_if_broken(ext, (*ext.phones, spec))
+    values = {
+        "extension_id": ext_id, "node_id": node_id, "position": position, "ring_order": order,
+        "enabled": enabled, "model_id": model_row.id, "template_id": template_row.id,
+        "category_id": category_id, "location": location, "secure": secure,
+        "publishable": publishable, "sip_auth_user": auth_user,
+    }
+    if key is not None:
+        values |= _key_values(key, now)
+    conn.execute(insert(phone).values(**values))
+    enforce(conn, extension_ids=[ext_id])
+    created = get_phone(conn, number, position)
+    audit.record(conn, actor=actor, action="add", obj=f"phone {number}:{position}",
+                 changes=audit.diff({}, created))
+    return created
+
+
+def update_phone(conn: Connection, *, actor: str, number: str, position: int,
+                 new_position: int | None = None, order: int | None = None,
+                 enabled: bool | None = None, model: str | None = None,
+                 template_name: str | None = None, category_name: Any = UNCHANGED,
+                 location: Any = UNCHANGED, secure: bool | None = None,
+                 publishable: bool | None = None, now: datetime | None = None,
+                 action: str = "set") -> dict[str, Any]:
+    """Change a phone. Making it secure gives it a system key; making it not secure drops it."""
+    now = now or audit.utcnow()
+    row = _row(conn, number, position)
+    before = public(row)
+    ext_id = row.extension_id
+    ext = extension_specs(conn, [ext_id])[ext_id]
+    current = phone_spec(row)
+    values: dict[str, Any] = {}
+    changed: dict[str, Any] = {}
+    if new_position is not None and new_position != position:
+        values["position"] = changed["position"] = new_position
+    if order is not None:
+        values["ring_order"] = changed["order"] = order
+    if enabled is not None:
+        values["enabled"] = changed["enabled"] = enabled
+    if model is not None:
+        model_row = _model(conn, model)
+        values["model_id"] = model_row.id
+        changed |= {"model": model_row.name, "kind": model_row.kind, "vendor": model_row.vendor,
+                    "qr_provisionable": bool(model_row.qr_provisionable)}
+    template_row = _template(conn, template_name or current.template)
+    if template_name is not None:
+        values["template_id"] = template_row.id
+        changed |= {"template": template_row.name,
+                    "template_for_webcall": bool(template_row.for_webcall)}
+    if category_name is not UNCHANGED:
+        values["category_id"] = (id_by_name(conn, "category", category_name)
+                                 if category_name else None)
+        changed["category"] = category_name or None
+    if location is not UNCHANGED:
+        values["location"] = changed["location"] = location or None
+    if publishable is not None:
+        values["publishable"] = changed["publishable"] = publishable
+    if secure is not None and secure != current.secure:
+        values["secure"] = changed["secure"] = secure
+        if secure:
+            key = keys.system_key(row.sip_auth_user, config.require_realm(conn), now=now,
+                                  lifetime_days=_lifetime(conn, template_row))
+            values |= _key_values(key, now)
+            changed |= {"has_key": True, "key_expires_at": key.expires_at}
+        else:
+            values |= {"ha1": None, "ha1_sha256": None, "key_expires_at": None,
+                       "key_updated_at": now}
+            changed |= {"has_key": False, "key_expires_at": None}
+    if not values:
+        return before
+    spec = dataclasses.replace(current, **changed)
+    others = tuple(p for p in ext.phones if p.position != position)
+    _refuse_if_broken(ext, (*others, spec))
+    conn.execute(update(phone).where(phone.c.id == row.id).values(**values))
+    enforce(conn, extension_ids=[ext_id])
+    after = get_phone(conn, number, spec.position)
+    audit.record(conn, actor=actor, action=action, obj=f"phone {number}:{position}",
+                 changes=audit.diff(before, after))
+    return after
+
+
+def remove_phone(conn: Connection, *, actor: str, number: str, position: int) -> None:
+    row = _row(conn, number, position)
+    before = public(row)
+    conn.execute(delete(phone).where(phone.c.id == row.id))
+    enforce(conn, extension_ids=[row.extension_id])
+    audit.record(conn, actor=actor, action="remove", obj=f"phone {number}:{position}",
+                 changes=audit.diff(before, {}))
+
+
+def set_password(conn: Connection, *, actor: str, number: str, position: int,
+                 password: str, now: datetime | None = None) -> None:
+    """Store an admin-chosen password of a non-secure phone, as digests only (MT011)."""
+    row = _row(conn, number, position)
+    refused = password_violation(phone_spec(row))
+    if refused:
+        raise RuleViolation([refused])
+    key = keys.admin_key(row.sip_auth_user, config.require_realm(conn), password)
+    conn.execute(update(phone).where(phone.c.id == row.id)
+                 .values(**_key_values(key, now or audit.utcnow())))
+    audit.record(conn, actor=actor, action="set-password", obj=f"phone {number}:{position}")
+

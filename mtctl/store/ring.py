@@ -1,0 +1,52 @@
+"""Load what the ring function needs for one called number."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from mtctl.domain.ringing import Presence, RingTarget
+from mtctl.errors import NotFound, UsageError
+from mtctl.store.snapshots import extension_specs, user_specs
+from mtctl.store.tables import app_user, extension, phone
+
+
+def ring_target(conn: Connection, number: str) -> RingTarget:
+    """Resolve a called number: a user's login number, else a plain extension (SPEC §3 step 1)."""
+    ext_id = conn.execute(select(extension.c.id).where(extension.c.number == number)).scalar()
+    if ext_id is None:
+        raise NotFound(f"nothing answers to {number!r}: no such extension or login number",
+                       "see: mtctl ext list")
+    user_id = conn.execute(select(app_user.c.id)
+                           .where(app_user.c.login_extension_id == ext_id)).scalar()
+    if user_id is None:
+        ext = extension_specs(conn, [ext_id])[ext_id]
+        return RingTarget(number=number, extension=ext)
+    user, named = user_specs(conn, [user_id])[user_id]
+    specs = extension_specs(conn, named | {ext_id})
+    by_number = {spec.number: spec for spec in specs.values()}
+    webcall = {n: by_number[n] for n in user.all_webcall_extensions if n in by_number}
+    return RingTarget(number=number, extension=specs[ext_id], user=user,
+                      webcall_extensions=webcall)
+
+
+def check_presence(conn: Connection, target: RingTarget, presence: Presence) -> None:
+    """Refuse presence flags that name phones or Web Call extensions that do not exist."""
+    for number, position in sorted(presence.offline):
+        found = conn.execute(
+            select(phone.c.id).join(extension, extension.c.id == phone.c.extension_id)
+            .where(extension.c.number == number, phone.c.position == position)).first()
+        if found is None:
+            raise NotFound(f"--offline {number}:{position}: no such phone",
+                           f"see: mtctl phone list {number}")
+    chosen = presence.webcall_extension
+    if chosen is None:
+        return
+    if target.user is None or target.user.webcall_mode is None:
+        raise UsageError(f"--webcall-ext {chosen}: {target.number} has no user with Web Call",
+                         "drop --webcall-ext")
+    if chosen not in target.user.all_webcall_extensions:
+        known = ", ".join(target.user.all_webcall_extensions) or "none"
+        raise NotFound(f"--webcall-ext {chosen} is not one of {target.user.username}'s Web "
+                       f"Call extensions ({known})", f"see: mtctl user show "
+                       f"{target.user.username}")

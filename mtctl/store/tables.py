@@ -1,0 +1,159 @@
+"""The schema, as SQLAlchemy Core tables: the single source migrations are checked against.
+
+Core tables rather than SQLModel classes: importing SQLModel (and pydantic) costs ~180 ms
+at every start, which the listing commands cannot afford (see bench/).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+node = Table(
+    "node", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+)
+
+category = Table(
+    "category", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+)
+
+phone_model = Table(
+    "phone_model", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("vendor", String(64), nullable=False, server_default=""),
+    Column("kind", String(16), nullable=False),
+    Column("qr_provisionable", Boolean, nullable=False, server_default="0"),
+    CheckConstraint("kind IN ('hardphone', 'softphone', 'app', 'webcall')", name="kind"),
+)
+
+template = Table(
+    "template", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("for_webcall", Boolean, nullable=False, server_default="0"),
+    Column("category_id", ForeignKey("category.id", ondelete="RESTRICT"), nullable=True),
+    Column("secure", Boolean, nullable=False, server_default="0"),
+    Column("key_lifetime_days", Integer, nullable=True),
+    CheckConstraint("key_lifetime_days IS NULL OR key_lifetime_days > 0",
+                    name="key_lifetime_days"),
+)
+
+extension = Table(
+    "extension", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("number", String(32), nullable=False, unique=True),
+    Column("node_id", ForeignKey("node.id", ondelete="RESTRICT"), nullable=False, index=True),
+    Column("display_name", String(128), nullable=True),
+    Column("ring_timeout", Integer, nullable=False, server_default="20"),
+    CheckConstraint("ring_timeout > 0", name="ring_timeout"),
+)
+
+webcall_group = Table(
+    "webcall_group", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+)
+
+webcall_group_extension = Table(
+    "webcall_group_extension", metadata,
+    Column("group_id", ForeignKey("webcall_group.id", ondelete="CASCADE"), primary_key=True),
+    Column("extension_id", ForeignKey("extension.id", ondelete="RESTRICT"), primary_key=True,
+           index=True),
+    Column("rank", Integer, nullable=False, server_default="0"),
+)
+
+# "user" is reserved in PostgreSQL. The user's login extension makes the user its owner.
+app_user = Table(
+    "app_user", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("display_name", String(128), nullable=False),
+    Column("login_extension_id", ForeignKey("extension.id", ondelete="RESTRICT"),
+           nullable=False, unique=True),
+    Column("webcall_mode", String(16), nullable=True),
+    Column("webcall_license", String(16), nullable=True),
+    Column("webcall_group_id", ForeignKey("webcall_group.id", ondelete="RESTRICT"),
+           nullable=True, index=True),
+    Column("webcall_position", Integer, nullable=True),
+    CheckConstraint("webcall_mode IN ('exclusive', 'multiterminal')", name="webcall_mode"),
+    CheckConstraint("webcall_license IN ('dedicated', 'pool')", name="webcall_license"),
+)
+
+user_webcall_extension = Table(
+    "user_webcall_extension", metadata,
+    Column("user_id", ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True),
+    Column("extension_id", ForeignKey("extension.id", ondelete="RESTRICT"), primary_key=True,
+           index=True),
+    Column("rank", Integer, nullable=False, server_default="0"),
+)
+
+phone = Table(
+    "phone", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("extension_id", ForeignKey("extension.id", ondelete="CASCADE"), nullable=False),
+    Column("node_id", ForeignKey("node.id", ondelete="RESTRICT"), nullable=False, index=True),
+    Column("position", Integer, nullable=False),
+    Column("ring_order", Integer, nullable=False, server_default="1"),
+    Column("enabled", Boolean, nullable=False, server_default="1"),
+    Column("model_id", ForeignKey("phone_model.id", ondelete="RESTRICT"), nullable=False,
+           index=True),
+    Column("template_id", ForeignKey("template.id", ondelete="RESTRICT"), nullable=False,
+           index=True),
+    Column("category_id", ForeignKey("category.id", ondelete="RESTRICT"), nullable=True,
+           index=True),
+    Column("location", String(128), nullable=True),
+    Column("secure", Boolean, nullable=False, server_default="0"),
+    Column("publishable", Boolean, nullable=False, server_default="0"),
+    Column("sip_auth_user", String(64), nullable=False, unique=True),
+    # Digests only (SPEC §4): HA1 = MD5(user:realm:password) and its SHA-256 form.
+    Column("ha1", String(32), nullable=True),
+    Column("ha1_sha256", String(64), nullable=True),
+    Column("key_expires_at", DateTime(timezone=True), nullable=True, index=True),
+    Column("key_updated_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("extension_id", "position", name="uq_phone_extension_position"),
+    CheckConstraint("position >= 0 AND position <= 7", name="position"),
+    CheckConstraint("ring_order >= 0", name="ring_order"),
+)
+
+setting = Table(
+    "setting", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("object", String(128), nullable=False, index=True),
+    Column("changes", JSON, nullable=True),
+)
