@@ -8,10 +8,21 @@ import typer
 from typer.core import TyperGroup
 
 from mtctl import __version__
-from mtctl.cli import catalog, check, config, db, extensions, phones, ringsim, users
+from mtctl.cli import (
+    catalog,
+    check,
+    config,
+    db,
+    extensions,
+    keys,
+    phones,
+    provision,
+    ringsim,
+    users,
+)
 from mtctl.cli import audit as audit_cmd
 from mtctl.cli.common import Globals
-from mtctl.errors import ExitCode, MtctlError
+from mtctl.errors import MtctlError
 
 
 class MtctlGroup(TyperGroup):
@@ -63,7 +74,7 @@ def main_options(
     ctx.obj = Globals(db=db_url, actor=actor)
 
 
-for sub in (db, config, catalog, extensions, users, phones):
+for sub in (db, config, catalog, extensions, users, phones, keys, provision):
     sub.register(app)
 ringsim.register(app)
 check.register(app)

@@ -21,7 +21,7 @@ from sqlalchemy.exc import (
 from mtctl.errors import Conflict, StoreError
 
 # The newest migration this mtctl knows; tests/store/test_migrations.py keeps it true.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 UPGRADE_HINT = "run: mtctl db upgrade"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 

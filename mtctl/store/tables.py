@@ -157,3 +157,15 @@ audit_log = Table(
     Column("object", String(128), nullable=False, index=True),
     Column("changes", JSON, nullable=True),
 )
+
+# One live provisioning token per phone; only a SHA-256 of the 256-bit token is kept.
+provisioning_token = Table(
+    "provisioning_token", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("phone_id", ForeignKey("phone.id", ondelete="CASCADE"), nullable=False, unique=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("redeem_by", DateTime(timezone=True), nullable=False),
+    Column("redeemed_at", DateTime(timezone=True), nullable=True),
+    Column("device", String(256), nullable=True),
+)

@@ -1,0 +1,119 @@
+"""`mtctl keys`: list keys and rotate the due ones (for cron)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from mtctl.cli import output
+from mtctl.cli.common import JsonOpt, globals_of, reading
+
+keys_app = typer.Typer(help="SIP keys of secure phones: list and rotate.", no_args_is_help=True)
+
+
+@keys_app.command("list")
+def list_(
+    ctx: typer.Context,
+    expiring_within: Annotated[int | None, typer.Option(
+        metavar="DAYS", help="Only keys that expire within DAYS (or have expired).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List phones with keys, soonest expiry first (never a digest).
+
+    Example: mtctl keys list --expiring-within 14 --json
+    """
+    from datetime import timedelta
+
+    from mtctl.store import config
+    from mtctl.store.audit import utcnow
+    from mtctl.store.keys import list_keys
+
+    with reading(ctx) as conn:
+        within = timedelta(days=config.int_value(conn, "keys.rotate_within_days"))
+        items = list_keys(conn, now=utcnow(), within=within,
+                          expiring_within=None if expiring_within is None
+                          else timedelta(days=expiring_within))
+    output.rows(items, ["extension", "position", "model", "sip_auth_user", "key_expires_at",
+                        "state"], as_json=as_json, empty="no keys")
+
+
+@keys_app.command("rotate")
+def rotate(
+    ctx: typer.Context,
+    within: Annotated[int | None, typer.Option(
+        metavar="DAYS", help="Rotate keys expiring within DAYS (default: setting "
+        "keys.rotate_within_days, 7).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what is due.")] = False,
+    limit: Annotated[int | None, typer.Option(metavar="N", help="Rotate at most N keys.")]
+    = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v",
+                                          help="Say what was rotated.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Replace secure keys that expire soon or have expired. Silent on success; for cron.
+
+    Example: mtctl keys rotate --within 7
+    """
+    from datetime import timedelta
+
+    from mtctl.errors import UsageError
+    from mtctl.store import config
+    from mtctl.store.audit import utcnow
+    from mtctl.store.db import open_store
+    from mtctl.store.keys import rotate_due_keys
+
+    if (within is not None and within < 0) or (limit is not None and limit <= 0):
+        raise UsageError("--within and --limit must be positive", "e.g. --within 7 --limit 500")
+    g = globals_of(ctx)
+    store = open_store(g.url)
+    try:
+        if within is None:
+            with store.read() as conn:
+                within = config.int_value(conn, "keys.rotate_within_days")
+        with _progress() as advance:
+            report = rotate_due_keys(store, actor=g.who, now=utcnow,
+                                     within=timedelta(days=within), limit=limit,
+                                     dry_run=dry_run, progress=advance)
+    finally:
+        store.close()
+    if as_json:
+        output.print_json(report.as_dict())
+    elif verbose or dry_run:
+        verb = "due" if dry_run else "rotated"
+        for item in report.rotated:
+            output.note(f"{verb}: phone {item['extension']}:{item['position']}")
+        output.note(f"{len(report.rotated)} key(s) {verb}, {len(report.failed)} failed")
+    for failure in report.failed:
+        where = (f"phone {failure['extension']}:{failure['position']}"
+                 if failure["extension"] else "a batch")
+        output.error(f"rotating {where} failed: {failure['error']}")
+    if report.failed:
+        raise typer.Exit(1)
+
+
+class _progress:
+    """A Rich progress bar on a terminal; nothing at all otherwise."""
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        self.bar = None
+        if sys.stderr.isatty():
+            from rich.progress import Progress
+
+            self.bar = Progress(console=output.err(), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("rotating keys", total=None)
+        return self._advance
+
+    def _advance(self, count: int) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task, count)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(keys_app, name="keys")

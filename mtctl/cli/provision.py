@@ -1,0 +1,111 @@
+"""`mtctl provision`: pair a mobile app by QR code; `mtctl serve`: the provisioning endpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mtctl.cli import output
+from mtctl.cli.common import JsonOpt, globals_of, writing
+
+def _phone_ref(words: list[str]) -> tuple[str, int]:
+    from mtctl.errors import UsageError
+
+    if len(words) != 2 or not words[1].isdigit():
+        raise UsageError(f"cannot read a phone from {' '.join(words)!r}",
+                         "name it as EXT POS, e.g. mtctl provision 40710 2")
+    return words[0], int(words[1])
+
+
+def provision(
+    ctx: typer.Context,
+    words: Annotated[list[str], typer.Argument(metavar="[revoke] EXT POS")],
+    png: Annotated[Path | None, typer.Option(metavar="FILE", help="Also write a PNG.")] = None,
+    svg: Annotated[Path | None, typer.Option(metavar="FILE", help="Also write an SVG.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a QR code that pairs a secure app phone; `provision revoke EXT POS` cancels it.
+
+    A new code replaces any earlier one. The code carries the only copy of the token.
+
+    Example: mtctl provision 40710 2 --png ana-android.png
+    """
+    if words and words[0] == "revoke":
+        _revoke(ctx, *_phone_ref(words[1:]))
+        return
+    ext, pos = _phone_ref(words)
+    from mtctl.errors import UsageError
+    from mtctl.store.audit import utcnow
+    from mtctl.store.provisioning import issue_token
+
+    import segno
+
+    with writing(ctx) as (conn, actor):
+        _token, url, redeem_by = issue_token(conn, actor=actor, number=ext, position=pos,
+                                             now=utcnow())
+        qr = segno.make(url, error="m")
+        # Files are written inside the transaction: a file that cannot be written issues no token.
+        for path, kind in ((png, "png"), (svg, "svg")):
+            if path is not None:
+                try:
+                    qr.save(str(path), kind=kind, scale=8, border=4)
+                except OSError as exc:
+                    raise UsageError(f"cannot write {path}: {exc.strerror}",
+                                     "choose a writable file") from exc
+    if as_json:
+        output.print_json({"extension": ext, "position": pos,
+                           "redeem_by": redeem_by.isoformat(timespec="seconds"),
+                           "png": str(png) if png else None, "svg": str(svg) if svg else None})
+        return
+    if png is None and svg is None:
+        qr.terminal(out=output.out().file, compact=True, border=2)
+    output.note(f"phone {ext}:{pos}: scan within {_hours(redeem_by)} "
+                f"(until {redeem_by:%Y-%m-%d %H:%M} UTC); an earlier code no longer works")
+
+
+def _hours(until) -> str:  # type: ignore[no-untyped-def]
+    from mtctl.store.audit import utcnow
+
+    hours = max(0, round((until - utcnow()).total_seconds() / 3600))
+    return f"{hours} h"
+
+
+def _revoke(ctx: typer.Context, ext: str, pos: int) -> None:
+    from mtctl.store.provisioning import revoke_token
+
+    with writing(ctx) as (conn, actor):
+        revoke_token(conn, actor=actor, number=ext, position=pos)
+    output.note(f"revoked the provisioning token of phone {ext}:{pos}")
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+) -> None:
+    """Serve provisioning XML at /<token> and /healthz (needs the "serve" extra).
+
+    Example: mtctl serve --host 0.0.0.0 --port 8080
+    """
+    import logging
+
+    from mtctl.errors import UsageError
+
+    try:
+        import uvicorn
+
+        from mtctl.web import create_app
+    except ImportError as exc:
+        raise UsageError("the provisioning server is not installed",
+                         "pip install 'mtctl[serve]'") from exc
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    app = create_app(globals_of(ctx).url)
+    # uvicorn's access log would print request paths, and a path is a token: keep it off.
+    uvicorn.run(app, host=host, port=port, access_log=False, log_level="info")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("provision")(provision)
+    app.command("serve")(serve)
