@@ -48,6 +48,8 @@ def rotate(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what is due.")] = False,
     limit: Annotated[int | None, typer.Option(metavar="N", help="Rotate at most N keys.")]
     = None,
+    batch_size: Annotated[int, typer.Option(
+        metavar="N", help="Keys per committed transaction.")] = 1000,
     verbose: Annotated[bool, typer.Option("--verbose", "-v",
                                           help="Say what was rotated.")] = False,
     as_json: JsonOpt = False,
@@ -64,8 +66,10 @@ def rotate(
     from mtctl.store.db import open_store
     from mtctl.store.keys import rotate_due_keys
 
-    if (within is not None and within < 0) or (limit is not None and limit <= 0):
-        raise UsageError("--within and --limit must be positive", "e.g. --within 7 --limit 500")
+    if (within is not None and within < 0) or (limit is not None and limit <= 0) \
+            or batch_size <= 0:
+        raise UsageError("--within, --limit and --batch-size must be positive",
+                         "e.g. --within 7 --limit 500")
     g = globals_of(ctx)
     store = open_store(g.url)
     try:
@@ -75,7 +79,8 @@ def rotate(
         with _progress() as advance:
             report = rotate_due_keys(store, actor=g.who, now=utcnow,
                                      within=timedelta(days=within), limit=limit,
-                                     dry_run=dry_run, progress=advance)
+                                     dry_run=dry_run, batch_size=batch_size,
+                                     progress=advance)
     finally:
         store.close()
     if as_json:

@@ -110,7 +110,7 @@ def get_value(conn: Connection, name: str) -> str | None:
 
 
 def list_values(conn: Connection) -> list[dict[str, str | None]]:
-    stored = dict(conn.execute(select(setting.c.key, setting.c.value)).tuples().all())
+    stored = dict(conn.execute(select(setting.c.key, setting.c.value)).all())
     return [{"key": name, "value": get_value(conn, name), "set": name in stored,
              "help": key.help} for name, key in KEYS.items()]
 

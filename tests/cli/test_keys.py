@@ -1,0 +1,172 @@
+"""Secure keys: generation, listing, and rotation for cron (SPEC §4)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import create_engine, func, select, update
+
+from mtctl.domain import keys as domain_keys
+from mtctl.store.tables import audit_log, phone
+from tests.bulk import make_due_phones
+
+
+def _rows(url: str):
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(select(phone.c.sip_auth_user, phone.c.ha1, phone.c.key_expires_at)
+                            .order_by(phone.c.sip_auth_user)).all()
+    engine.dispose()
+    return rows
+
+
+def _rotation_audits(url: str) -> dict[str, int]:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(select(audit_log.c.object, func.count())
+                            .where(audit_log.c.action == "rotate-key")
+                            .group_by(audit_log.c.object)).all()
+    engine.dispose()
+    return dict(rows)
+
+
+def _add_android(mtctl, position=2, *extra):
+    return mtctl.ok("phone", "add", "40710", "--position", str(position), "--model",
+                    "VIVAit Call Business Android", "--secure", "--order", "3", *extra)
+
+
+def test_a_secure_phone_gets_a_key_that_expires_in_90_days(seeded):
+    _add_android(seeded)
+    shown = json.loads(seeded.ok("phone", "show", "40710", "2", "--json").stdout)
+    expires = datetime.fromisoformat(shown["key_expires_at"])
+    assert shown["has_key"] is True
+    assert timedelta(days=89) < expires - datetime.now(UTC) <= timedelta(days=90)
+    assert "ha1" not in shown and "ha1_sha256" not in shown
+
+
+def test_a_template_key_lifetime_overrides_the_default(seeded):
+    seeded.ok("template", "add", "mobile", "--key-lifetime", "30")
+    _add_android(seeded, 2, "--template", "mobile")
+    shown = json.loads(seeded.ok("phone", "show", "40710", "2", "--json").stdout)
+    left = datetime.fromisoformat(shown["key_expires_at"]) - datetime.now(UTC)
+    assert timedelta(days=29) < left <= timedelta(days=30)
+
+
+def test_keys_list_shows_expiring_keys_and_never_a_digest(seeded, db_url):
+    _add_android(seeded, 2)
+    _add_android(seeded, 3)
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(update(phone).where(phone.c.sip_auth_user == "40710-3")
+                     .values(key_expires_at=datetime.now(UTC) + timedelta(days=2)))
+    engine.dispose()
+    listed = json.loads(seeded.ok("keys", "list", "--json").stdout)
+    assert [(k["position"], k["state"]) for k in listed] == [(3, "expiring"), (2, "ok")]
+    expiring = json.loads(seeded.ok("keys", "list", "--expiring-within", "7", "--json").stdout)
+    assert [k["position"] for k in expiring] == [3]
+    ha1 = _rows(db_url)[-1].ha1
+    assert ha1 not in seeded.ok("keys", "list", "--json").stdout
+
+
+def test_rotate_replaces_only_due_keys_silently_and_audits_each(seeded, db_url):
+    _add_android(seeded, 2)
+    _add_android(seeded, 3)
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(update(phone).where(phone.c.sip_auth_user == "40710-3")
+                     .values(key_expires_at=datetime.now(UTC) - timedelta(days=1)))
+    engine.dispose()
+    before = {r.sip_auth_user: r.ha1 for r in _rows(db_url)}
+    result = seeded.ok("keys", "rotate")
+    assert result.stdout == "" and result.stderr == ""
+    after = {r.sip_auth_user: r.ha1 for r in _rows(db_url)}
+    assert after["40710-3"] != before["40710-3"]
+    assert after["40710-2"] == before["40710-2"]
+    assert _rotation_audits(db_url) == {"phone 40710:3": 1}
+    # Rotated now, so a second run has nothing to do.
+    assert json.loads(seeded.ok("keys", "rotate", "--json").stdout)["rotated"] == []
+
+
+def test_rotate_dry_run_lists_due_phones_and_changes_nothing(seeded, db_url):
+    _add_android(seeded, 2)
+    before = _rows(db_url)
+    report = json.loads(seeded.ok("keys", "rotate", "--within", "365", "--dry-run",
+                                  "--json").stdout)
+    assert report["dry_run"] is True
+    assert [(r["extension"], r["position"]) for r in report["rotated"]] == [("40710", 2)]
+    assert _rows(db_url) == before
+    assert _rotation_audits(db_url) == {}
+
+
+def test_rotate_exits_1_and_says_which_phone_failed(seeded, db_url, monkeypatch):
+    _add_android(seeded, 2)
+    _add_android(seeded, 3)
+    real = domain_keys.system_key
+
+    def flaky(auth_user, realm, **kw):
+        if auth_user == "40710-2":
+            raise RuntimeError("entropy source gone")
+        return real(auth_user, realm, **kw)
+
+    monkeypatch.setattr(domain_keys, "system_key", flaky)
+    result = seeded("keys", "rotate", "--within", "365")
+    assert result.exit_code == 1, result.output
+    assert "phone 40710:2" in result.stderr and "failed" in result.stderr
+    assert _rotation_audits(db_url) == {"phone 40710:3": 1}
+
+
+def test_rotate_refuses_bad_numbers(seeded):
+    result = seeded("keys", "rotate", "--limit", "0")
+    assert result.exit_code == 2, result.output
+    assert "mtctl: error:" in result.stderr
+
+
+def _rotate_process(url: str, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "mtctl", "--db", url, "--actor", "cron", "keys", "rotate",
+         *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+def test_two_overlapping_rotations_rotate_every_due_phone_exactly_once(db_url):
+    make_due_phones(db_url, extensions=500, per_extension=4)  # 2,000 due phones
+    runs = [_rotate_process(db_url, "--batch-size", "100") for _ in range(2)]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    for run, (out, err) in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, err
+        assert out == "" and err == ""
+    audits = _rotation_audits(db_url)
+    assert len(audits) == 2000
+    assert set(audits.values()) == {1}
+    assert all(r.ha1 != "0" * 32 for r in _rows(db_url))
+
+
+@pytest.mark.slow
+def test_a_killed_rotation_leaves_no_phone_half_rotated_and_a_rerun_finishes(db_url):
+    make_due_phones(db_url, extensions=5000, per_extension=4)  # 20,000 due phones
+    run = _rotate_process(db_url, "--batch-size", "200")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not _rotation_audits(db_url):
+        time.sleep(0.02)
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait()
+    audits = _rotation_audits(db_url)
+    rows = _rows(db_url)
+    rotated = {r.sip_auth_user for r in rows if r.ha1 != "0" * 32}
+    assert 0 < len(audits) < 20000, "the kill should land mid-run"
+    # Whole batches only: a phone has a new key exactly when it has its audit row.
+    assert {obj.removeprefix("phone ").replace(":", "-") for obj in audits} == rotated
+    still_due = [r for r in rows if r.ha1 == "0" * 32]
+    assert all(r.key_expires_at is not None for r in still_due)
+    rerun = _rotate_process(db_url)
+    out, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    audits = _rotation_audits(db_url)
+    assert len(audits) == 20000 and set(audits.values()) == {1}

@@ -1,0 +1,205 @@
+"""The provisioning endpoint over real HTTP, and proof that no secret leaks anywhere."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import create_engine, select, update
+
+from mtctl.domain import keys, provisioning
+from mtctl.store.tables import metadata, phone, provisioning_token
+
+NS = {"lp": provisioning.LPCONFIG_NS}
+TOKEN = "tok_" + "A1b2" * 9 + "xyz"  # 43 URL-safe characters, as a real token
+PASSWORDS = iter(f"clear-password-{i:02d}-" + "q" * 20 for i in range(100))
+UA = {"User-Agent": "LinphoneAndroid/5.2.5 (belle-sip/5.2.0)"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, url: str) -> None:
+        self.port = _free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mtctl", "--db", url, "serve", "--port", str(self.port)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if self.get("/healthz")[0] == 200:
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"mtctl serve did not start: {self.log}")
+            time.sleep(0.1)
+
+    def get(self, path: str, headers: dict | None = None) -> tuple[int, str]:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}",
+                                         headers=headers or UA)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            out, _ = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+        self.log = out
+
+
+@pytest.fixture
+def provisioned(seeded, monkeypatch):
+    monkeypatch.setattr(provisioning, "new_token", lambda: TOKEN)
+    monkeypatch.setattr(keys, "new_password", lambda: next(PASSWORDS))
+    seeded.ok("config", "set", "provisioning.base_url", "https://prov.example.com/p")
+    seeded.ok("phone", "add", "40710", "--position", "2", "--model",
+              "VIVAit Call Business Android", "--secure", "--order", "3")
+    seeded.ok("provision", "40710", "2", "--json")
+    return seeded
+
+
+@pytest.fixture
+def server(db_url) -> Iterator[Server]:
+    srv = Server(db_url)
+    yield srv
+    srv.stop()
+
+
+def _entries(xml_text: str) -> dict[str, dict[str, str]]:
+    root = ET.fromstring(xml_text)
+    assert root.tag == f"{{{provisioning.LPCONFIG_NS}}}config"
+    return {
+        section.get("name"): {e.get("name"): e.text for e in section.findall("lp:entry", NS)}
+        for section in root.findall("lp:section", NS)
+    }
+
+
+def _ha1(url: str, auth_user: str) -> str:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        value = conn.execute(select(phone.c.ha1).where(phone.c.sip_auth_user == auth_user)
+                             ).scalar_one()
+    engine.dispose()
+    return value
+
+
+def test_fetch_serves_the_account_and_a_rotation_reaches_the_next_fetch(provisioned, server,
+                                                                       db_url):
+    status, body = server.get(f"/{TOKEN}")
+    assert status == 200, body
+    entries = _entries(body)
+    auth = entries["auth_info_0"]
+    assert auth["username"] == "40710-2"
+    assert auth["ha1"] == _ha1(db_url, "40710-2")
+    assert auth["algorithm"] == "MD5" and auth["realm"] == "pbx.example.com"
+    assert "passwd" not in auth and "password" not in auth
+    assert entries["proxy_0"]["reg_sendregister"] == "1"
+    assert entries["proxy_0"]["reg_identity"].endswith("<sip:40710-2@pbx.example.com>")
+    root = ET.fromstring(body)
+    assert all(e.get("overwrite") == "true" for e in root.iter(f"{{{NS['lp']}}}entry"))
+    old = auth["ha1"]
+
+    provisioned.ok("keys", "rotate", "--within", "3650")
+    status, body = server.get(f"/{TOKEN}")
+    assert status == 200
+    assert _entries(body)["auth_info_0"]["ha1"] == _ha1(db_url, "40710-2") != old
+
+
+def test_publishable_phones_get_the_flexisip_edge_over_tls(provisioned, server):
+    provisioned.ok("config", "set", "flexisip.proxy", "sip:edge.example.com")
+    provisioned.ok("phone", "set", "40710", "2", "--publishable")
+    status, body = server.get(f"/{TOKEN}")
+    assert status == 200, body
+    assert _entries(body)["proxy_0"]["reg_proxy"] == "<sip:edge.example.com;transport=tls>"
+
+
+def test_revoked_expired_unknown_and_foreign_tokens_get_404(provisioned, server, db_url):
+    assert server.get("/" + "B" * 43)[0] == 404
+    assert server.get("/not-a-token")[0] == 404
+    assert server.get(f"/{TOKEN}")[0] == 200  # binds the token to this device
+    other = {"User-Agent": "curl/8.0"}
+    assert server.get(f"/{TOKEN}", other)[0] == 404
+    provisioned.ok("provision", "revoke", "40710", "2")
+    assert server.get(f"/{TOKEN}")[0] == 404
+
+
+def test_a_token_not_redeemed_in_time_gets_404(provisioned, server, db_url):
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(update(provisioning_token).values(
+            redeem_by=datetime.now(UTC) - timedelta(minutes=1)))
+    engine.dispose()
+    assert server.get(f"/{TOKEN}")[0] == 404
+
+
+def _dump(url: str) -> str:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = [[str(v) for v in row] for table in metadata.sorted_tables
+                for row in conn.execute(select(table))]
+    engine.dispose()
+    return json.dumps(rows)
+
+
+def test_no_clear_password_or_token_anywhere(seeded, db_url, monkeypatch):
+    """Every key-related command's output, the audit trail, the database and the server log."""
+    generated: list[str] = []
+
+    def password() -> str:
+        generated.append(next(PASSWORDS))
+        return generated[-1]
+
+    monkeypatch.setattr(keys, "new_password", password)
+    monkeypatch.setattr(provisioning, "new_token", lambda: TOKEN)
+    admin_password = "admin-chosen-secret-42"
+    outputs = [
+        seeded.ok("config", "set", "provisioning.base_url", "https://prov.example.com/p"),
+        seeded.ok("phone", "add", "40710", "--position", "2", "--model",
+                  "VIVAit Call Business Android", "--secure"),
+        seeded.ok("phone", "set-password", "40710", "0", "--password-stdin",
+                  input=admin_password + "\n"),
+        seeded.ok("provision", "40710", "2"),
+        seeded.ok("provision", "40710", "2", "--json"),
+        seeded.ok("keys", "list"),
+        seeded.ok("keys", "list", "--json"),
+        seeded.ok("keys", "rotate", "--within", "3650", "--verbose"),
+        seeded.ok("keys", "rotate", "--within", "3650", "--json"),
+        seeded.ok("phone", "show", "40710", "2", "--json"),
+        seeded.ok("phone", "list", "--json"),
+        seeded.ok("audit", "--json"),
+        seeded.ok("audit"),
+    ]
+    srv = Server(db_url)
+    try:
+        assert srv.get(f"/{TOKEN}")[0] == 200
+        assert srv.get("/" + "C" * 43)[0] == 404
+    finally:
+        srv.stop()
+    secrets_ = [*generated, admin_password, TOKEN]
+    assert len(generated) >= 3
+    haystacks = [r.output for r in outputs] + [_dump(db_url), srv.log]
+    for secret in secrets_:
+        for haystack in haystacks:
+            assert secret not in haystack
+    assert "GET /<token> 200" in srv.log
