@@ -80,6 +80,7 @@ def rotate(
             report = rotate_due_keys(store, actor=g.who, now=utcnow,
                                      within=timedelta(days=within), limit=limit,
                                      dry_run=dry_run, batch_size=batch_size,
+                                     collect=as_json or verbose or dry_run,
                                      progress=advance)
     finally:
         store.close()
@@ -89,7 +90,7 @@ def rotate(
         verb = "due" if dry_run else "rotated"
         for item in report.rotated:
             output.note(f"{verb}: phone {item['extension']}:{item['position']}")
-        output.note(f"{len(report.rotated)} key(s) {verb}, {len(report.failed)} failed")
+        output.note(f"{report.count} key(s) {verb}, {len(report.failed)} failed")
     for failure in report.failed:
         where = (f"phone {failure['extension']}:{failure['position']}"
                  if failure["extension"] else "a batch")

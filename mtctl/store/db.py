@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
@@ -26,8 +26,17 @@ UPGRADE_HINT = "run: mtctl db upgrade"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
+def _parse_url(url: str) -> URL:
+    try:
+        return make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"cannot parse store URL {url!r}",
+                         "use a SQLAlchemy URL such as sqlite:///PATH or "
+                         "postgresql+psycopg://USER@HOST/DB") from exc
+
+
 def _sqlite_path(url: str) -> Path | None:
-    parsed = make_url(url)
+    parsed = _parse_url(url)
     if not parsed.drivername.startswith("sqlite"):
         return None
     database = parsed.database
@@ -49,12 +58,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _make_engine(url: str) -> Engine:
-    try:
-        parsed = make_url(url)
-    except ArgumentError as exc:
-        raise StoreError(f"cannot parse store URL {url!r}",
-                         "use a SQLAlchemy URL such as sqlite:///PATH or "
-                         "postgresql+psycopg://USER@HOST/DB") from exc
+    parsed = _parse_url(url)
     try:
         if parsed.drivername.startswith("sqlite"):
             engine = create_engine(
@@ -182,3 +186,20 @@ def upgrade_store(url: str) -> tuple[str | None, str]:
     finally:
         store.close()
     return before, after or HEAD_REVISION
+
+
+def executemany_fast(conn: Connection, statement, rows: list[dict]) -> None:  # type: ignore[no-untyped-def]
+    """Run one statement for many rows straight through the driver.
+
+    For hot bulk paths only (key rotation): the statement is compiled once and the rows skip
+    SQLAlchemy's per-row type processing, so every value must already be what the driver
+    takes (strings and integers; process anything else with the column type's
+    bind_processor first).
+    """
+    compiled = statement.compile(dialect=conn.dialect)
+    names = compiled.positiontup
+    if names is not None:
+        params: list = [tuple(row[name] for name in names) for row in rows]
+    else:
+        params = rows
+    conn.exec_driver_sql(str(compiled), params)

@@ -7,14 +7,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import JSON, String, bindparam, cast, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from mtctl.domain import keys
 from mtctl.errors import MtctlError
 from mtctl.store import config
 from mtctl.store.audit import as_utc
-from mtctl.store.db import Store
+from mtctl.store.db import Store, executemany_fast
 from mtctl.store.tables import audit_log, extension, phone, phone_model, template
 
 BATCH = 1_000
@@ -70,12 +70,14 @@ def list_keys(conn: Connection, *, now: datetime, within: timedelta,
 
 @dataclass
 class RotationReport:
-    rotated: list[dict[str, Any]] = field(default_factory=list)
+    count: int = 0
+    rotated: list[dict[str, Any]] = field(default_factory=list)  # only when collected
     failed: list[dict[str, Any]] = field(default_factory=list)
     dry_run: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {"dry_run": self.dry_run, "rotated": self.rotated, "failed": self.failed}
+        return {"dry_run": self.dry_run, "count": self.count, "rotated": self.rotated,
+                "failed": self.failed}
 
 
 def _batch_query(cutoff: datetime, after_id: int, size: int, dialect: str):  # type: ignore[no-untyped-def]
@@ -96,7 +98,7 @@ def _batch_query(cutoff: datetime, after_id: int, size: int, dialect: str):  # t
 
 def rotate_due_keys(store: Store, *, actor: str, now: Callable[[], datetime],
                     within: timedelta, limit: int | None = None, dry_run: bool = False,
-                    batch_size: int = BATCH,
+                    batch_size: int = BATCH, collect: bool = True,
                     progress: Callable[[int], None] | None = None) -> RotationReport:
     """Give every due secure phone a new key, one committed batch at a time.
 
@@ -122,15 +124,17 @@ def rotate_due_keys(store: Store, *, actor: str, now: Callable[[], datetime],
                     break
                 after_id = rows[-1].id
                 if dry_run:
-                    batch = [_item(row, None) for row in rows]
+                    count, batch = len(rows), [_item(row, None) for row in rows]
                 else:
-                    batch = _rotate_batch(conn, rows, realm=realm, now=started,
-                                          default_lifetime=default_lifetime, actor=actor,
-                                          failed=report.failed)
+                    count, batch = _rotate_batch(conn, rows, realm=realm, now=started,
+                                                 default_lifetime=default_lifetime,
+                                                 actor=actor, failed=report.failed,
+                                                 collect=collect)
         except MtctlError as exc:
             # The batch rolled back whole: its phones keep their old keys and stay due.
             report.failed.append({"extension": None, "position": None, "error": str(exc)})
             break
+        report.count += count
         report.rotated += batch
         done += len(rows)
         if progress:
@@ -144,34 +148,65 @@ def _item(row, expires: datetime | None) -> dict[str, Any]:  # type: ignore[no-u
 
 
 def _rotate_batch(conn: Connection, rows: list, *, realm: str, now: datetime,
-                  default_lifetime: int, actor: str,
-                  failed: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    updates, audits, done = [], [], []
+                  default_lifetime: int, actor: str, failed: list[dict[str, Any]],
+                  collect: bool) -> tuple[int, list[dict[str, Any]]]:
+    """Rotate one batch: per-row digests in one executemany, shared times in one UPDATE each."""
+    digests: list[dict[str, Any]] = []
+    audits: list[dict[str, Any]] = []
+    items: list[dict[str, Any]] = []
+    at = _bind(audit_log.c.at, conn)(now)
+    by_lifetime: dict[int, list[int]] = {}
+    expiry: dict[int, tuple[datetime, str]] = {}
     for row in rows:
         lifetime = row.key_lifetime_days or default_lifetime
+        if lifetime not in expiry:
+            expires = now + timedelta(days=lifetime)
+            expiry[lifetime] = (expires, expires.isoformat(timespec="seconds"))
+        expires, expires_text = expiry[lifetime]
         try:
-            key = keys.system_key(row.sip_auth_user, realm, now=now, lifetime_days=lifetime)
+            ha1, ha1_sha256 = keys.digests(row.sip_auth_user, realm, keys.new_password())
         except Exception as exc:  # one bad phone must not stop the night's rotation
             failed.append({"extension": row.number, "position": row.position,
                            "error": type(exc).__name__})
             continue
         before = as_utc(row.key_expires_at)
-        updates.append({"b_id": row.id, "b_ha1": key.ha1, "b_sha256": key.ha1_sha256,
-                        "b_expires": key.expires_at, "b_updated": now})
-        audits.append({"at": now, "actor": actor, "action": "rotate-key",
-                       "object": f"phone {row.number}:{row.position}",
-                       "changes": {"key_expires_at": [
-                           before.isoformat(timespec="seconds") if before else None,
-                           key.expires_at.isoformat(timespec="seconds")]}})
-        done.append(_item(row, key.expires_at))
-    if updates:
-        conn.execute(
-            update(phone).where(phone.c.id == bindparam("b_id")).values(
-                ha1=bindparam("b_ha1"), ha1_sha256=bindparam("b_sha256"),
-                key_expires_at=bindparam("b_expires"), key_updated_at=bindparam("b_updated")),
-            updates)
-        conn.execute(insert(audit_log), audits)
-    return done
+        digests.append({"b_id": row.id, "b_ha1": ha1, "b_sha256": ha1_sha256})
+        by_lifetime.setdefault(lifetime, []).append(row.id)
+        old = f'"{before.isoformat(timespec="seconds")}"' if before else "null"
+        audits.append({"b_at": at, "b_actor": actor, "b_action": "rotate-key",
+                       "b_object": f"phone {row.number}:{row.position}",
+                       # ISO timestamps need no escaping, so this is exact JSON.
+                       "b_changes": f'{{"key_expires_at": [{old}, "{expires_text}"]}}'})
+        if collect:
+            items.append({"extension": row.number, "position": row.position,
+                          "key_expires_at": expires_text})
+    if digests:
+        executemany_fast(conn, SET_DIGESTS, digests)
+        for lifetime, ids in by_lifetime.items():
+            conn.execute(update(phone).where(phone.c.id.in_(ids)).values(
+                key_expires_at=expiry[lifetime][0], key_updated_at=now))
+        executemany_fast(conn, _insert_audit(conn.dialect.name), audits)
+    return len(digests), items
+
+
+SET_DIGESTS = update(phone).where(phone.c.id == bindparam("b_id")).values(
+    ha1=bindparam("b_ha1"), ha1_sha256=bindparam("b_sha256"))
+
+
+def _insert_audit(dialect: str):  # type: ignore[no-untyped-def]
+    """Audit rows with their changes already serialised to JSON text."""
+    changes = bindparam("b_changes", type_=String)
+    return insert(audit_log).values(
+        at=bindparam("b_at"), actor=bindparam("b_actor"), action=bindparam("b_action"),
+        object=bindparam("b_object"),
+        # PostgreSQL will not turn a text parameter into json by itself.
+        changes=cast(changes, JSON) if dialect == "postgresql" else changes)
+
+
+def _bind(column, conn: Connection):  # type: ignore[no-untyped-def]
+    """The driver value of a column's Python value, as SQLAlchemy would bind it."""
+    process = column.type.bind_processor(conn.dialect)
+    return process or (lambda value: value)
 
 
 def count_due(conn: Connection, *, cutoff: datetime) -> int:

@@ -108,14 +108,14 @@ def test_rotate_dry_run_lists_due_phones_and_changes_nothing(seeded, db_url):
 def test_rotate_exits_1_and_says_which_phone_failed(seeded, db_url, monkeypatch):
     _add_android(seeded, 2)
     _add_android(seeded, 3)
-    real = domain_keys.system_key
+    real = domain_keys.digests
 
-    def flaky(auth_user, realm, **kw):
+    def flaky(auth_user, realm, password):
         if auth_user == "40710-2":
             raise RuntimeError("entropy source gone")
-        return real(auth_user, realm, **kw)
+        return real(auth_user, realm, password)
 
-    monkeypatch.setattr(domain_keys, "system_key", flaky)
+    monkeypatch.setattr(domain_keys, "digests", flaky)
     result = seeded("keys", "rotate", "--within", "365")
     assert result.exit_code == 1, result.output
     assert "phone 40710:2" in result.stderr and "failed" in result.stderr

@@ -1,0 +1,78 @@
+"""Rotation rate of `mtctl keys rotate` on 100,000 due phones (SQLite), with peak memory.
+
+Run: .venv/bin/python bench/bench_rotate.py [--phones N]
+Target: >= 50,000 phones/s, and peak memory flat in the number of phones (the 100,000-phone
+run uses about as much memory as a 10,000-phone run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+
+def rotate(url: str) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one `keys rotate` run in its own process."""
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "mtctl", "--db", url, "--actor", "bench",
+                             "keys", "rotate"], cwd=ROOT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit("keys rotate failed")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def startup(url: str) -> float:
+    """Wall seconds of a run with nothing due: the fixed cost to subtract."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "mtctl", "--db", url, "keys", "rotate"], check=True,
+                   cwd=ROOT)
+    return time.perf_counter() - started
+
+
+def build(url: str, phones: int) -> None:
+    """Make the store in a child process: a child's peak RSS includes its parent's at fork."""
+    code = ("import sys; from mtctl.store.db import upgrade_store; "
+            "from tests.bulk import make_due_phones; url, n = sys.argv[1], int(sys.argv[2]); "
+            "upgrade_store(url); make_due_phones(url, extensions=n // 4, per_extension=4)")
+    subprocess.run([sys.executable, "-c", code, url, str(phones)], check=True, cwd=ROOT)
+
+
+def measure(phones: int, workdir: Path) -> tuple[float, float, float]:
+    url = f"sqlite:///{workdir / f'rotate-{phones}.db'}"
+    build(url, phones)
+    seconds, rss = rotate(url)
+    fixed = startup(url)  # everything is rotated now, so this run only starts and looks
+    return seconds, fixed, rss
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--phones", type=int, default=100_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        small_s, small_fixed, small_rss = measure(max(args.phones // 10, 1000), Path(tmp))
+        big_s, big_fixed, big_rss = measure(args.phones, Path(tmp))
+    rate = args.phones / max(big_s - big_fixed, 1e-9)
+    print(f"{'phones':>8}  {'wall s':>7}  {'start-up s':>10}  {'peak MiB':>8}")
+    print(f"{args.phones // 10:>8}  {small_s:7.2f}  {small_fixed:10.2f}  {small_rss:8.1f}")
+    print(f"{args.phones:>8}  {big_s:7.2f}  {big_fixed:10.2f}  {big_rss:8.1f}")
+    print(f"rotation rate: {rate:,.0f} phones/s (target >= 50,000)")
+    growth = big_rss / small_rss
+    print(f"memory: {growth:.2f}x for 10x the phones (target: flat, < 1.5x)")
+    ok = rate >= 50_000 and growth < 1.5
+    print("PASS" if ok else "FAIL")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
