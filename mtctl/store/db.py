@@ -30,7 +30,8 @@ def _parse_url(url: str) -> URL:
     try:
         return make_url(url)
     except ArgumentError as exc:
-        raise StoreError(f"cannot parse store URL {url!r}",
+        # The URL is not echoed: it may hold a password.
+        raise StoreError("cannot parse the store URL given by --db or MTCTL_DATABASE_URL",
                          "use a SQLAlchemy URL such as sqlite:///PATH or "
                          "postgresql+psycopg://USER@HOST/DB") from exc
 
