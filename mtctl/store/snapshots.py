@@ -48,14 +48,16 @@ def phone_query() -> Select:
 
 
 def phone_spec(row) -> PhoneSpec:  # type: ignore[no-untyped-def]
+    # A row's mapping is several times faster than its attributes; check builds one per phone.
+    m = row._mapping
     return PhoneSpec(
-        extension=row.number, position=row.position, order=row.ring_order,
-        model=row.model, kind=row.kind, vendor=row.vendor,
-        qr_provisionable=bool(row.qr_provisionable), enabled=bool(row.enabled),
-        template=row.template, template_for_webcall=bool(row.for_webcall),
-        secure=bool(row.secure), publishable=bool(row.publishable), node=row.node,
-        location=row.location, category=row.category, has_key=bool(row.has_key),
-        key_expires_at=as_utc(row.key_expires_at),
+        extension=m["number"], position=m["position"], order=m["ring_order"],
+        model=m["model"], kind=m["kind"], vendor=m["vendor"],
+        qr_provisionable=bool(m["qr_provisionable"]), enabled=bool(m["enabled"]),
+        template=m["template"], template_for_webcall=bool(m["for_webcall"]),
+        secure=bool(m["secure"]), publishable=bool(m["publishable"]), node=m["node"],
+        location=m["location"], category=m["category"], has_key=bool(m["has_key"]),
+        key_expires_at=as_utc(m["key_expires_at"]),
     )
 
 
