@@ -13,7 +13,7 @@
 #     Desk phone and Web Call (40710:0, 40710:1) ring together in stage 1 (both order 1);
 #     the caller sees the user's name, "Ana García".
 #
-# Run against a fresh store: MTCTL_DATABASE_URL=sqlite:///tmp/demo.db bash examples/multiterminal.sh
+# Run against a fresh store: MTCTL_DATABASE_URL=sqlite:///multiterminal.db bash examples/multiterminal.sh
 set -euo pipefail
 mtctl db upgrade
 mtctl config set sip.domain pbx.example.com

@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
+import os
+import textwrap
+
+from rich.cells import cell_len
+
 from mtctl.cli import output
 from mtctl.domain.model import PhoneSpec
-from mtctl.domain.ringing import REASON_TEXT, RingPlan, RingTarget
+from mtctl.domain.ringing import (
+    DISABLED,
+    EXCLUSIVE_WEBCALL_ACTIVE,
+    NOT_REGISTERED,
+    ORDER_ZERO,
+    WEBCALL_NOT_RUNNING,
+    RingPlan,
+    Skipped,
+)
 
 KIND_WORD = {"hardphone": "desk phone ", "softphone": "softphone ", "app": "mobile app ",
              "webcall": ""}
+REASON_TEXT = {
+    ORDER_ZERO: "order 0, so it never rings",
+    DISABLED: "disabled, so it takes no calls",
+    WEBCALL_NOT_RUNNING: "Web Call is not running",
+    NOT_REGISTERED: "not registered (offline)",
+    EXCLUSIVE_WEBCALL_ACTIVE: "Web Call is running in exclusive mode, so only Web Call rings",
+}
+INDENT = "    "
+MIN_WIDTH = 40
+PIPE_WIDTH = 80
 
 
 def describe(phone: PhoneSpec) -> str:
@@ -16,29 +39,76 @@ def describe(phone: PhoneSpec) -> str:
     return f"{KIND_WORD.get(phone.kind, '')}{phone.model} ({where})"
 
 
-def render_plan(plan: RingPlan, target: RingTarget) -> None:
-    lines = []
-    if plan.user:
-        mode = plan.mode or "no Web Call"
-        state = "running" if plan.webcall_running else "not running"
-        head = f"Calling {plan.number}: user {plan.user} ({mode})"
-        if plan.mode:
-            head += f", Web Call {state}"
+def reason_text(plan: RingPlan, skip: Skipped) -> str:
+    """Why a phone does not ring, in plain words."""
+    if skip.reason == WEBCALL_NOT_RUNNING and plan.webcall_extension:
+        return f"Web Call is logged into {plan.webcall_extension}, not here"
+    return REASON_TEXT.get(skip.reason, skip.reason)
+
+
+def text_width() -> int:
+    """The terminal's width; in a pipe, $COLUMNS or 80."""
+    console = output.out()
+    if console.is_terminal:
+        width = console.width
     else:
-        head = f"Calling {plan.number}: extension {target.extension.shown_name}"
-    lines.append(head)
-    lines.append(f"Caller sees: {plan.display_name}")
+        columns = os.environ.get("COLUMNS", "")
+        width = int(columns) if columns.isdigit() else PIPE_WIDTH
+    return max(width, MIN_WIDTH)
+
+
+def wrap_items(head: str, items: list[str], width: int) -> list[str]:
+    """HEAD followed by ITEMS separated by commas, broken between items with a hanging indent."""
+    pieces = [f"{item}," for item in items[:-1]] + items[-1:]
+    lines: list[str] = []
+    line = head
+    for piece in pieces:
+        joined = f"{line} {piece}"
+        if cell_len(joined) <= width or not line.strip():
+            line = joined
+        else:
+            lines.append(line)
+            line = INDENT + piece
+    lines.append(line)
+    return [part for long in lines for part in wrap(long, width)]
+
+
+def wrap(line: str, width: int) -> list[str]:
+    """One line as is when it fits, else word-wrapped with a hanging indent."""
+    if cell_len(line) <= width:
+        return [line]
+    return textwrap.wrap(line, width, subsequent_indent=INDENT, break_long_words=False,
+                         break_on_hyphens=False)
+
+
+def plan_lines(plan: RingPlan, *, width: int) -> list[str]:
+    """The plan as lines of at most WIDTH columns (unless one word is longer)."""
+    if plan.user is None:
+        head = f"Calling {plan.number}: a plain extension (no user logs in with it)"
+    elif plan.mode is None:
+        head = f"Calling {plan.number}: user {plan.user} (no Web Call)"
+    else:
+        state = "running" if plan.webcall_running else "not running"
+        if plan.webcall_extension:
+            state += f" on {plan.webcall_extension}"
+        head = f"Calling {plan.number}: user {plan.user} ({plan.mode}), Web Call {state}"
+    lines = wrap(head, width) + wrap(f"Caller sees: {plan.display_name}", width)
     for index, stage in enumerate(plan.stages, start=1):
-        phones = ", ".join(describe(p) for p in stage.phones)
-        lines.append(f"Stage {index} — order {stage.order}, rings {stage.ring_seconds} s: "
-                     f"{phones}")
+        lines += wrap_items(f"Stage {index} — order {stage.order}, rings {stage.ring_seconds} s:",
+                            [describe(p) for p in stage.phones], width)
     if plan.skipped:
         lines.append("Not ringing:")
-        lines += [f"  {describe(s.phone)}: {REASON_TEXT[s.reason]}" for s in plan.skipped]
+        for skip in plan.skipped:
+            lines += wrap(f"  {describe(skip.phone)}: {reason_text(plan, skip)}", width)
     if plan.stages:
         count = len(plan.stages)
         lines.append(f"Outcome: rings ({count} stage{'s' if count > 1 else ''})")
     else:
         lines.append("Outcome: silent — no phone rings")
-    for line in lines:
-        output.out().print(line, markup=False, highlight=False)
+    return lines
+
+
+def render_plan(plan: RingPlan) -> None:
+    """Print the plan for people on stdout."""
+    for line in plan_lines(plan, width=text_width()):
+        output.out().print(line, markup=False, highlight=False, emoji=False)

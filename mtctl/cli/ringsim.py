@@ -15,7 +15,7 @@ def _parse_offline(values: list[str]) -> frozenset[tuple[str, int]]:
     parsed = set()
     for value in values:
         number, sep, pos = value.partition(":")
-        if not sep or not number or not pos.isdigit():
+        if not sep or not number or not (pos.isascii() and pos.isdigit()):
             raise UsageError(f"--offline {value!r} does not name a phone",
                              "write EXT:POS, e.g. --offline 40710:2")
         parsed.add((number, int(pos)))
@@ -24,12 +24,13 @@ def _parse_offline(values: list[str]) -> frozenset[tuple[str, int]]:
 
 def ring_sim(
     ctx: typer.Context,
-    number: Annotated[str, typer.Argument(help="The number called.")],
+    number: Annotated[str, typer.Argument(
+        metavar="NUMBER", help="The number called: a login number or an extension.")],
     webcall_running: Annotated[bool, typer.Option(
         "--webcall-running", help="The called user's Web Call is running.")] = False,
     webcall_ext: Annotated[str | None, typer.Option(
-        metavar="NUMBER", help="Web Call extension the user is logged into (default: the "
-        "first of the user's).")] = None,
+        metavar="NUMBER", help="Exclusive mode: the Web Call extension the user is logged "
+        "into (default: the first of the user's list or group).")] = None,
     offline: Annotated[list[str] | None, typer.Option(
         metavar="EXT:POS", help="A phone that is not registered (repeat for more).")] = None,
     fail_if_silent: Annotated[bool, typer.Option(
@@ -38,12 +39,14 @@ def ring_sim(
 ) -> None:
     """Show which phones ring, stage by stage, and why each other phone does not.
 
+    Default: every phone registered, Web Call not running. Silent exits 0 (1 with --fail-if-silent).
+
     Example: mtctl ring-sim 40710 --webcall-running --offline 40710:2
     """
     from mtctl.cli.common import reading
     from mtctl.cli.render_ring import render_plan
-    from mtctl.store.ring import check_presence, ring_target
     from mtctl.domain.ringing import Presence, ring_plan
+    from mtctl.store.ring import check_presence, ring_target
 
     presence = Presence(webcall_running=webcall_running, webcall_extension=webcall_ext,
                         offline=_parse_offline(offline or []))
@@ -54,8 +57,9 @@ def ring_sim(
     if as_json:
         output.print_json(plan.as_dict())
     else:
-        render_plan(plan, target)
+        render_plan(plan)
     if fail_if_silent and not plan.stages:
+        output.error(f"a call to {number} rings no phone (--fail-if-silent)")
         raise typer.Exit(1)
 
 

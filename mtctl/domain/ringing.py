@@ -5,23 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import groupby
+from typing import Any
 
 from mtctl.domain.model import ExtensionSpec, PhoneSpec, UserSpec
 
-# Reasons a candidate phone does not ring, in the order they are tested.
+# Reasons a candidate phone does not ring. The filter (SPEC §3 step 3) tests the first four in
+# this order; the Web Call mode (step 2) gives the others directly.
 ORDER_ZERO = "order-zero"
 DISABLED = "disabled"
 WEBCALL_NOT_RUNNING = "webcall-not-running"
 NOT_REGISTERED = "not-registered"
 EXCLUSIVE_WEBCALL_ACTIVE = "exclusive-webcall-active"
+REASONS = (ORDER_ZERO, DISABLED, WEBCALL_NOT_RUNNING, NOT_REGISTERED, EXCLUSIVE_WEBCALL_ACTIVE)
 
-REASON_TEXT = {
-    ORDER_ZERO: "order 0 — never rings",
-    DISABLED: "disabled",
-    WEBCALL_NOT_RUNNING: "Web Call is not running",
-    NOT_REGISTERED: "not registered",
-    EXCLUSIVE_WEBCALL_ACTIVE: "Web Call is running in exclusive mode, so only it rings",
-}
+PhoneKey = tuple[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +27,10 @@ class Presence:
 
     webcall_running: bool = False
     webcall_extension: str | None = None
-    offline: frozenset[tuple[str, int]] = frozenset()
+    offline: frozenset[PhoneKey] = frozenset()
 
     def registered(self, phone: PhoneSpec) -> bool:
-        return (phone.extension, phone.position) not in self.offline
+        return _key(phone) not in self.offline
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +59,8 @@ class Skipped:
 
 @dataclass(frozen=True, slots=True)
 class RingPlan:
+    """Who rings for one call: stages in ringing order, and every other candidate with why."""
+
     number: str
     user: str | None
     mode: str | None
@@ -69,13 +68,15 @@ class RingPlan:
     display_name: str
     stages: tuple[Stage, ...]
     skipped: tuple[Skipped, ...]
+    # The Web Call extension an exclusive user is logged into while Web Call runs, else None.
+    webcall_extension: str | None = None
 
     @property
     def outcome(self) -> str:
         return "rings" if self.stages else "silent"
 
-    def as_dict(self) -> dict:
-        """The JSON shape of SPEC §7."""
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON shape of SPEC §7 (schemas/ring-sim.schema.json)."""
         return {
             "number": self.number,
             "user": self.user,
@@ -97,12 +98,12 @@ class RingPlan:
         }
 
 
-def _key(phone: PhoneSpec) -> tuple[str, int]:
+def _key(phone: PhoneSpec) -> PhoneKey:
     return (phone.extension, phone.position)
 
 
 def chosen_webcall_extension(target: RingTarget, presence: Presence) -> str | None:
-    """The Web Call extension an exclusive user is logged into: the one asked for, else the first."""
+    """The Web Call extension an exclusive user is logged into: the one named, else the first."""
     user = target.user
     if user is None:
         return None
@@ -113,42 +114,47 @@ def chosen_webcall_extension(target: RingTarget, presence: Presence) -> str | No
 
 
 def ring_plan(target: RingTarget, presence: Presence = Presence()) -> RingPlan:
-    """Decide which phones ring, in which stages, and why each other candidate does not."""
+    """Decide which phones ring, in which stages, and why each other candidate does not.
+
+    Every phone the plan mentions appears exactly once, ringing or skipped, and the result does
+    not depend on the order of the phones in the input. Stages ring for the called extension's
+    ring timeout.
+    """
     user = target.user
     mode = user.webcall_mode if user else None
     running = presence.webcall_running
-    candidates: list[PhoneSpec] = []
-    skipped: list[Skipped] = []
+    candidates: dict[PhoneKey, PhoneSpec] = {}
+    listed: dict[PhoneKey, Skipped] = {}  # skipped by the Web Call mode, before the filter
+    logged_into = None
 
-    if mode == "exclusive" and user is not None and running:
-        chosen = chosen_webcall_extension(target, presence)
-        skipped += [Skipped(p, EXCLUSIVE_WEBCALL_ACTIVE) for p in target.extension.phones]
-        for number in user.webcall_extensions:
-            ext = target.webcall_extensions.get(number)
-            if ext is None or number == chosen:
-                continue
-            skipped += [Skipped(p, WEBCALL_NOT_RUNNING) for p in ext.phones if p.is_webcall]
-        chosen_ext = target.webcall_extensions.get(chosen) if chosen else None
-        if chosen_ext is not None:
-            candidates += [p for p in chosen_ext.phones if p.is_webcall]
+    def list_as(phones: Iterable[PhoneSpec], reason: str) -> None:
+        # First listing wins, and a candidate is never also listed (both only when MT010 breaks).
+        for phone in phones:
+            if _key(phone) not in candidates:
+                listed.setdefault(_key(phone), Skipped(phone, reason))
+
+    if mode == "exclusive" and running and user is not None:
+        logged_into = chosen_webcall_extension(target, presence)
+        chosen = target.webcall_extensions.get(logged_into) if logged_into else None
+        if chosen is not None:
+            candidates.update((_key(p), p) for p in chosen.phones if p.is_webcall)
+        list_as(target.extension.phones, EXCLUSIVE_WEBCALL_ACTIVE)
+        list_as(_own_webcall_phones(target), WEBCALL_NOT_RUNNING)
     else:
-        candidates += target.extension.phones
-        if mode == "exclusive" and user is not None:
-            for number in user.webcall_extensions:
-                ext = target.webcall_extensions.get(number)
-                if ext is not None and number != target.extension.number:
-                    skipped += [Skipped(p, WEBCALL_NOT_RUNNING)
-                                for p in ext.phones if p.is_webcall]
+        candidates.update((_key(p), p) for p in target.extension.phones)
+        if mode == "exclusive":
+            list_as(_own_webcall_phones(target), WEBCALL_NOT_RUNNING)
 
     ringing: list[PhoneSpec] = []
-    for phone in candidates:
+    skipped = list(listed.values())
+    for phone in candidates.values():
         reason = _skip_reason(phone, presence)
         if reason is None:
             ringing.append(phone)
         else:
             skipped.append(Skipped(phone, reason))
 
-    ringing.sort(key=lambda p: (p.order, p.extension, p.position))
+    ringing.sort(key=lambda p: (p.order, *_key(p)))
     seconds = target.extension.ring_timeout
     stages = tuple(
         Stage(order, seconds, tuple(phones))
@@ -163,7 +169,20 @@ def ring_plan(target: RingTarget, presence: Presence = Presence()) -> RingPlan:
         display_name=_display_name(target, mode, running),
         stages=stages,
         skipped=tuple(skipped),
+        webcall_extension=logged_into,
     )
+
+
+def _own_webcall_phones(target: RingTarget) -> list[PhoneSpec]:
+    """Web Call phones of the user's individually assigned Web Call extensions (not the pool's)."""
+    user = target.user
+    numbers = dict.fromkeys(user.webcall_extensions) if user else {}
+    phones = []
+    for number in numbers:
+        ext = target.webcall_extensions.get(number)
+        if ext is not None:
+            phones += [p for p in ext.phones if p.is_webcall]
+    return phones
 
 
 def _skip_reason(phone: PhoneSpec, presence: Presence) -> str | None:
