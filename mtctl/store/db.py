@@ -11,6 +11,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import (
     ArgumentError,
+    DataError,
     DBAPIError,
     IntegrityError,
     NoSuchModuleError,
@@ -18,7 +19,7 @@ from sqlalchemy.exc import (
     ProgrammingError,
 )
 
-from mtctl.errors import Conflict, StoreError
+from mtctl.errors import Conflict, StoreError, UsageError
 
 # The newest migration this mtctl knows; tests/store/test_migrations.py keeps it true.
 HEAD_REVISION = "0002"
@@ -29,7 +30,7 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 def _parse_url(url: str) -> URL:
     try:
         return make_url(url)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
         # The URL is not echoed: it may hold a password.
         raise StoreError("cannot parse the store URL given by --db or MTCTL_DATABASE_URL",
                          "use a SQLAlchemy URL such as sqlite:///PATH or "
@@ -129,6 +130,9 @@ def _translated() -> Iterator[None]:
     except IntegrityError as exc:
         raise Conflict(f"the store refused the change: {_first_line(exc)}",
                        "another change may have raced this one; look again and retry") from exc
+    except DataError as exc:  # PostgreSQL: a name too long, a number out of range
+        raise UsageError(f"the store refused a value: {_first_line(exc)}",
+                         "use a shorter name or a smaller number") from exc
     except (OperationalError, ProgrammingError) as exc:
         raise StoreError(f"store unavailable: {_first_line(exc)}",
                          "check --db / MTCTL_DATABASE_URL, or " + UPGRADE_HINT) from exc

@@ -1,0 +1,36 @@
+"""Every command's --help shows an example (as sqlite-utils' tests/test_docs.py insists)."""
+
+from typing import Any
+
+import pytest
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from mtctl.cli.app import app
+
+
+def command_paths(command: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """The path of every command that runs something, walking groups recursively."""
+    if hasattr(command, "commands"):
+        return [p for name, sub in sorted(command.commands.items())
+                for p in command_paths(sub, (*path, name))]
+    return [path]
+
+
+ROOT = get_command(app)
+COMMANDS = command_paths(ROOT)
+
+
+def test_the_walk_finds_every_command_group():
+    groups = {path[0] for path in COMMANDS}
+    assert {"db", "config", "node", "category", "model", "template", "group", "ext", "user",
+            "phone", "check", "audit", "ring-sim"} <= groups
+    assert len(COMMANDS) > 30
+
+
+@pytest.mark.parametrize("path", [(), *COMMANDS], ids=lambda p: " ".join(p) or "mtctl")
+def test_help_has_an_example(path):
+    r = CliRunner().invoke(app, [*path, "--help"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "Example:" in r.stdout, f"mtctl {' '.join(path)} --help has no 'Example:'"
+    assert "mtctl " in r.stdout.split("Example:", 1)[1], r.stdout
