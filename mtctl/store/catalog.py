@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from mtctl.domain.model import PHONE_KINDS
 from mtctl.errors import Conflict, NotFound, UsageError
 from mtctl.store import audit
+from mtctl.store.validate import check_text
 from mtctl.store.tables import (
     app_user,
     category,
@@ -50,6 +51,7 @@ def _check_name(what: str, name: str) -> str:
 def _add_named(conn: Connection, *, actor: str, what: str, values: dict[str, Any]) -> None:
     table, _ = WHAT[what]
     name = values["name"] = _check_name(what, values["name"])
+    check_text(table, values)
     if conn.execute(select(table.c.id).where(table.c.name == name)).first():
         raise Conflict(f"{what} {name!r} already exists", f"see: mtctl {what} list")
     conn.execute(insert(table).values(**values))

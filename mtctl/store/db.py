@@ -81,7 +81,6 @@ def _tune_sqlite(engine: Engine) -> None:
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
@@ -141,6 +140,17 @@ def _translated() -> Iterator[None]:
                          "check --db / MTCTL_DATABASE_URL") from exc
 
 
+def _use_wal(engine: Engine) -> None:
+    """Switch the store's file to WAL once; the mode stays with the file (not done on open,
+    so pointing mtctl at somebody else's SQLite file never converts it)."""
+    with _translated():
+        raw = engine.raw_connection()
+        try:
+            raw.cursor().execute("PRAGMA journal_mode=WAL")
+        finally:
+            raw.close()
+
+
 def schema_revision(conn: Connection) -> str | None:
     """The store's migration revision, or None for a store never upgraded."""
     has_table = conn.dialect.has_table(conn, "alembic_version")
@@ -181,6 +191,8 @@ def upgrade_store(url: str) -> tuple[str | None, str]:
                              "choose a writable place with --db sqlite:///PATH") from exc
     store = Store(_make_engine(url))
     try:
+        if store.dialect == "sqlite":
+            _use_wal(store.engine)
         with store.write() as conn:
             before = schema_revision(conn)
             config = Config()

@@ -21,7 +21,7 @@ from mtctl.store.tables import (
     user_webcall_extension,
     webcall_group_extension,
 )
-from mtctl.store.validate import enforce
+from mtctl.store.validate import check_text, enforce
 
 
 def require_extension(conn: Connection, number: str) -> int:
@@ -54,6 +54,7 @@ def add_extension(conn: Connection, *, actor: str, number: str, node_name: str,
                        f"see: mtctl ext show {number}")
     values = {"number": number, "node_id": node_id, "display_name": display_name,
               "ring_timeout": ring_timeout or DEFAULT_RING_TIMEOUT}
+    check_text(extension, values)
     ext_id = conn.execute(insert(extension).values(**values)).inserted_primary_key[0]
     audit.record(conn, actor=actor, action="add", obj=f"extension {number}",
                  changes={"node": [None, node_name], "display_name": [None, display_name],
@@ -110,6 +111,7 @@ def update_extension(conn: Connection, *, actor: str, number: str,
         values["node_id"] = node_id
         conn.execute(update(phone).where(phone.c.extension_id == ext_id).values(node_id=node_id))
     if values:
+        check_text(extension, values)
         conn.execute(update(extension).where(extension.c.id == ext_id).values(**values))
     after = get_extension(conn, number)
     changes = audit.diff(before, after)

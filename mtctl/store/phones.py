@@ -19,7 +19,7 @@ from mtctl.store.catalog import id_by_name
 from mtctl.store.extensions import require_extension
 from mtctl.store.snapshots import extension_specs, phone_query, phone_spec
 from mtctl.store.tables import extension, phone, phone_model, template
-from mtctl.store.validate import enforce
+from mtctl.store.validate import check_text, enforce
 
 UNCHANGED: Any = object()
 
@@ -143,6 +143,7 @@ def add_phone(conn: Connection, *, actor: str, number: str, position: int, model
         "category_id": category_id, "location": location, "secure": secure,
         "publishable": publishable, "sip_auth_user": auth_user,
     }
+    check_text(phone, values)
     if key is not None:
         values |= _key_values(key, now)
     conn.execute(insert(phone).values(**values))
@@ -209,6 +210,7 @@ def update_phone(conn: Connection, *, actor: str, number: str, position: int,
     spec = dataclasses.replace(current, **changed)
     others = tuple(p for p in ext.phones if p.position != position)
     _refuse_if_broken(ext, (*others, spec))
+    check_text(phone, values)
     conn.execute(update(phone).where(phone.c.id == row.id).values(**values))
     enforce(conn, extension_ids=[ext_id])
     after = get_phone(conn, number, spec.position)

@@ -15,7 +15,7 @@ from mtctl.store.extensions import require_extension
 from mtctl.store.phones import public as phone_public
 from mtctl.store.snapshots import phone_query, user_specs
 from mtctl.store.tables import app_user, extension, phone, user_webcall_extension
-from mtctl.store.validate import enforce
+from mtctl.store.validate import check_text, enforce
 
 UNCHANGED: Any = object()
 
@@ -82,6 +82,7 @@ def add_user(conn: Connection, *, actor: str, username: str, display_name: str, 
         "webcall_group_id": id_by_name(conn, "group", webcall_group) if webcall_group else None,
         "webcall_position": webcall_position,
     }
+    check_text(app_user, values)
     user_id = conn.execute(insert(app_user).values(**values)).inserted_primary_key[0]
     _set_webcall_extensions(conn, user_id, webcall_extensions or [])
     enforce(conn, user_ids=[user_id])
@@ -143,6 +144,7 @@ def update_user(conn: Connection, *, actor: str, username: str, display_name: st
         _check_choices(None, None, webcall_position)
         values["webcall_position"] = webcall_position
     if values:
+        check_text(app_user, values)
         conn.execute(update(app_user).where(app_user.c.id == user_id).values(**values))
     if webcall_extensions is not None:
         _set_webcall_extensions(conn, user_id, webcall_extensions)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
+from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
 from mtctl.domain.rules import Violation, extension_violations, user_violations
-from mtctl.errors import RuleViolation
+from mtctl.errors import RuleViolation, UsageError
 from mtctl.store.snapshots import extension_specs, user_specs, users_touching
 
 
@@ -36,3 +37,27 @@ def enforce(conn: Connection, *, extension_ids: Iterable[int] = (),
     found = violations_for(conn, extension_ids=extension_ids, user_ids=user_ids)
     if found:
         raise RuleViolation(found)
+
+
+INT_MAX = 2**31 - 1  # the store's INTEGER columns on every backend
+
+
+def check_text(table: Table, values: Mapping[str, object]) -> None:
+    """Refuse values the store cannot hold the same way on every backend (exit 2).
+
+    SQLite ignores VARCHAR lengths and takes 64-bit integers, PostgreSQL refuses NUL
+    characters; checking here gives both backends the same answer.
+    """
+    for name, value in values.items():
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT_MAX:
+            raise UsageError(f"{table.name} {name.replace('_', ' ')} {value} is too large",
+                             f"use a number up to {INT_MAX}")
+        if not isinstance(value, str) or name not in table.c:
+            continue
+        what = f"{table.name} {name.replace('_', ' ')}"
+        if "\x00" in value:
+            raise UsageError(f"{what} contains a NUL character", "remove it")
+        limit = getattr(table.c[name].type, "length", None)
+        if limit is not None and len(value) > limit:
+            raise UsageError(f"{what} is {len(value)} characters long, more than {limit}",
+                             f"use at most {limit} characters")
