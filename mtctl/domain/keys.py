@@ -11,6 +11,7 @@ from functools import cache
 PASSWORD_BYTES = 24  # 192 bits from the CSPRNG, above the 128 SPEC asks for
 DEFAULT_LIFETIME_DAYS = 90
 DEFAULT_ROTATE_WITHIN_DAYS = 7
+DEFAULT_GRACE_DAYS = 7
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,11 @@ from dataclasses import dataclass
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
-from mtctl.domain.keys import DEFAULT_LIFETIME_DAYS, DEFAULT_ROTATE_WITHIN_DAYS
+from mtctl.domain.keys import (
+    DEFAULT_GRACE_DAYS,
+    DEFAULT_LIFETIME_DAYS,
+    DEFAULT_ROTATE_WITHIN_DAYS,
+)
 from mtctl.errors import UsageError
 from mtctl.store import audit
 from mtctl.store.tables import setting
@@ -35,6 +39,12 @@ def _url(value: str) -> str:
     if not _URL.match(value):
         raise ValueError("an http(s) URL such as https://prov.example.com/p")
     return value.rstrip("/")
+
+
+def _non_negative(value: str) -> str:
+    if not value.isdigit():
+        raise ValueError("a whole number, 0 or more")
+    return str(int(value))
 
 
 def _positive(value: str) -> str:
@@ -63,6 +73,8 @@ KEYS = {k.name: k for k in [
         "phone's key, unless its template says otherwise"),
     Key("keys.rotate_within_days", _positive, str(DEFAULT_ROTATE_WITHIN_DAYS),
         "keys rotate defaults to keys expiring within this many days"),
+    Key("keys.grace_days", _non_negative, str(DEFAULT_GRACE_DAYS), "days a rotated-out key "
+        "stays valid, for devices that have not fetched the new one yet (0: none)"),
 ]}
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.exc import (
 from mtctl.errors import Conflict, StoreError, UsageError
 
 # The newest migration this mtctl knows; tests/store/test_migrations.py keeps it true.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 UPGRADE_HINT = "run: mtctl db upgrade"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 

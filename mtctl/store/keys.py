@@ -46,7 +46,7 @@ def list_keys(conn: Connection, *, now: datetime, within: timedelta,
     query = (
         select(extension.c.number, phone.c.position, phone_model.c.name.label("model"),
                phone.c.secure, phone.c.sip_auth_user, phone.c.ha1, phone.c.key_expires_at,
-               phone.c.key_updated_at)
+               phone.c.key_updated_at, phone.c.prev_key_valid_until)
         .join(extension, extension.c.id == phone.c.extension_id)
         .join(phone_model, phone_model.c.id == phone.c.model_id)
         .where(or_(phone.c.secure.is_(True), phone.c.ha1.is_not(None)))
@@ -58,11 +58,14 @@ def list_keys(conn: Connection, *, now: datetime, within: timedelta,
     items = []
     for row in conn.execute(query):
         expires, updated = as_utc(row.key_expires_at), as_utc(row.key_updated_at)
+        previous = as_utc(row.prev_key_valid_until)
         items.append({
             "extension": row.number, "position": row.position, "model": row.model,
             "secure": bool(row.secure), "sip_auth_user": row.sip_auth_user,
             "key_expires_at": expires.isoformat(timespec="seconds") if expires else None,
             "key_updated_at": updated.isoformat(timespec="seconds") if updated else None,
+            "previous_key_valid_until": (previous.isoformat(timespec="seconds")
+                                         if previous and previous > now else None),
             "state": key_state(row, now, within),
         })
     return items
@@ -110,6 +113,9 @@ def rotate_due_keys(store: Store, *, actor: str, now: Callable[[], datetime],
     with store.read() as conn:
         realm = config.require_realm(conn)
         default_lifetime = config.int_value(conn, "keys.lifetime_days")
+        grace = timedelta(days=config.int_value(conn, "keys.grace_days"))
+    if not dry_run:
+        forget_expired_previous_keys(store, now=now())
     after_id = 0
     done = 0
     while limit is None or done < limit:
@@ -127,7 +133,7 @@ def rotate_due_keys(store: Store, *, actor: str, now: Callable[[], datetime],
                     count, batch = len(rows), [_item(row, None) for row in rows]
                 else:
                     count, batch = _rotate_batch(conn, rows, realm=realm, now=started,
-                                                 default_lifetime=default_lifetime,
+                                                 default_lifetime=default_lifetime, grace=grace,
                                                  actor=actor, failed=report.failed,
                                                  collect=collect)
         except MtctlError as exc:
@@ -148,7 +154,8 @@ def _item(row, expires: datetime | None) -> dict[str, Any]:  # type: ignore[no-u
 
 
 def _rotate_batch(conn: Connection, rows: list, *, realm: str, now: datetime,
-                  default_lifetime: int, actor: str, failed: list[dict[str, Any]],
+                  default_lifetime: int, grace: timedelta, actor: str,
+                  failed: list[dict[str, Any]],
                   collect: bool) -> tuple[int, list[dict[str, Any]]]:
     """Rotate one batch: per-row digests in one executemany, shared times in one UPDATE each."""
     digests: list[dict[str, Any]] = []
@@ -183,14 +190,30 @@ def _rotate_batch(conn: Connection, rows: list, *, realm: str, now: datetime,
     if digests:
         executemany_fast(conn, SET_DIGESTS, digests)
         for lifetime, ids in by_lifetime.items():
-            conn.execute(update(phone).where(phone.c.id.in_(ids)).values(
-                key_expires_at=expiry[lifetime][0], key_updated_at=now))
+            shared: dict[str, Any] = {"key_expires_at": expiry[lifetime][0],
+                                      "key_updated_at": now}
+            if grace:
+                shared["prev_key_valid_until"] = now + grace
+            else:
+                shared |= {"prev_ha1": None, "prev_ha1_sha256": None,
+                           "prev_key_valid_until": None}
+            conn.execute(update(phone).where(phone.c.id.in_(ids)).values(**shared))
         executemany_fast(conn, _insert_audit(conn.dialect.name), audits)
     return len(digests), items
 
 
+# SET expressions read the row as it was, so the old key becomes the previous one.
 SET_DIGESTS = update(phone).where(phone.c.id == bindparam("b_id")).values(
+    prev_ha1=phone.c.ha1, prev_ha1_sha256=phone.c.ha1_sha256,
     ha1=bindparam("b_ha1"), ha1_sha256=bindparam("b_sha256"))
+
+
+def forget_expired_previous_keys(store: Store, *, now: datetime) -> int:
+    """Drop previous keys whose grace period is over (they are refused already)."""
+    with store.write() as conn:
+        return conn.execute(
+            update(phone).where(phone.c.prev_key_valid_until <= now).values(
+                prev_ha1=None, prev_ha1_sha256=None, prev_key_valid_until=None)).rowcount
 
 
 def _insert_audit(dialect: str):  # type: ignore[no-untyped-def]

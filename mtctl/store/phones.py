@@ -203,7 +203,8 @@ def update_phone(conn: Connection, *, actor: str, number: str, position: int,
             changed |= {"has_key": True, "key_expires_at": key.expires_at}
         else:
             values |= {"ha1": None, "ha1_sha256": None, "key_expires_at": None,
-                       "key_updated_at": now}
+                       "key_updated_at": now, "prev_ha1": None, "prev_ha1_sha256": None,
+                       "prev_key_valid_until": None}
             changed |= {"has_key": False, "key_expires_at": None}
     if not values:
         return before

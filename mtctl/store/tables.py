@@ -137,6 +137,11 @@ phone = Table(
     Column("ha1_sha256", String(64), nullable=True),
     Column("key_expires_at", DateTime(timezone=True), nullable=True, index=True),
     Column("key_updated_at", DateTime(timezone=True), nullable=True),
+    # After a rotation the previous key stays valid for a grace period, so a device that has
+    # not fetched its new provisioning yet keeps registering.
+    Column("prev_ha1", String(32), nullable=True),
+    Column("prev_ha1_sha256", String(64), nullable=True),
+    Column("prev_key_valid_until", DateTime(timezone=True), nullable=True),
     UniqueConstraint("extension_id", "position", name="uq_phone_extension_position"),
     CheckConstraint("position >= 0 AND position <= 7", name="position"),
     CheckConstraint("ring_order >= 0", name="ring_order"),

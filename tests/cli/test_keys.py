@@ -170,3 +170,38 @@ def test_a_killed_rotation_leaves_no_phone_half_rotated_and_a_rerun_finishes(db_
     assert rerun.returncode == 0, err
     audits = _rotation_audits(db_url)
     assert len(audits) == 20000 and set(audits.values()) == {1}
+
+
+def test_rotation_keeps_the_previous_key_valid_for_the_grace_period(seeded, db_url):
+    _add_android(seeded, 2)
+    old_ha1 = {r.sip_auth_user: r.ha1 for r in _rows(db_url)}["40710-2"]
+    seeded.ok("keys", "rotate", "--within", "3650")
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        row = conn.execute(select(phone).where(phone.c.sip_auth_user == "40710-2")).one()
+    assert row.prev_ha1 == old_ha1 != row.ha1
+    until = row.prev_key_valid_until.replace(tzinfo=UTC) - datetime.now(UTC)
+    assert timedelta(days=6, hours=23) < until <= timedelta(days=7)
+    listed = json.loads(seeded.ok("keys", "list", "--json").stdout)
+    assert listed[0]["previous_key_valid_until"] is not None
+    assert old_ha1 not in json.dumps(listed)
+    # Once the grace period is over, the next run forgets the previous key.
+    with engine.begin() as conn:
+        conn.execute(update(phone).values(prev_key_valid_until=datetime.now(UTC)
+                                          - timedelta(seconds=1)))
+    seeded.ok("keys", "rotate")
+    with engine.connect() as conn:
+        row = conn.execute(select(phone).where(phone.c.sip_auth_user == "40710-2")).one()
+    engine.dispose()
+    assert row.prev_ha1 is None and row.prev_key_valid_until is None
+
+
+def test_a_zero_grace_period_keeps_no_previous_key(seeded, db_url):
+    _add_android(seeded, 2)
+    seeded.ok("config", "set", "keys.grace_days", "0")
+    seeded.ok("keys", "rotate", "--within", "3650")
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        row = conn.execute(select(phone).where(phone.c.sip_auth_user == "40710-2")).one()
+    engine.dispose()
+    assert row.prev_ha1 is None and row.prev_key_valid_until is None
