@@ -1,4 +1,5 @@
-"""Fixtures: a fresh store per test on SQLite, and on PostgreSQL when MTCTL_TEST_DATABASE_URL is set."""
+"""Fixtures: a fresh store per test on SQLite, and on PostgreSQL too when MTCTL_TEST_DATABASE_URL
+is set."""
 
 from __future__ import annotations
 

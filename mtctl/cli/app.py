@@ -1,4 +1,4 @@
-"""The mtctl command: global options, the command groups, and the one place errors become exit codes."""
+"""The mtctl command: global options, command groups, and the one place errors become exit codes."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import typer
 from typer.core import TyperGroup
 
 from mtctl import __version__
+from mtctl.cli import audit as audit_cmd
 from mtctl.cli import (
     catalog,
     check,
@@ -20,7 +21,6 @@ from mtctl.cli import (
     ringsim,
     users,
 )
-from mtctl.cli import audit as audit_cmd
 from mtctl.cli.common import Globals
 from mtctl.errors import MtctlError
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -18,7 +18,7 @@ group_app = typer.Typer(help="Web Call groups: pools of Web Call extensions.",
                         no_args_is_help=True)
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     hardphone = "hardphone"
     softphone = "softphone"
     app = "app"

@@ -10,6 +10,7 @@ import typer
 from mtctl.cli import output
 from mtctl.cli.common import JsonOpt, globals_of, writing
 
+
 def _phone_ref(words: list[str]) -> tuple[str, int]:
     from mtctl.errors import UsageError
 
@@ -36,11 +37,11 @@ def provision(
         _revoke(ctx, *_phone_ref(words[1:]))
         return
     ext, pos = _phone_ref(words)
+    import segno
+
     from mtctl.errors import UsageError
     from mtctl.store.audit import utcnow
     from mtctl.store.provisioning import issue_token
-
-    import segno
 
     with writing(ctx) as (conn, actor):
         _token, url, redeem_by = issue_token(conn, actor=actor, number=ext, position=pos,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -14,12 +14,12 @@ user_app = typer.Typer(help="Users: owners of extensions, with their Web Call mo
                        no_args_is_help=True)
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     exclusive = "exclusive"
     multiterminal = "multiterminal"
 
 
-class License(str, Enum):
+class License(StrEnum):
     dedicated = "dedicated"
     pool = "pool"
 
@@ -54,7 +54,7 @@ def add(
 ) -> None:
     """Add a user, owner of its login extension. Without --webcall-mode it has no Web Call.
 
-    Example: mtctl user add ana --name "Ana García" --login 40710 --webcall-mode multiterminal --webcall-position 1
+    Example: mtctl user add bo --name Bo --login 40710 --webcall-mode exclusive --webcall-ext 40711
     """
     from mtctl.store import users
 
@@ -150,7 +150,9 @@ def rm(ctx: typer.Context, username: str) -> None:
 
 @user_app.command("phones")
 def phones(ctx: typer.Context, username: str, as_json: JsonOpt = False) -> None:
-    """The user-portal view of a user's phones: model, extension, location, position, order, enabled, provisionable.
+    """The user-portal view of a user's phones.
+
+    Shows model, extension, location, position, order, enabled and provisionable.
 
     Example: mtctl user phones ana
     """

@@ -10,7 +10,6 @@ from sqlalchemy.engine import Connection
 from mtctl.domain.model import PHONE_KINDS
 from mtctl.errors import Conflict, NotFound, UsageError
 from mtctl.store import audit
-from mtctl.store.validate import check_text
 from mtctl.store.tables import (
     app_user,
     category,
@@ -22,6 +21,7 @@ from mtctl.store.tables import (
     webcall_group,
     webcall_group_extension,
 )
+from mtctl.store.validate import check_text
 
 WHAT = {
     "node": (node, "mtctl node list"),
