@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from operator import itemgetter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -216,7 +217,8 @@ def executemany_fast(conn: Connection, statement, rows: list[dict]) -> None:  # 
     compiled = statement.compile(dialect=conn.dialect)
     names = compiled.positiontup
     if names is not None:
-        params: list = [tuple(row[name] for name in names) for row in rows]
+        values = itemgetter(*names)
+        params: list = [values(row) for row in rows]
     else:
         params = rows
     conn.exec_driver_sql(str(compiled), params)

@@ -7,7 +7,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, String, bindparam, cast, func, insert, or_, select, update
+from sqlalchemy import (
+    JSON,
+    String,
+    bindparam,
+    cast,
+    func,
+    insert,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.engine import Connection
 
 from mtctl.domain import keys
@@ -86,7 +97,9 @@ class RotationReport:
 def _batch_query(cutoff: datetime, after_id: int, size: int, dialect: str):  # type: ignore[no-untyped-def]
     query = (
         select(phone.c.id, phone.c.sip_auth_user, phone.c.position, extension.c.number,
-               phone.c.key_expires_at, template.c.key_lifetime_days)
+               # As stored: parsing every old expiry into a datetime is slow on SQLite.
+               type_coerce(phone.c.key_expires_at, String).label("expires_raw"),
+               template.c.key_lifetime_days)
         .join(extension, extension.c.id == phone.c.extension_id)
         .join(template, template.c.id == phone.c.template_id)
         .where(_due(cutoff), phone.c.id > after_id)
@@ -164,28 +177,27 @@ def _rotate_batch(conn: Connection, rows: list, *, realm: str, now: datetime,
     at = _bind(audit_log.c.at, conn)(now)
     by_lifetime: dict[int, list[int]] = {}
     expiry: dict[int, tuple[datetime, str]] = {}
-    for row in rows:
-        lifetime = row.key_lifetime_days or default_lifetime
+    for pid, auth_user, position, number, expires_raw, lifetime_days in rows:
+        lifetime = lifetime_days or default_lifetime
         if lifetime not in expiry:
             expires = now + timedelta(days=lifetime)
             expiry[lifetime] = (expires, expires.isoformat(timespec="seconds"))
         expires, expires_text = expiry[lifetime]
         try:
-            ha1, ha1_sha256 = keys.digests(row.sip_auth_user, realm, keys.new_password())
+            ha1, ha1_sha256 = keys.digests(auth_user, realm, keys.new_password())
         except Exception as exc:  # one bad phone must not stop the night's rotation
-            failed.append({"extension": row.number, "position": row.position,
+            failed.append({"extension": number, "position": position,
                            "error": type(exc).__name__})
             continue
-        before = as_utc(row.key_expires_at)
-        digests.append({"b_id": row.id, "b_ha1": ha1, "b_sha256": ha1_sha256})
-        by_lifetime.setdefault(lifetime, []).append(row.id)
-        old = f'"{before.isoformat(timespec="seconds")}"' if before else "null"
+        digests.append({"b_id": pid, "b_ha1": ha1, "b_sha256": ha1_sha256})
+        by_lifetime.setdefault(lifetime, []).append(pid)
+        old = f'"{_iso_seconds(expires_raw)}"' if expires_raw else "null"
         audits.append({"b_at": at, "b_actor": actor, "b_action": "rotate-key",
-                       "b_object": f"phone {row.number}:{row.position}",
+                       "b_object": f"phone {number}:{position}",
                        # ISO timestamps need no escaping, so this is exact JSON.
                        "b_changes": f'{{"key_expires_at": [{old}, "{expires_text}"]}}'})
         if collect:
-            items.append({"extension": row.number, "position": row.position,
+            items.append({"extension": number, "position": position,
                           "key_expires_at": expires_text})
     if digests:
         executemany_fast(conn, SET_DIGESTS, digests)
@@ -224,6 +236,13 @@ def _insert_audit(dialect: str):  # type: ignore[no-untyped-def]
         object=bindparam("b_object"),
         # PostgreSQL will not turn a text parameter into json by itself.
         changes=cast(changes, JSON) if dialect == "postgresql" else changes)
+
+
+def _iso_seconds(value: str | datetime) -> str:
+    """An expiry as stored (SQLite: `2026-11-26 03:13:00.123456`) in ISO form, to the second."""
+    if isinstance(value, datetime):
+        return as_utc(value).isoformat(timespec="seconds")  # type: ignore[union-attr]
+    return f"{value[:10]}T{value[11:19]}+00:00"
 
 
 def _bind(column, conn: Connection):  # type: ignore[no-untyped-def]
