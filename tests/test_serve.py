@@ -71,7 +71,7 @@ class Server:
 @pytest.fixture
 def provisioned(seeded, monkeypatch):
     monkeypatch.setattr(provisioning, "new_token", lambda: TOKEN)
-    monkeypatch.setattr(keys, "new_password", lambda: next(PASSWORDS))
+    monkeypatch.setattr(keys, "new_passwords", lambda n: [next(PASSWORDS) for _ in range(n)])
     seeded.ok("config", "set", "provisioning.base_url", "https://prov.example.com/p")
     seeded.ok("phone", "add", "40710", "--position", "2", "--model",
               "VIVAit Call Business Android", "--secure", "--order", "3")
@@ -166,11 +166,11 @@ def test_no_clear_password_or_token_anywhere(seeded, db_url, monkeypatch):
     """Every key-related command's output, the audit trail, the database and the server log."""
     generated: list[str] = []
 
-    def password() -> str:
-        generated.append(next(PASSWORDS))
-        return generated[-1]
+    def passwords(count: int) -> list[str]:
+        generated.extend(next(PASSWORDS) for _ in range(count))
+        return generated[-count:]
 
-    monkeypatch.setattr(keys, "new_password", password)
+    monkeypatch.setattr(keys, "new_passwords", passwords)
     monkeypatch.setattr(provisioning, "new_token", lambda: TOKEN)
     admin_password = "admin-chosen-secret-42"
     outputs = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -25,7 +26,17 @@ class KeyDigests:
 
 def new_password() -> str:
     """A fresh random SIP password (192 bits)."""
-    return secrets.token_urlsafe(PASSWORD_BYTES)
+    return new_passwords(1)[0]
+
+
+def new_passwords(count: int) -> list[str]:
+    """COUNT fresh random SIP passwords (192 bits each) from one read of the CSPRNG.
+
+    Every SIP password mtctl makes comes from here.
+    """
+    pool = secrets.token_bytes(PASSWORD_BYTES * count)
+    return [base64.urlsafe_b64encode(pool[i:i + PASSWORD_BYTES]).decode()
+            for i in range(0, len(pool), PASSWORD_BYTES)]
 
 
 @cache

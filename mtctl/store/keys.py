@@ -177,6 +177,7 @@ def _rotate_batch(conn: Connection, rows: list, *, realm: str, now: datetime,
     at = _bind(audit_log.c.at, conn)(now)
     by_lifetime: dict[int, list[int]] = {}
     expiry: dict[int, tuple[datetime, str]] = {}
+    passwords = iter(keys.new_passwords(len(rows)))
     for pid, auth_user, position, number, expires_raw, lifetime_days in rows:
         lifetime = lifetime_days or default_lifetime
         if lifetime not in expiry:
@@ -184,7 +185,7 @@ def _rotate_batch(conn: Connection, rows: list, *, realm: str, now: datetime,
             expiry[lifetime] = (expires, expires.isoformat(timespec="seconds"))
         expires, expires_text = expiry[lifetime]
         try:
-            ha1, ha1_sha256 = keys.digests(auth_user, realm, keys.new_password())
+            ha1, ha1_sha256 = keys.digests(auth_user, realm, next(passwords))
         except Exception as exc:  # one bad phone must not stop the night's rotation
             failed.append({"extension": number, "position": position,
                            "error": type(exc).__name__})
