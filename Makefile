@@ -26,6 +26,7 @@ test: $(VENV)/.installed-test
 bench: $(VENV)/.installed
 	$(BIN)/python bench/bench_store.py
 	$(BIN)/python bench/bench_rotate.py
+	$(BIN)/python bench/bench_apply.py
 
 lint: $(VENV)/.installed-test
 	$(BIN)/python -m ruff check mtctl tests bench

@@ -21,6 +21,7 @@ from mtctl.cli import (
     ringsim,
     users,
 )
+from mtctl.cli import config_file as config_file_cmd
 from mtctl.cli.common import Globals
 from mtctl.errors import MtctlError
 
@@ -79,6 +80,7 @@ for sub in (db, config, catalog, extensions, users, phones, keys, provision):
 ringsim.register(app)
 check.register(app)
 audit_cmd.register(app)
+config_file_cmd.register(app)
 
 
 def main() -> None:

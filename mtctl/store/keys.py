@@ -248,7 +248,7 @@ def _iso_seconds(value: str | datetime) -> str:
 
 def _bind(column, conn: Connection):  # type: ignore[no-untyped-def]
     """The driver value of a column's Python value, as SQLAlchemy would bind it."""
-    process = column.type.bind_processor(conn.dialect)
+    process = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
     return process or (lambda value: value)
 
 

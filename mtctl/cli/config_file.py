@@ -1,0 +1,158 @@
+"""`mtctl apply` and `mtctl export`: the store as a declarative TOML file."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from mtctl.cli import output
+from mtctl.cli.common import JsonOpt, reading, writing
+
+if TYPE_CHECKING:
+    from mtctl.formats.config_file import ParsedConfig
+    from mtctl.store.apply import Plan
+
+SYMBOL = {"add": "+", "change": "~", "remove": "-"}
+
+
+def apply(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Argument(metavar="FILE", help="TOML file; - reads stdin.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run",
+                                          help="Print the plan; write nothing.")] = False,
+    prune: Annotated[bool, typer.Option("--prune", help="Remove what the file does not name "
+                                        "(seeded models and templates are reset).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make the store match a config file: all of it is checked first, then written at once.
+
+    Example: mtctl apply pbx.toml --dry-run
+    """
+    from mtctl.formats.config_file import parse_config
+    from mtctl.store.apply import Plan, apply_config
+
+    with _busy("checking " + _source(file)):
+        parsed = parse_config(_read(file))
+        plan = Plan(problems=parsed.problems)
+        if not parsed.is_broken("*"):
+            store = reading(ctx) if dry_run else writing(ctx)
+            with store as opened:
+                conn, actor = opened if isinstance(opened, tuple) else (opened, "")
+                plan = apply_config(conn, parsed, actor=actor, prune=prune, dry_run=dry_run)
+    _render(plan, parsed, source=_source(file), dry_run=dry_run, as_json=as_json)
+    if plan.problems:
+        raise typer.Exit(1)
+
+
+def export(
+    ctx: typer.Context,
+    to: Annotated[Path | None, typer.Option("-o", "--output", metavar="FILE",
+                                            help="Write here instead of stdout.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the store as a config file that mtctl apply accepts; never keys or tokens.
+
+    Example: mtctl export -o pbx.toml
+    """
+    from mtctl.formats.config_file import to_toml
+    from mtctl.store.export import export_document
+
+    with reading(ctx) as conn:
+        doc = export_document(conn)
+    text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n" if as_json else to_toml(doc)
+    if to is None:
+        sys.stdout.write(text)
+        return
+    _write(to, text)
+    output.note(f"wrote {to}")
+
+
+def _source(file: str) -> str:
+    return "<stdin>" if file == "-" else file
+
+
+def _read(file: str) -> bytes:
+    from mtctl.errors import UsageError
+
+    if file == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(file).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {file}: {exc.strerror}", "check the path") from None
+
+
+def _write(path: Path, text: str) -> None:
+    """Replace the file whole, so that a reader never sees half of it."""
+    import os
+
+    from mtctl.errors import UsageError
+
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}", "check the path") from None
+
+
+@contextmanager
+def _busy(message: str) -> Iterator[None]:
+    """A spinner on a terminal; nothing when stderr is not one."""
+    status = output.err().status(message) if sys.stderr.isatty() else nullcontext()
+    with status:
+        yield
+
+
+def _render(plan: Plan, parsed: ParsedConfig, *, source: str, dry_run: bool,
+            as_json: bool) -> None:
+    from mtctl.formats.config_file import add_lines
+
+    add_lines(plan.problems, parsed.text)
+    summary = plan.summary()
+    if as_json:
+        output.print_json({
+            "file": source, "dry_run": dry_run,
+            "applied": not dry_run and not plan.problems,
+            "summary": summary if not plan.problems else {k: 0 for k in summary},
+            "changes": [] if plan.problems else [c.as_dict() for c in plan.changes],
+            "errors": [p.as_dict() for p in plan.problems]})
+        return
+    if plan.problems:
+        for problem in plan.problems:
+            output.error(problem.text(source))
+        output.note(f"{len(plan.problems)} problem(s) in {source}; nothing was written")
+        return
+    sys.stdout.writelines(_line(change) for change in plan.changes)
+    counts = f"{summary['add']} to add, {summary['change']} to change, " \
+             f"{summary['remove']} to remove"
+    if not plan.changes:
+        output.note("no changes: the store matches " + source)
+    elif dry_run:
+        output.note(f"dry run: {counts}; nothing was written")
+    else:
+        output.note(f"applied {source}: " + counts.replace(" to ", " ").replace(
+            "add", "added").replace("change", "changed").replace("remove", "removed"))
+
+
+def _line(change: Any) -> str:
+    text = f"{SYMBOL[change.action]} {change.object}"
+    if change.action == "change":
+        text += ": " + ", ".join(f"{name} {_value(before)} → {_value(after)}"
+                                 for name, (before, after) in change.diff.items())
+    return text + "\n"
+
+
+def _value(value: Any) -> str:
+    return json.dumps(list(value) if isinstance(value, tuple) else value, ensure_ascii=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("apply")(apply)
+    app.command("export")(export)

@@ -1,0 +1,1 @@
+"""File formats mtctl reads and writes: the declarative config file (apply/export)."""

@@ -1,0 +1,448 @@
+"""Writing an apply plan (see apply.py): bulk statements, all in the caller's one transaction.
+
+Rows go to the driver as plain tuples, a batch at a time, compiled once per statement, and
+the audit rows' JSON is assembled from cached pieces: at 100,000 extensions the per-row
+Python work, not the database, is what the time goes to.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import JSON, String, bindparam, cast, delete, insert, null, select, update
+from sqlalchemy.engine import Connection
+
+from mtctl.domain import keys
+from mtctl.store import config as settings_store
+from mtctl.store.apply import (
+    EXTENSION_FIELDS,
+    FIELDS,
+    MODEL_FIELDS,
+    PHONE_FIELDS,
+    USER_FIELDS,
+    Change,
+    Plan,
+    State,
+    rows_of,
+)
+from mtctl.store.tables import (
+    app_user,
+    audit_log,
+    category,
+    extension,
+    node,
+    phone,
+    phone_model,
+    setting,
+    template,
+    user_webcall_extension,
+    webcall_group,
+    webcall_group_extension,
+)
+
+BATCH = 5_000
+AUDIT_ACTION = {"add": "add", "change": "set", "remove": "remove"}
+NAMED = {"node": node, "category": category, "model": phone_model, "template": template,
+         "group": webcall_group}
+
+
+def write_plan(conn: Connection, state: State, plan: Plan, *, actor: str,
+               now: datetime) -> None:
+    """Execute a checked plan: catalog, removals, extensions, phones, groups, users, audit."""
+    _Writer(conn, state, plan, actor=actor, now=now).run()
+
+
+def _chunks(rows: Iterable[Any], size: int = BATCH) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class _Bulk:
+    """One statement for many rows, each a tuple of bind values in the order of `names`."""
+
+    def __init__(self, conn: Connection, statement, names: Sequence[str]) -> None:  # type: ignore[no-untyped-def]
+        compiled = statement.compile(dialect=conn.dialect)
+        self.conn, self.sql = conn, str(compiled)
+        order = compiled.positiontup
+        self.convert: Callable[[list[tuple[Any, ...]]], list[Any]]
+        if order is None:  # named parameters (psycopg)
+            self.convert = lambda batch: [dict(zip(names, row, strict=True)) for row in batch]
+        elif list(order) == list(names):
+            self.convert = lambda batch: batch
+        else:
+            index = [list(names).index(name) for name in order]
+            pick = operator.itemgetter(*index) if len(index) > 1 else (
+                lambda row: (row[index[0]],))
+            self.convert = lambda batch: list(map(pick, batch))
+
+    def run(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        for batch in _chunks(rows):
+            self.conn.exec_driver_sql(self.sql, self.convert(batch))
+
+
+def _insert(conn: Connection, table, columns: Sequence[str]) -> _Bulk:  # type: ignore[no-untyped-def]
+    names = [f"b_{column}" for column in columns]
+    return _Bulk(conn, insert(table).values({c: bindparam(n) for c, n in zip(
+        columns, names, strict=True)}), names)
+
+
+def _update(conn: Connection, table, key: str, columns: Sequence[str]) -> _Bulk:  # type: ignore[no-untyped-def]
+    """UPDATE table SET columns WHERE key = ?; rows are (*columns, key)."""
+    names = [f"b_{column}" for column in columns]
+    statement = update(table).where(table.c[key] == bindparam("b_key")).values(
+        {c: bindparam(n) for c, n in zip(columns, names, strict=True)})
+    return _Bulk(conn, statement, [*names, "b_key"])
+
+
+def _bind(column, conn: Connection) -> Callable[[Any], Any]:  # type: ignore[no-untyped-def]
+    """The driver value of a column's Python value, as SQLAlchemy would bind it."""
+    process = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    return process or (lambda value: value)
+
+
+class _Json:
+    """JSON text of plain values, cached: the audit repeats the same few names and numbers."""
+
+    def __init__(self) -> None:
+        self.cache: dict[tuple[type, Any], str] = {}
+
+    def __call__(self, value: Any) -> str:
+        key = (type(value), value)
+        try:
+            return self.cache[key]
+        except KeyError:
+            text = json.dumps(list(value) if isinstance(value, tuple) else value,
+                              ensure_ascii=False)
+            if len(self.cache) < 50_000:
+                self.cache[key] = text
+            return text
+
+
+class _Writer:
+    def __init__(self, conn: Connection, state: State, plan: Plan, *, actor: str,
+                 now: datetime) -> None:
+        self.conn, self.state, self.plan, self.actor, self.now = conn, state, plan, actor, now
+        self.by_kind: dict[tuple[str, str], list[Change]] = defaultdict(list)
+        for change in plan.changes:
+            self.by_kind[(change.action, change.kind)].append(change)
+        self.time = _bind(phone.c.key_expires_at, conn)
+        self._lifetimes: dict[str, int] | None = None
+        self.realm = ""
+
+    def changes(self, action: str, kind: str) -> list[Change]:
+        return self.by_kind.get((action, kind), [])
+
+    def ids(self, kind: str) -> dict[str, int]:
+        table = NAMED[kind]
+        return {name: row_id for row_id, name in rows_of(self.conn,
+                                                        select(table.c.id, table.c.name))}
+
+    def run(self) -> None:
+        self._settings()
+        self._catalog()
+        self._remove_users()
+        self._remove_extensions()
+        self._extensions()
+        self._phones()
+        self._groups()
+        self._users()
+        self._remove_catalog()
+        self._audit()
+
+    def _settings(self) -> None:
+        conn = self.conn
+        for c in self.changes("add", "config"):
+            conn.execute(insert(setting).values(key=c.name, value=c.values[0]))  # type: ignore[index]
+        for c in self.changes("change", "config"):
+            conn.execute(update(setting).where(setting.c.key == c.name)
+                         .values(value=c.diff["value"][1]))  # type: ignore[index]
+        names = [c.name for c in self.changes("remove", "config")]
+        if names:
+            conn.execute(delete(setting).where(setting.c.key.in_(names)))
+
+    def _catalog(self) -> None:
+        conn = self.conn
+        for kind in ("node", "category"):
+            added = [{"name": c.name} for c in self.changes("add", kind)]
+            if added:
+                conn.execute(insert(NAMED[kind]), added)
+        self.category_ids = self.ids("category")
+        models = [{"name": c.name, **dict(zip(MODEL_FIELDS, c.values or (), strict=True))}
+                  for c in self.changes("add", "model")]
+        if models:
+            conn.execute(insert(phone_model), models)
+        for c in self.changes("change", "model"):
+            conn.execute(update(phone_model).where(phone_model.c.name == c.name)
+                         .values(**{f: a for f, (_, a) in (c.diff or {}).items()}))
+        for c in self.changes("add", "template"):
+            for_webcall, secure, lifetime, cat = c.values or ()
+            conn.execute(insert(template).values(
+                name=c.name, for_webcall=for_webcall, secure=secure,
+                key_lifetime_days=lifetime, category_id=self.category_ids[cat] if cat else None))
+        for c in self.changes("change", "template"):
+            values = {f: a for f, (_, a) in (c.diff or {}).items()}
+            if "category" in values:
+                name = values.pop("category")
+                values["category_id"] = self.category_ids[name] if name else None
+            conn.execute(update(template).where(template.c.name == c.name).values(**values))
+        groups = [{"name": c.name} for c in self.changes("add", "group")]
+        if groups:
+            conn.execute(insert(webcall_group), groups)
+        self.node_ids, self.model_ids = self.ids("node"), self.ids("model")
+        self.template_ids, self.group_ids = self.ids("template"), self.ids("group")
+
+    def _remove_users(self) -> None:
+        """Pruned users, and users whose login moves (added again below: logins are unique)."""
+        self.relogin = {c.name for c in self.changes("change", "user")
+                        if "login" in (c.diff or {})}
+        names = [c.name for c in self.changes("remove", "user")] + sorted(self.relogin)
+        for batch in _chunks([self.state.users[name][0] for name in names]):
+            self.conn.execute(delete(user_webcall_extension)
+                              .where(user_webcall_extension.c.user_id.in_(batch)))
+            self.conn.execute(delete(app_user).where(app_user.c.id.in_(batch)))
+
+    def _stored_phone(self, name: str) -> tuple[Any, ...]:
+        number, position = name.rsplit(":", 1)
+        return self.state.phones[self.state.extensions[number][0]][int(position)]
+
+    def _remove_extensions(self) -> None:
+        conn = self.conn
+        phone_ids = [self._stored_phone(c.name)[0] for c in self.changes("remove", "phone")]
+        for batch in _chunks(phone_ids):
+            conn.execute(delete(phone).where(phone.c.id.in_(batch)))
+        ext_ids = [self.state.extensions[c.name][0]
+                   for c in self.changes("remove", "extension")]
+        for batch in _chunks(ext_ids):
+            conn.execute(delete(webcall_group_extension)
+                         .where(webcall_group_extension.c.extension_id.in_(batch)))
+            conn.execute(delete(user_webcall_extension)
+                         .where(user_webcall_extension.c.extension_id.in_(batch)))
+            conn.execute(delete(extension).where(extension.c.id.in_(batch)))
+
+    def _extensions(self) -> None:
+        conn, node_ids = self.conn, self.node_ids
+        added = self.changes("add", "extension")
+        _insert(conn, extension, ("number", "node_id", "display_name", "ring_timeout")).run(
+            (c.name, node_ids[c.values[0]], c.values[1], c.values[2])  # type: ignore[index]
+            for c in added)
+        self.ext_ids = {number: values[0] for number, values in self.state.extensions.items()}
+        if added:
+            self.ext_ids = dict(rows_of(conn, select(extension.c.number, extension.c.id)))
+        self.target_node = {number: values[1]
+                            for number, values in self.state.extensions.items()}
+        for c in added:
+            self.target_node[c.name] = c.values[0]  # type: ignore[index]
+        rows, moves = [], []
+        for c in self.changes("change", "extension"):
+            stored = self.state.extensions[c.name]
+            node_name, display, timeout = _after(c, EXTENSION_FIELDS, stored[1:])
+            self.target_node[c.name] = node_name
+            rows.append((node_ids[node_name], display, timeout, stored[0]))
+            if "node" in (c.diff or {}):
+                moves.append((node_ids[node_name], stored[0]))
+        _update(conn, extension, "id", ("node_id", "display_name", "ring_timeout")).run(rows)
+        # MT008: an extension's phones move with it, listed in the file or not.
+        _update(conn, phone, "extension_id", ("node_id",)).run(moves)
+
+    def _phones(self) -> None:
+        conn = self.conn
+        added = self.changes("add", "phone")
+        if added:
+            _insert(conn, phone, PHONE_INSERT).run(self._new_phones(added))
+        rows, keyed, unkeyed = [], [], []
+        for c in self.changes("change", "phone"):
+            stored = self._stored_phone(c.name)
+            values = _after(c, PHONE_FIELDS, stored[2:10])
+            number = c.name.rsplit(":", 1)[0]
+            rows.append((*self._phone_values(values, self.target_node[number]), stored[0]))
+            if "secure" in (c.diff or {}):
+                if values[6]:
+                    keyed.append((stored[0], values[3]))
+                else:
+                    unkeyed.append((self.time(self.now), stored[0]))
+        _update(conn, phone, "id", PHONE_COLUMNS).run(rows)
+        if keyed:
+            auth = dict(conn.execute(select(phone.c.id, phone.c.sip_auth_user)
+                                     .where(phone.c.id.in_([k[0] for k in keyed]))).all())
+            _update(conn, phone, "id", KEY_COLUMNS).run(
+                (*self._key(auth[phone_id], template_name), phone_id)
+                for phone_id, template_name in keyed)
+        _Bulk(conn, update(phone).where(phone.c.id == bindparam("b_key")).values(
+            ha1=null(), ha1_sha256=null(), key_expires_at=null(), prev_ha1=null(),
+            prev_ha1_sha256=null(), prev_key_valid_until=null(),
+            key_updated_at=bindparam("b_updated")), ["b_updated", "b_key"]).run(unkeyed)
+
+    def _phone_values(self, values: Sequence[Any], node_name: str) -> tuple[Any, ...]:
+        """PHONE_COLUMNS of a phone with these PHONE_FIELDS on this node."""
+        order, enabled, model, template_name, category_name, location, secure, pub = values
+        return (self.node_ids[node_name], order, enabled, self.model_ids[model],
+                self.template_ids[template_name],
+                self.category_ids[category_name] if category_name else None, location, secure,
+                pub)
+
+    def _new_phones(self, added: list[Change]) -> Iterator[tuple[Any, ...]]:
+        taken = set(self.conn.execute(select(phone.c.sip_auth_user)).scalars())
+        no_key = (None, None, None, None)
+        for c in added:
+            number, position = c.name.rsplit(":", 1)
+            values = c.values or ()
+            # The convention of `phone add`: NUMBER-POSITION, made unique with a suffix.
+            auth_user = candidate = c.name.replace(":", "-")
+            suffix = 1
+            while candidate in taken:
+                suffix += 1
+                candidate = f"{auth_user}-{suffix}"
+            taken.add(candidate)
+            yield (self.ext_ids[number], int(position),
+                   *self._phone_values(values, self.target_node[number]), candidate,
+                   *(self._key(candidate, values[3]) if values[6] else no_key))
+
+    def _key(self, auth_user: str, template_name: str) -> tuple[Any, ...]:
+        """A system key (MT011): the password is digested and dropped right here."""
+        expires = self.expiry(template_name)
+        ha1, ha1_sha256 = keys.digests(auth_user, self.realm, keys.new_password())
+        return ha1, ha1_sha256, self.time(expires), self.time(self.now)
+
+    def expiry(self, template_name: str) -> datetime:
+        """When a key made now for a phone of this template expires (settings as written)."""
+        if self._lifetimes is None:
+            default = int(settings_store.get_value(self.conn, "keys.lifetime_days")
+                          or keys.DEFAULT_LIFETIME_DAYS)
+            self._lifetimes = {
+                name: lifetime or default for name, lifetime in self.conn.execute(
+                    select(template.c.name, template.c.key_lifetime_days)).all()}
+            self.realm = settings_store.get_value(self.conn, "sip.realm") or ""
+        return self.now + timedelta(days=self._lifetimes[template_name])
+
+    def _groups(self) -> None:
+        members = {c.name: c.values[0] for c in self.changes("add", "group")}  # type: ignore[index]
+        members |= {c.name: c.diff["extensions"][1]  # type: ignore[index]
+                    for c in self.changes("change", "group")}
+        if not members:
+            return
+        self.conn.execute(delete(webcall_group_extension).where(
+            webcall_group_extension.c.group_id.in_([self.group_ids[n] for n in members])))
+        _insert(self.conn, webcall_group_extension, ("group_id", "extension_id", "rank")).run(
+            (self.group_ids[name], self.ext_ids[number], rank)
+            for name, numbers in members.items() for rank, number in enumerate(numbers))
+
+    def _users(self) -> None:
+        conn = self.conn
+        fresh = [(c.name, c.values or ()) for c in self.changes("add", "user")]
+        rows, webcall = [], []
+        for c in self.changes("change", "user"):
+            stored = self.state.users[c.name]
+            values = _after(c, USER_FIELDS, stored[1:])
+            if c.name in self.relogin:
+                fresh.append((c.name, values))
+                continue
+            rows.append((*self._user_values(values), stored[0]))
+            if "webcall_extensions" in (c.diff or {}):
+                webcall.append((stored[0], values[4]))
+        _update(conn, app_user, "id", USER_COLUMNS).run(rows)
+        if fresh:
+            _insert(conn, app_user, ("username", "login_extension_id", *USER_COLUMNS)).run(
+                (name, self.ext_ids[values[1]], *self._user_values(values))
+                for name, values in fresh)
+            user_ids = dict(rows_of(conn, select(app_user.c.username, app_user.c.id)))
+            webcall += [(user_ids[name], values[4]) for name, values in fresh if values[4]]
+        for batch in _chunks([user_id for user_id, _ in webcall]):
+            conn.execute(delete(user_webcall_extension)
+                         .where(user_webcall_extension.c.user_id.in_(batch)))
+        _insert(conn, user_webcall_extension, ("user_id", "extension_id", "rank")).run(
+            (user_id, self.ext_ids[number], rank)
+            for user_id, numbers in webcall for rank, number in enumerate(numbers))
+
+    def _user_values(self, values: Sequence[Any]) -> tuple[Any, ...]:
+        """USER_COLUMNS of a user with these USER_FIELDS."""
+        display_name, _, mode, license_, _, group, position = values
+        return (display_name, mode, license_, self.group_ids[group] if group else None,
+                position)
+
+    def _remove_catalog(self) -> None:
+        for kind in ("group", "template", "model", "category", "node"):
+            table = NAMED[kind]
+            for batch in _chunks([c.name for c in self.changes("remove", kind)]):
+                self.conn.execute(delete(table).where(table.c.name.in_(batch)))
+
+    def _audit(self) -> None:
+        """One audit row per changed object; secrets never reach it."""
+        text = bindparam("b_changes", type_=String)
+        statement = insert(audit_log).values(
+            at=bindparam("b_at"), actor=bindparam("b_actor"), action=bindparam("b_action"),
+            object=bindparam("b_object"),
+            # PostgreSQL will not turn a text parameter into json by itself.
+            changes=cast(text, JSON) if self.conn.dialect.name == "postgresql" else text)
+        at = _bind(audit_log.c.at, self.conn)(self.now)
+        encode = _Json()
+        expiry_texts: dict[str, str] = {}
+        add_parts = {kind: [f'"{f}": [null, ' for f in fields] for kind, fields in FIELDS.items()}
+        remove_parts = {kind: [f'"{f}": [' for f in fields] for kind, fields in FIELDS.items()}
+        # Phones added with the same values (most of a large file) share their audit text.
+        same: dict[tuple[Any, ...], str | None] = {}
+
+        def changes_text(c: Change) -> str | None:
+            if c.action == "add" and c.kind == "phone":
+                key = c.values or ()
+                if key not in same:
+                    same[key] = build(c) if len(same) < 50_000 else None
+                return same[key] or build(c)
+            return build(c)
+
+        def build(c: Change) -> str | None:
+            if c.action == "add":
+                parts = [p + encode(v) + "]" for p, v in zip(add_parts[c.kind], c.values or (),
+                                                            strict=False)]
+            elif c.action == "remove":
+                parts = [p + encode(v) + ", null]" for p, v in zip(
+                    remove_parts[c.kind], c.values or (), strict=False)]
+            else:
+                parts = [f'"{f}": [{encode(b)}, {encode(a)}]' for f, (b, a) in
+                         (c.diff or {}).items()]
+            keyed = self._keyed_template(c)
+            if keyed is not None:
+                if keyed not in expiry_texts:
+                    expiry_texts[keyed] = self.expiry(keyed).isoformat(timespec="seconds")
+                parts.append(f'"key_expires_at": [null, "{expiry_texts[keyed]}"]')
+            return "{" + ", ".join(parts) + "}" if parts else None
+
+        _Bulk(self.conn, statement, ["b_at", "b_actor", "b_action", "b_object", "b_changes"]
+              ).run((at, self.actor, AUDIT_ACTION[c.action], c.object, changes_text(c))
+                    for c in self.plan.changes)
+
+    def _keyed_template(self, c: Change) -> str | None:
+        """The template of a phone this plan gives a key, else None."""
+        if c.kind != "phone":
+            return None
+        if c.action == "add":
+            return c.values[3] if c.values[6] else None  # type: ignore[index,no-any-return]
+        if c.action == "change" and (c.diff or {}).get("secure", [None, False])[1]:
+            if "template" in (c.diff or {}):
+                return c.diff["template"][1]  # type: ignore[index,no-any-return]
+            return self._stored_phone(c.name)[5]  # type: ignore[no-any-return]
+        return None
+
+
+def _after(change: Change, fields: Sequence[str], before: Sequence[Any]) -> tuple[Any, ...]:
+    """The values of a changed object after the change."""
+    diff = change.diff or {}
+    return tuple(diff[f][1] if f in diff else old for f, old in zip(fields, before, strict=True))
+
+
+PHONE_COLUMNS = ("node_id", "ring_order", "enabled", "model_id", "template_id", "category_id",
+                 "location", "secure", "publishable")
+KEY_COLUMNS = ("ha1", "ha1_sha256", "key_expires_at", "key_updated_at")
+PHONE_INSERT = ("extension_id", "position", *PHONE_COLUMNS, "sip_auth_user", *KEY_COLUMNS)
+USER_COLUMNS = ("display_name", "webcall_mode", "webcall_license", "webcall_group_id",
+                "webcall_position")
