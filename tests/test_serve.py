@@ -144,6 +144,14 @@ def test_revoked_expired_unknown_and_foreign_tokens_get_404(provisioned, server,
     assert server.get(f"/{TOKEN}")[0] == 404
 
 
+def test_a_first_anonymous_fetch_leaves_the_token_for_the_app_to_bind(provisioned, server):
+    """A fresh linphonec fetches as `Unknown/...` once, then as itself."""
+    assert server.get(f"/{TOKEN}", {"User-Agent": "Unknown/5.1.65"})[0] == 200
+    assert server.get(f"/{TOKEN}", {"User-Agent": "Linphonec/5.1.65 (belle-sip)"})[0] == 200
+    assert server.get(f"/{TOKEN}", {"User-Agent": "Linphonec/5.1.66"})[0] == 200
+    assert server.get(f"/{TOKEN}", {"User-Agent": "curl/8.0"})[0] == 404
+
+
 def test_a_token_not_redeemed_in_time_gets_404(provisioned, server, db_url):
     engine = create_engine(db_url)
     with engine.begin() as conn:

@@ -29,6 +29,12 @@ from mtctl.errors import MtctlError
 class MtctlGroup(TyperGroup):
     """Maps every MtctlError to its message on stderr and its exit code (SPEC §6)."""
 
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        # `export kamailio` is its own command beside `export` (TOML): see mtctl/cli/kamailio.py.
+        from mtctl.cli.kamailio import routed
+
+        return routed(self, ctx, args) or super().resolve_command(ctx, args)
+
     def invoke(self, ctx: Any) -> Any:
         from mtctl.cli import output
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import textwrap
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from rich.cells import cell_len
 
@@ -17,7 +19,11 @@ from mtctl.domain.ringing import (
     WEBCALL_NOT_RUNNING,
     RingPlan,
     Skipped,
+    all_phones,
 )
+
+if TYPE_CHECKING:
+    from mtctl.store.live import Registration
 
 KIND_WORD = {"hardphone": "desk phone ", "softphone": "softphone ", "app": "mobile app ",
              "webcall": ""}
@@ -81,6 +87,21 @@ def wrap(line: str, width: int) -> list[str]:
                          break_on_hyphens=False)
 
 
+def registration_lines(plan: RingPlan, registrations: Mapping[tuple[str, int], Registration],
+                       *, width: int) -> list[str]:
+    """Each phone the plan mentions with its last live registration (ring-sim --live)."""
+    lines = ["Registrations (live, from the store's location table):"]
+    for phone in sorted(all_phones(plan), key=lambda p: (p.extension, p.position)):
+        reg = registrations.get((phone.extension, phone.position))
+        if reg is None:
+            state = "not registered"
+        else:
+            when = reg.last_modified.strftime("%Y-%m-%d %H:%M:%S UTC")
+            state = f"registered {when}, {reg.user_agent or 'no user agent'}"
+        lines += wrap(f"  {describe(phone)}: {state}", width)
+    return lines
+
+
 def plan_lines(plan: RingPlan, *, width: int) -> list[str]:
     """The plan as lines of at most WIDTH columns (unless one word is longer)."""
     if plan.user is None:
@@ -108,7 +129,12 @@ def plan_lines(plan: RingPlan, *, width: int) -> list[str]:
     return lines
 
 
-def render_plan(plan: RingPlan) -> None:
-    """Print the plan for people on stdout."""
-    for line in plan_lines(plan, width=text_width()):
+def render_plan(plan: RingPlan,
+                registrations: Mapping[tuple[str, int], Registration] | None = None) -> None:
+    """Print the plan for people on stdout (with live registrations when given)."""
+    width = text_width()
+    lines = plan_lines(plan, width=width)
+    if registrations is not None:
+        lines += registration_lines(plan, registrations, width=width)
+    for line in lines:
         output.out().print(line, markup=False, highlight=False, emoji=False)

@@ -33,6 +33,9 @@ def ring_sim(
         "into (default: the first of the user's list or group).")] = None,
     offline: Annotated[list[str] | None, typer.Option(
         metavar="EXT:POS", help="A phone that is not registered (repeat for more).")] = None,
+    live: Annotated[bool, typer.Option(
+        "--live", help="Take registered phones and Web Call running from Kamailio's "
+        "registrations in the store (see: mtctl export kamailio).")] = False,
     fail_if_silent: Annotated[bool, typer.Option(
         "--fail-if-silent", help="Exit 1 when no phone would ring.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
@@ -43,6 +46,10 @@ def ring_sim(
 
     Example: mtctl ring-sim 40710 --webcall-running --offline 40710:2
     """
+    if live:
+        _ring_sim_live(ctx, number, fail_if_silent=fail_if_silent, as_json=as_json,
+                       flags=bool(webcall_running or webcall_ext or offline))
+        return
     from mtctl.cli.common import reading
     from mtctl.cli.render_ring import render_plan
     from mtctl.domain.ringing import Presence, ring_plan
@@ -58,6 +65,32 @@ def ring_sim(
         output.print_json(plan.as_dict())
     else:
         render_plan(plan)
+    if fail_if_silent and not plan.stages:
+        output.error(f"a call to {number} rings no phone (--fail-if-silent)")
+        raise typer.Exit(1)
+
+
+def _ring_sim_live(ctx: typer.Context, number: str, *, fail_if_silent: bool, as_json: bool,
+                   flags: bool) -> None:
+    from mtctl.cli.common import reading
+    from mtctl.cli.render_ring import render_plan
+    from mtctl.domain.presence import live_presence
+    from mtctl.domain.ringing import ring_plan
+    from mtctl.errors import UsageError
+    from mtctl.store.live import live_registrations
+    from mtctl.store.ring import ring_target
+
+    if flags:
+        raise UsageError("--live takes who is online from the store",
+                         "drop --webcall-running, --webcall-ext and --offline")
+    with reading(ctx) as conn:
+        target = ring_target(conn, number)
+        registrations = live_registrations(conn)
+    plan = ring_plan(target, live_presence(target, registrations))
+    if as_json:
+        output.print_json(plan.as_dict())
+    else:
+        render_plan(plan, registrations=registrations)
     if fail_if_silent and not plan.stages:
         output.error(f"a call to {number} rings no phone (--fail-if-silent)")
         raise typer.Exit(1)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from operator import itemgetter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from operator import itemgetter
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, text
@@ -23,7 +23,7 @@ from sqlalchemy.exc import (
 from mtctl.errors import Conflict, StoreError, UsageError
 
 # The newest migration this mtctl knows; tests/store/test_migrations.py keeps it true.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 UPGRADE_HINT = "run: mtctl db upgrade"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 

@@ -65,6 +65,11 @@ def revoke_token(conn: Connection, *, actor: str, number: str, position: int) ->
                  obj=f"phone {number}:{position}")
 
 
+# What a client calls itself before it knows better (a fresh linphonec's first fetch says
+# `Unknown/...`): such a fetch redeems the token but leaves it for the next one to bind.
+ANONYMOUS_PRODUCTS = frozenset({"", "unknown"})
+
+
 def _device(user_agent: str | None) -> str:
     """The product of a User-Agent (`Linphone/5.1 (...)` → `Linphone`): what a token binds to."""
     return (user_agent or "").split("/", 1)[0].strip()[:256]
@@ -85,12 +90,16 @@ def redeem(conn: Connection, *, token: str, now: datetime,
     if row is None:
         return None
     device = _device(user_agent)
+    anonymous = device.lower() in ANONYMOUS_PRODUCTS
     if row.redeemed_at is None:
         if as_utc(row.redeem_by) < now:
             return None
         conn.execute(update(provisioning_token).where(provisioning_token.c.id == row.id)
-                     .values(redeemed_at=now, device=device))
-    elif row.device != device:
+                     .values(redeemed_at=now, device=None if anonymous else device))
+    elif row.device is None and not anonymous:
+        conn.execute(update(provisioning_token).where(provisioning_token.c.id == row.id)
+                     .values(device=device))
+    elif row.device is not None and row.device != device:
         return None
     account = account_for_phone(conn, row.phone_id)
     if account is not None and row.redeemed_at is None:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    REAL,
     Boolean,
     CheckConstraint,
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -173,4 +175,50 @@ provisioning_token = Table(
     Column("redeem_by", DateTime(timezone=True), nullable=False),
     Column("redeemed_at", DateTime(timezone=True), nullable=True),
     Column("device", String(256), nullable=True),
+)
+
+
+# Kamailio's own tables, in its exact 5.6 schema, so `mtctl export kamailio` can point a Kamailio
+# straight at this store (migration 0004 also creates the views it reads: subscriber,
+# subscriber_prev, ring_phone, ring_target, ring_webcall). Kamailio writes them; mtctl only reads.
+kamailio_version = Table(
+    "version", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("table_name", String(32), nullable=False),
+    Column("table_version", Integer, nullable=False, server_default="0"),
+    UniqueConstraint("table_name", name="version_table_name_idx"),
+)
+
+# usrloc in db_mode 1 (write-through): one row per registered contact. On SQLite, Kamailio stores
+# expires and last_modified as Julian day numbers (REAL), not as text.
+location = Table(
+    "location", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ruid", String(64), nullable=False, server_default=""),
+    Column("username", String(64), nullable=False, server_default=""),
+    Column("domain", String(64), nullable=True),
+    Column("contact", String(512), nullable=False, server_default=""),
+    Column("received", String(128), nullable=True),
+    Column("path", String(512), nullable=True),
+    Column("expires", DateTime, nullable=False, server_default="2030-05-28 21:32:15"),
+    Column("q", REAL, nullable=False, server_default="1.0"),
+    Column("callid", String(255), nullable=False, server_default="Default-Call-ID"),
+    Column("cseq", Integer, nullable=False, server_default="1"),
+    Column("last_modified", DateTime, nullable=False, server_default="2000-01-01 00:00:01"),
+    Column("flags", Integer, nullable=False, server_default="0"),
+    Column("cflags", Integer, nullable=False, server_default="0"),
+    Column("user_agent", String(255), nullable=False, server_default=""),
+    Column("socket", String(64), nullable=True),
+    Column("methods", Integer, nullable=True),
+    Column("instance", String(255), nullable=True),
+    Column("reg_id", Integer, nullable=False, server_default="0"),
+    Column("server_id", Integer, nullable=False, server_default="0"),
+    Column("connection_id", Integer, nullable=False, server_default="0"),
+    Column("keepalive", Integer, nullable=False, server_default="0"),
+    Column("partition", Integer, nullable=False, server_default="0"),
+    UniqueConstraint("ruid", name="location_ruid_idx"),
+    Index("location_account_contact_idx", "username", "domain", "contact"),
+    Index("location_expires_idx", "expires"),
+    Index("location_tcpcon_idx", "connection_id"),
+    Index("location_connection_idx", "server_id", "connection_id"),
 )
