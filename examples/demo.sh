@@ -6,7 +6,11 @@ workdir="$(mktemp -d)"
 trap 'rm -rf "$workdir"' EXIT
 export MTCTL_DATABASE_URL="sqlite:///$workdir/demo.db"
 
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
+  step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+else
+  step() { printf '\n$ %s\n' "$*"; }
+fi
 
 step "bash examples/multiterminal.sh   (builds the store with plain mtctl commands)"
 bash "$here/multiterminal.sh" 2>/dev/null
