@@ -238,12 +238,23 @@ def call(runner: SippRunner, kamailio_port: int, domain: str, number: str,
     return CallResult(code, responses, sipp.output())
 
 
-def invites(phone: Sipp) -> list[tuple[float, str]]:
-    """(wall-clock time in ms, auth user) of every INVITE a phone process received."""
+def requests(phone: Sipp, method: str) -> list[tuple[float, str]]:
+    """(wall-clock time in ms, auth user) of every METHOD request a phone process logged."""
     found = []
     for line in phone.lines():
-        # INVITE <user> <date> <time> <epoch seconds> <the matched request line>
+        # <METHOD> <user> <date> <time> <epoch seconds> <the matched request line>
         words = line.split()
-        if len(words) > 4 and words[0] == "INVITE":
+        if len(words) > 4 and words[0] == method:
             found.append((float(words[4]) * 1000, words[1]))
     return found
+
+
+def invites(phone: Sipp) -> list[tuple[float, str]]:
+    """(wall-clock time in ms, auth user) of every INVITE a phone process received."""
+    return requests(phone, "INVITE")
+
+
+def cancels(phone: Sipp) -> list[tuple[float, str]]:
+    """(wall-clock time in ms, auth user) of every CANCEL a phone process received (only
+    phone_no_answer.xml logs them)."""
+    return requests(phone, "CANCEL")
