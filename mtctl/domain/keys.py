@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -22,6 +23,19 @@ class KeyDigests:
     ha1: str
     ha1_sha256: str
     expires_at: datetime | None
+
+
+def sip_auth_user(number: str, position: int, taken: Callable[[str], bool]) -> str:
+    """A phone's SIP auth user: `NUMBER-POSITION`, with a suffix when that one is taken.
+
+    It stays with the phone for its whole life, across moves and key rotations.
+    """
+    base = candidate = f"{number}-{position}"
+    suffix = 1
+    while taken(candidate):
+        suffix += 1
+        candidate = f"{base}-{suffix}"
+    return candidate
 
 
 def new_password() -> str:

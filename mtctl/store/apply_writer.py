@@ -297,12 +297,7 @@ class _Writer:
         for c in added:
             number, position = c.name.rsplit(":", 1)
             values = c.values or ()
-            # The convention of `phone add`: NUMBER-POSITION, made unique with a suffix.
-            auth_user = candidate = c.name.replace(":", "-")
-            suffix = 1
-            while candidate in taken:
-                suffix += 1
-                candidate = f"{auth_user}-{suffix}"
+            candidate = keys.sip_auth_user(number, int(position), taken.__contains__)
             taken.add(candidate)
             yield (self.ext_ids[number], int(position),
                    *self._phone_values(values, self.target_node[number]), candidate,

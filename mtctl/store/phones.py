@@ -87,13 +87,12 @@ def _refuse_if_broken(ext: ExtensionSpec, phones: tuple[PhoneSpec, ...]) -> None
 
 
 def _auth_user(conn: Connection, number: str, position: int) -> str:
-    """A SIP auth user unique in the store; it stays with the phone for its whole life."""
-    base = candidate = f"{number}-{position}"
-    suffix = 1
-    while conn.execute(select(phone.c.id).where(phone.c.sip_auth_user == candidate)).first():
-        suffix += 1
-        candidate = f"{base}-{suffix}"
-    return candidate
+    """A SIP auth user unique in the store."""
+    def taken(candidate: str) -> bool:
+        return conn.execute(select(phone.c.id).where(phone.c.sip_auth_user == candidate)
+                            ).first() is not None
+
+    return keys.sip_auth_user(number, position, taken)
 
 
 def _lifetime(conn: Connection, template_row) -> int:  # type: ignore[no-untyped-def]
