@@ -1,4 +1,4 @@
-"""Rules MT001–MT015 (SPEC §2) over plain values, and the warnings `check` reports."""
+"""Rules MT001–MT016 (SPEC §2) over plain values, and the warnings `check` reports."""
 
 from __future__ import annotations
 
@@ -94,7 +94,18 @@ def extension_violations(ext: ExtensionSpec) -> list[Violation]:
                                    "give each phone of an extension its own position"))
     for phone in sorted(ext.phones, key=lambda p: p.position):
         found.extend(phone_violations(phone, extension_node=ext.node))
+    found.extend(_webcall_phone_violations(ext))
     return found
+
+
+def _webcall_phone_violations(ext: ExtensionSpec) -> list[Violation]:
+    """MT016: at most one Web Call phone per extension; every one after the first is reported."""
+    webcall = sorted((p for p in ext.phones if p.is_webcall), key=lambda p: p.position)
+    return [Violation("MT016", _phone(extra), f"is a second Web Call phone on extension "
+                      f"{ext.number} (the first is {webcall[0].ref})",
+                      "an extension has at most one Web Call phone: choose another model or "
+                      "put it on another extension")
+            for extra in webcall[1:]]
 
 
 def user_violations(user: UserSpec, extensions: Mapping[str, ExtensionSpec],
