@@ -1,60 +1,121 @@
 """The provisioning endpoint (`mtctl serve`): a small ASGI app, mountable under any ASGI server.
 
     uvicorn --factory mtctl.web:app_from_env     # reads MTCTL_DATABASE_URL
+
+Fetches that change nothing are plain reads (no write lock); only a token's first fetch writes,
+briefly, to redeem or bind it. Store work runs in small thread pools of its own, so a fetch
+waiting for a writer never holds up reads or `/healthz`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from mtctl.domain.provisioning import linphone_xml
+from mtctl.domain.provisioning import Account, linphone_xml
 from mtctl.errors import MtctlError
 from mtctl.store.audit import utcnow
-from mtctl.store.db import Store, open_store
-from mtctl.store.provisioning import redeem
+from mtctl.store.db import HEAD_REVISION, open_store
+from mtctl.store.provisioning import SERVE, TokenReader, device_of, next_step, record_fetch
 
 log = logging.getLogger("mtctl.serve")
 XML = "application/xml"
+READ_THREADS = 4     # lookups: quick on SQLite, a network round trip on PostgreSQL
+WRITE_THREADS = 2    # first fetches: a short write, which may wait for another writer
+READ_TIMEOUT = 10.0  # seconds before a fetch gives up with 503
+WRITE_TIMEOUT = 15.0  # the SQLite busy timeout (10 s) and some
+HEALTH_TIMEOUT = 0.8  # /healthz answers within 1 s whatever the store does
+TRIES = 3            # looks at a token when concurrent first fetches race
+
+
+def _not_found() -> Response:
+    return PlainTextResponse("not found\n", status_code=404)
+
+
+def _unavailable() -> Response:
+    return PlainTextResponse("unavailable\n", status_code=503)
 
 
 def create_app(db_url: str) -> Starlette:
     """An app serving provisioning XML from the store at db_url."""
-    store: Store = open_store(db_url)
+    store = open_store(db_url)
+    reader = TokenReader(store)
+    reads = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="mtctl-read")
+    writes = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="mtctl-write")
+    probes = ThreadPoolExecutor(1, thread_name_prefix="mtctl-health")
+    probe: list[Future[Any]] = []  # the store check running now, shared by concurrent probes
 
-    def fetch(request: Request) -> Response:
-        token = request.path_params["token"]
-        try:
+    async def run(pool: ThreadPoolExecutor, timeout: float, fn: Callable[..., Any],
+                  *args: Any) -> Any:
+        return await asyncio.wait_for(
+            asyncio.get_running_loop().run_in_executor(pool, fn, *args), timeout)
+
+    def first_fetch(token: str, device: str) -> Account | None:
+        """Redeem or bind the token (a short write), looking again if another fetch raced."""
+        for _ in range(TRIES):
+            found = reader.lookup(token)
+            now = utcnow()
+            step = next_step(found, device, now)
+            if step is None or step == SERVE:
+                return found.account if step else None
             with store.write() as conn:
-                account = redeem(conn, token=token, now=utcnow(),
-                                 user_agent=request.headers.get("user-agent"))
-        except MtctlError as exc:
-            log.error("GET /<token> 503: %s", exc)
-            return PlainTextResponse("unavailable\n", status_code=503)
+                if record_fetch(conn, found, device=device, step=step, now=now):
+                    return found.account
+        return None
+
+    async def fetch(request: Request) -> Response:
+        token = request.path_params["token"]
+        method = request.method
+        device = device_of(request.headers.get("user-agent"))
+        try:
+            found = await run(reads, READ_TIMEOUT, reader.lookup, token)
+            step = next_step(found, device, utcnow())
+            account = found.account if step else None
+            if step is not None and step != SERVE and method == "GET":
+                # HEAD answers as GET would, but never redeems or binds a token.
+                account = await run(writes, WRITE_TIMEOUT, first_fetch, token, device)
+        except (MtctlError, TimeoutError) as exc:
+            log.error("%s /<token> 503: %s", method, str(exc) or "the store did not answer in time")
+            return _unavailable()
         if account is None:
-            log.info("GET /<token> 404")
-            return PlainTextResponse("not found\n", status_code=404)
-        log.info("GET /<token> 200 %s", account.auth_user)
+            log.info("%s /<token> 404", method)
+            return _not_found()
+        log.info("%s /<token> 200 %s", method, account.auth_user)
         return Response(linphone_xml(account), media_type=XML,
                         headers={"Cache-Control": "no-store"})
 
-    def healthz(_: Request) -> Response:
+    async def healthz(_: Request) -> Response:
+        """200 when the store answers a read of its schema revision within HEALTH_TIMEOUT."""
+        if not probe or probe[0].done():
+            probe[:] = [probes.submit(reader.revision)]
         try:
-            with store.read() as conn:
-                conn.exec_driver_sql("SELECT 1")
+            revision = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(probe[0])),
+                                              HEALTH_TIMEOUT)
+        except TimeoutError:
+            return PlainTextResponse(f"store unavailable: no answer within {HEALTH_TIMEOUT} s\n",
+                                     status_code=503)
         except MtctlError:
             return PlainTextResponse("store unavailable\n", status_code=503)
-        return PlainTextResponse("ok\n")
+        if revision != HEAD_REVISION:
+            return PlainTextResponse(f"store at schema {revision}, needs {HEAD_REVISION}\n",
+                                     status_code=503)
+        return PlainTextResponse(f"ok: store readable, schema {revision}\n")
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         yield
+        for pool in (reads, writes, probes):
+            pool.shutdown(wait=False, cancel_futures=True)
+        reader.close()
         store.close()
 
     return Starlette(routes=[Route("/healthz", healthz), Route("/{token}", fetch)],

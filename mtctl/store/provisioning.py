@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Select, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from mtctl.domain import provisioning
+from mtctl.domain.model import PhoneSpec
 from mtctl.domain.provisioning import Account
 from mtctl.domain.rules import provisioning_violation
 from mtctl.errors import NotFound, RuleViolation, UsageError
 from mtctl.store import audit, config
 from mtctl.store.audit import as_utc
+from mtctl.store.db import Store, _translated
 from mtctl.store.phones import get_phone_spec
-from mtctl.store.snapshots import phone_query
-from mtctl.store.tables import extension, phone, provisioning_token
+from mtctl.store.snapshots import phone_query, phone_spec
+from mtctl.store.tables import extension, phone, provisioning_token, setting
+
+log = logging.getLogger("mtctl.serve")
 
 
 def _phone_id(conn: Connection, number: str, position: int) -> int:
@@ -70,71 +81,277 @@ def revoke_token(conn: Connection, *, actor: str, number: str, position: int) ->
 ANONYMOUS_PRODUCTS = frozenset({"", "unknown"})
 
 
-def _device(user_agent: str | None) -> str:
+def device_of(user_agent: str | None) -> str:
     """The product of a User-Agent (`Linphone/5.1 (...)` → `Linphone`): what a token binds to."""
     return (user_agent or "").split("/", 1)[0].strip()[:256]
 
 
-def redeem(conn: Connection, *, token: str, now: datetime,
-           user_agent: str | None) -> Account | None:
-    """The account behind a live token, or None (unknown, expired, revoked or another device).
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """A live token as the endpoint sees it: its state and the account it would serve."""
 
-    The first fetch binds the token to the fetching device; later fetches by that device keep
-    working, so a rotated key reaches the app on its next fetch.
+    token_id: int
+    phone_ref: str  # "number:position", for the audit trail
+    redeem_by: datetime
+    redeemed_at: datetime | None
+    device: str | None
+    account: Account | None  # None: the phone may not be provisioned (any more)
+
+
+# What a fetch needs next: serve the account as it is, or first write the redemption / binding.
+SERVE, REDEEM, BIND = "serve", "redeem", "bind"
+
+
+def next_step(found: Lookup | None, device: str, now: datetime) -> str | None:
+    """SERVE, REDEEM or BIND for a fetch by `device`, or None for a 404.
+
+    The first fetch redeems the token and binds it to the fetching device (an anonymous one
+    leaves the binding to the next fetch); later fetches by that device are plain reads.
     """
-    if not provisioning.looks_like_token(token):
+    if found is None or found.account is None:
         return None
-    row = conn.execute(
-        select(provisioning_token).where(
-            provisioning_token.c.token_hash == provisioning.token_hash(token))).first()
-    if row is None:
-        return None
-    device = _device(user_agent)
     anonymous = device.lower() in ANONYMOUS_PRODUCTS
-    if row.redeemed_at is None:
-        if as_utc(row.redeem_by) < now:
-            return None
-        conn.execute(update(provisioning_token).where(provisioning_token.c.id == row.id)
-                     .values(redeemed_at=now, device=None if anonymous else device))
-    elif row.device is None and not anonymous:
-        conn.execute(update(provisioning_token).where(provisioning_token.c.id == row.id)
-                     .values(device=device))
-    elif row.device is not None and row.device != device:
-        return None
-    account = account_for_phone(conn, row.phone_id)
-    if account is not None and row.redeemed_at is None:
-        spec_row = conn.execute(phone_query().where(phone.c.id == row.phone_id)).one()
-        audit.record(conn, actor="provisioning", action="redeem",
-                     obj=f"phone {spec_row.number}:{spec_row.position}",
-                     changes={"device": [None, device]})
-    return account
+    if found.redeemed_at is None:
+        return REDEEM if found.redeem_by >= now else None
+    if found.device is None:
+        return SERVE if anonymous else BIND
+    return SERVE if found.device == device else None
 
 
-def account_for_phone(conn: Connection, phone_id: int) -> Account | None:
+def record_fetch(conn: Connection, found: Lookup, *, device: str, step: str,
+                 now: datetime) -> bool:
+    """Write a first fetch's redemption or binding; False when another fetch got there first.
+
+    Conditional UPDATEs: a concurrent fetch that redeemed or bound the token already makes
+    this one change nothing, and the caller looks again.
+    """
+    anonymous = device.lower() in ANONYMOUS_PRODUCTS
+    t = provisioning_token.c
+    if step == REDEEM:
+        done = conn.execute(update(provisioning_token)
+                            .where(t.id == found.token_id, t.redeemed_at.is_(None),
+                                   t.redeem_by >= now)
+                            .values(redeemed_at=now, device=None if anonymous else device)
+                            ).rowcount
+        if done:
+            audit.record(conn, actor="provisioning", action="redeem",
+                         obj=f"phone {found.phone_ref}", changes={"device": [None, device]})
+    else:
+        done = conn.execute(update(provisioning_token)
+                            .where(t.id == found.token_id, t.device.is_(None))
+                            .values(device=device)).rowcount
+    return bool(done)
+
+
+def _setting(name: str):  # type: ignore[no-untyped-def]
+    return select(setting.c.value).where(setting.c.key == name).scalar_subquery()
+
+
+def _lookup_query() -> Select:
+    """One indexed query: the token, its phone and the settings an account needs."""
+    t = provisioning_token.c
+    return (phone_query()
+            .add_columns(t.id.label("token_id"), t.redeem_by, t.redeemed_at, t.device,
+                         phone.c.ha1, extension.c.display_name,
+                         _setting("sip.domain").label("s_domain"),
+                         _setting("sip.realm").label("s_realm"),
+                         _setting("sip.proxy").label("s_proxy"),
+                         _setting("flexisip.proxy").label("s_flexisip"))
+            .join(provisioning_token, t.phone_id == phone.c.id)
+            .where(t.token_hash == bindparam("token_hash")))
+
+
+def _account(m: Mapping[str, Any], spec: PhoneSpec) -> Account | None:
     """The phone's account as provisioning serves it, if the phone may still be provisioned."""
-    row = conn.execute(phone_query().add_columns(phone.c.ha1, extension.c.display_name)
-                       .where(phone.c.id == phone_id)).first()
-    if row is None or row.ha1 is None:
-        return None
-    from mtctl.store.snapshots import phone_spec
-
-    spec = phone_spec(row)
-    if provisioning_violation(spec) is not None:
-        return None
-    domain = config.get_value(conn, "sip.domain")
-    realm = config.get_value(conn, "sip.realm")
-    if domain is None or realm is None:
+    domain = m["s_domain"]
+    realm = m["s_realm"] or domain
+    if m["ha1"] is None or domain is None or provisioning_violation(spec) is not None:
         return None
     if spec.publishable:
-        proxy = config.get_value(conn, "flexisip.proxy")
+        proxy = m["s_flexisip"]
         if proxy is None:
             return None
         if "transport=" not in proxy:
             proxy += ";transport=tls"
     else:
-        proxy = config.get_value(conn, "sip.proxy") or f"sip:{domain}"
-    return Account(auth_user=row.sip_auth_user, ha1=row.ha1, realm=realm, domain=domain,
-                   proxy=proxy, display_name=row.display_name)
+        proxy = m["s_proxy"] or f"sip:{domain}"
+    return Account(auth_user=m["sip_auth_user"], ha1=m["ha1"], realm=realm, domain=domain,
+                   proxy=proxy, display_name=m["display_name"])
+
+
+class _Row:
+    """A driver row with the `_mapping` that snapshots.phone_spec reads."""
+
+    __slots__ = ("_mapping",)
+
+    def __init__(self, mapping: Mapping[str, Any]) -> None:
+        self._mapping = mapping
+
+
+class TokenReader:
+    """Read-only token lookups for `mtctl serve`, without SQLAlchemy or a lock per request.
+
+    The lookup is compiled once and run straight through the driver on one connection per
+    thread, outside any write transaction: SQLite (WAL) reads while a writer holds the lock,
+    PostgreSQL reads in autocommit. When the SQLite file at the store's path is replaced (a
+    restored backup, `mv new.db store.db`), every connection is closed and the new file opened.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        dialect = store.engine.dialect
+        query = _lookup_query()
+        compiled = query.compile(dialect=dialect)
+        self._sql = str(compiled)
+        self._params = dict(compiled.params)  # the setting names, and the token's hash
+        self._order = compiled.positiontup  # qmark/format drivers: the parameters' order
+        self._columns = list(query.selected_columns.keys())
+        # What SQLAlchemy would do to each value (SQLite keeps datetimes as text).
+        self._convert = [(i, proc) for i, c in enumerate(query.selected_columns)
+                         if (proc := c.type.dialect_impl(dialect).result_processor(dialect, None))
+                         is not None]
+        self._path = _sqlite_file(store)
+        self._file_id = _file_id(self._path)
+        self._local = threading.local()
+        self._generation = 0
+        self._gate = threading.Condition()
+        self._busy = 0          # queries running now
+        self._reopening = False
+        self._open: list[Any] = []
+
+    def _connect(self) -> Any:
+        pooled = self.store.engine.raw_connection()  # the engine's pragmas apply
+        raw = pooled.driver_connection
+        pooled.detach()
+        if self.store.dialect == "postgresql":
+            raw.autocommit = True  # no transaction held open between fetches
+        return raw
+
+    def _replaced(self) -> bool:
+        if self._path is None:
+            return False
+        return _file_id(self._path) != self._file_id
+
+    def _reopen(self) -> None:
+        """Close every connection to the old file before any opens the new one."""
+        with self._gate:
+            if not self._replaced():
+                return
+            self._reopening = True
+            try:
+                while self._busy:
+                    self._gate.wait(1.0)
+                for raw in self._open:
+                    with contextlib.suppress(Exception):
+                        raw.close()
+                self._open.clear()
+                self.store.engine.dispose()
+                self._generation += 1
+                self._file_id = _file_id(self._path)
+            finally:
+                self._reopening = False
+                self._gate.notify_all()
+        log.warning("the store file was replaced; reopened %s", self._path)
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[Any]:
+        if self._replaced():
+            self._reopen()
+        local = self._local
+        with self._gate:
+            while self._reopening:
+                self._gate.wait()
+            self._busy += 1
+            if getattr(local, "generation", None) != self._generation:
+                local.raw = None
+            if local.raw is None:
+                try:
+                    local.raw = self._connect()
+                except BaseException:
+                    self._busy -= 1
+                    raise
+                local.generation = self._generation
+                self._open.append(local.raw)
+        try:
+            yield local.raw
+        except BaseException:
+            with self._gate:  # a broken connection is not reused
+                if local.raw in self._open:
+                    self._open.remove(local.raw)
+            with contextlib.suppress(Exception):
+                local.raw.close()
+            local.raw = None
+            raise
+        finally:
+            with self._gate:
+                self._busy -= 1
+                if not self._busy:
+                    self._gate.notify_all()
+
+    def _query(self, sql: str, params: Any) -> list[tuple]:
+        with _translated(), self._connection() as raw:
+            cursor = raw.cursor()
+            try:
+                cursor.execute(sql, params)
+                return cursor.fetchall()
+            finally:
+                cursor.close()
+
+    def lookup(self, token: str) -> Lookup | None:
+        """The token's state and account, or None for a malformed or unknown token."""
+        if not provisioning.looks_like_token(token):
+            return None
+        digest = provisioning.token_hash(token)
+        params = {**self._params, "token_hash": digest}
+        rows = self._query(self._sql, [params[name] for name in self._order]
+                           if self._order is not None else params)
+        if not rows:
+            return None
+        values = list(rows[0])
+        for i, convert in self._convert:
+            values[i] = convert(values[i])
+        m = dict(zip(self._columns, values, strict=True))
+        account = _account(m, phone_spec(_Row(m)))
+        return Lookup(token_id=m["token_id"], phone_ref=f"{m['number']}:{m['position']}",
+                      redeem_by=as_utc(m["redeem_by"]),
+                      redeemed_at=as_utc(m["redeemed_at"]), device=m["device"],
+                      account=account)
+
+    def revision(self) -> str | None:
+        """The store's schema revision, read the same way (what /healthz checks)."""
+        rows = self._query("SELECT version_num FROM alembic_version", ())
+        return rows[0][0] if rows else None
+
+    def check_replaced(self) -> None:
+        """Reopen now if the store file was replaced."""
+        if self._replaced():
+            self._reopen()
+
+    def close(self) -> None:
+        with self._gate:
+            for raw in self._open:
+                with contextlib.suppress(Exception):
+                    raw.close()
+            self._open.clear()
+            self._generation += 1
+
+
+def _sqlite_file(store: Store) -> Path | None:
+    url = store.engine.url
+    if store.dialect != "sqlite" or not url.database or url.database == ":memory:" \
+            or url.database.startswith("file:"):
+        return None
+    return Path(url.database).resolve()
+
+
+def _file_id(path: Path | None) -> tuple[int, int] | None:
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def token_status(conn: Connection, number: str, position: int) -> dict[str, Any] | None:
