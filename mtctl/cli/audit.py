@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from mtctl.cli import output
-from mtctl.cli.common import JsonOpt, reading
+from mtctl.cli.common import JsonOpt, reading, whole_number
 
 
 def _since(value: str | None) -> datetime | None:
@@ -17,14 +17,20 @@ def _since(value: str | None) -> datetime | None:
 
     if value is None:
         return None
-    units = {"d": "days", "h": "hours", "m": "minutes"}
-    if value[:-1].isdigit() and value[-1:] in units:
-        return datetime.now(UTC) - timedelta(**{units[value[-1]]: int(value[:-1])})
+    from mtctl.domain.values import parse_int
+
+    units = {"d": ("days", 36_500), "h": ("hours", 876_000), "m": ("minutes", 52_560_000)}
+    hint = "use 2026-11-01, 2026-11-01T08:00 or a span like 7d, 12h (up to 100 years)"
+    if value[-1:] in units and value[:-1].isascii() and value[:-1].isdigit():
+        unit, most = units[value[-1]]
+        span = parse_int(value[:-1], what="--since", low=0, high=most, hint=hint)
+        return datetime.now(UTC) - timedelta(**{unit: span})
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise UsageError(f"--since {value!r} is not a time",
-                         "use 2026-11-01, 2026-11-01T08:00 or a span like 7d, 12h") from None
+        if parsed.tzinfo:
+            parsed.astimezone(UTC)  # an offset past year 1 or 9999 overflows here, not later
+    except (ValueError, OverflowError):
+        raise UsageError(f"--since {value[:80]!r} is not a time", hint) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -35,7 +41,9 @@ def audit(
     obj: Annotated[str | None, typer.Option(
         "--object", metavar="OBJECT", help="e.g. 'phone 40710:1' or 'extension 40710'.")]
     = None,
-    limit: Annotated[int | None, typer.Option(metavar="N")] = None,
+    limit: Annotated[int | None, typer.Option(
+        metavar="N", help="At most N records.", parser=whole_number("--limit", 1, 2**31 - 1))]
+    = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show the audit trail, oldest first.

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from mtctl.cli import output
-from mtctl.cli.common import JsonOpt, reading, writing
+from mtctl.cli.common import JsonOpt, reading, whole_number, writing
 
 node_app = typer.Typer(help="PBX servers.", no_args_is_help=True)
 category_app = typer.Typer(help="Calling permission classes.", no_args_is_help=True)
@@ -144,7 +144,8 @@ def template_add(
     for_webcall: Annotated[bool, typer.Option("--for-webcall",
                                               help="Template for Web Call phones.")] = False,
     key_lifetime: Annotated[int | None, typer.Option(
-        metavar="DAYS", help="Key lifetime of secure phones using it.")] = None,
+        metavar="DAYS", help="Key lifetime of secure phones using it (1–36500).",
+        parser=whole_number("--key-lifetime", 1, 36_500, "use 1 to 36500 days"))] = None,
     category: Annotated[str | None, typer.Option(help="Default category of its phones.")] = None,
     secure: Annotated[bool, typer.Option("--secure", help="Its phones are secure.")] = False,
 ) -> None:

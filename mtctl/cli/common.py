@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import getpass
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -14,6 +14,28 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+INT_MAX = 2**31 - 1  # the store's INTEGER columns
+
+
+def whole_number(what: str, low: int = -INT_MAX - 1, high: int = INT_MAX,
+                 hint: str | None = None) -> Callable[[str], int]:
+    """A Typer parser for a bounded whole number in ASCII digits: anything else is one clear
+    error line, exit 2 (`parser=whole_number("--order", 0)`)."""
+
+    def parse(text: str | int) -> int:
+        from mtctl.domain.values import parse_int
+
+        if isinstance(text, int):  # a default value
+            return text
+        return parse_int(text, what=what, low=low, high=high, hint=hint)
+
+    return parse
+
+
+def position_arg() -> Any:
+    """The POS argument naming a phone on its extension."""
+    return typer.Argument(metavar="POS", help="Position 0–7 on the extension.",
+                          parser=whole_number("POS", 0, INT_MAX, "use a position from 0 to 7"))
 
 
 @dataclass
@@ -30,6 +52,13 @@ class Globals:
     @property
     def who(self) -> str:
         if self.actor:
+            from mtctl.domain.values import check_text
+            from mtctl.errors import UsageError
+
+            check_text("--actor", self.actor)
+            if len(self.actor) > 64:
+                raise UsageError(f"--actor is {len(self.actor)} characters long, more than 64",
+                                 "use at most 64 characters")
             return self.actor
         try:
             return getpass.getuser()

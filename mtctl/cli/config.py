@@ -48,7 +48,9 @@ def get(ctx: typer.Context, key: str) -> None:
         value = config.get_value(conn, key)
     if value is None:
         raise NotFound(f"{key} is not set", f"run: mtctl config set {key} VALUE")
-    typer.echo(value)
+    from mtctl.domain.values import escape
+
+    typer.echo(escape(value))
 
 
 @config_app.command("list")

@@ -7,15 +7,16 @@ from typing import Annotated
 import typer
 
 from mtctl.cli import output
-from mtctl.cli.common import JsonOpt, reading, writing
+from mtctl.cli.common import JsonOpt, reading, whole_number, writing
 
 ext_app = typer.Typer(help="Extensions: dialable numbers with up to eight phones.",
                       no_args_is_help=True)
 
 NameOpt = Annotated[str | None, typer.Option("--name", metavar="DISPLAY",
                                              help="Display name shown to callers.")]
-TimeoutOpt = Annotated[int | None, typer.Option(metavar="SECONDS",
-                                                help="How long each ring stage lasts.")]
+TimeoutOpt = Annotated[int | None, typer.Option(
+    metavar="SECONDS", help="How long each ring stage lasts (1–600).",
+    parser=whole_number("--ring-timeout", 1, 600, "use 1 to 600 seconds"))]
 COLUMNS = ["number", "node", "display_name", "owner", "ring_timeout", "phones"]
 
 

@@ -8,8 +8,10 @@ from typing import Annotated
 import typer
 
 from mtctl.cli import output
-from mtctl.cli.common import JsonOpt, globals_of, reading
+from mtctl.cli.common import INT_MAX, JsonOpt, globals_of, reading, whole_number
 
+DAYS_MAX = 36_500  # a hundred years: keys live at most that long
+DAYS_HINT = f"use a number of days from 0 to {DAYS_MAX}"
 keys_app = typer.Typer(help="SIP keys of secure phones: list and rotate.", no_args_is_help=True)
 
 
@@ -17,7 +19,8 @@ keys_app = typer.Typer(help="SIP keys of secure phones: list and rotate.", no_ar
 def list_(
     ctx: typer.Context,
     expiring_within: Annotated[int | None, typer.Option(
-        metavar="DAYS", help="Only keys that expire within DAYS (or have expired).")] = None,
+        metavar="DAYS", help="Only keys that expire within DAYS (or have expired).",
+        parser=whole_number("--expiring-within", 0, DAYS_MAX, DAYS_HINT))] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List phones with keys, soonest expiry first (never a digest).
@@ -44,12 +47,15 @@ def rotate(
     ctx: typer.Context,
     within: Annotated[int | None, typer.Option(
         metavar="DAYS", help="Rotate keys expiring within DAYS (default: setting "
-        "keys.rotate_within_days, 7).")] = None,
+        "keys.rotate_within_days, 7).",
+        parser=whole_number("--within", 0, DAYS_MAX, DAYS_HINT))] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what is due.")] = False,
-    limit: Annotated[int | None, typer.Option(metavar="N", help="Rotate at most N keys.")]
+    limit: Annotated[int | None, typer.Option(metavar="N", help="Rotate at most N keys.",
+                                              parser=whole_number("--limit", 1, INT_MAX))]
     = None,
     batch_size: Annotated[int, typer.Option(
-        metavar="N", help="Keys per committed transaction.")] = 1000,
+        metavar="N", help="Keys per committed transaction.",
+        parser=whole_number("--batch-size", 1, 100_000))] = 1000,
     verbose: Annotated[bool, typer.Option("--verbose", "-v",
                                           help="Say what was rotated.")] = False,
     as_json: JsonOpt = False,

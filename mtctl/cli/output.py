@@ -44,13 +44,17 @@ def print_json(data: Any) -> None:
 
 
 def _cell(value: Any) -> str:
+    """A value as a table shows it; control characters (from a store written by other means)
+    are shown escaped, never sent to the terminal."""
+    from mtctl.domain.values import escape
+
     if value is None:
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list | tuple):
-        return ", ".join(map(str, value))
-    return str(value)
+        return escape(", ".join(map(str, value)))
+    return escape(str(value))
 
 
 def rows(items: Sequence[dict[str, Any]], columns: Sequence[str], *, as_json: bool,
@@ -79,18 +83,24 @@ def record(item: dict[str, Any], *, as_json: bool) -> None:
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     for key, value in item.items():
-        table.add_row(key.replace("_", " "), _cell(value))
+        table.add_row(_cell(key.replace("_", " ")), _cell(value))
     out().print(table, markup=False)
 
 
 def note(message: str) -> None:
     """A line for people, on stderr."""
-    err().print(message, markup=False)
+    from mtctl.domain.values import escape
+
+    err().print(escape(message), markup=False)
 
 
 def error(message: str) -> None:
-    err().print(f"mtctl: error: {message}", markup=False, style="red")
+    from mtctl.domain.values import escape
+
+    err().print(f"mtctl: error: {escape(message)}", markup=False, style="red")
 
 
 def warning(message: str) -> None:
-    err().print(f"mtctl: warning: {message}", markup=False, style="yellow")
+    from mtctl.domain.values import escape
+
+    err().print(f"mtctl: warning: {escape(message)}", markup=False, style="yellow")

@@ -8,12 +8,14 @@ from typing import Annotated, Any
 import typer
 
 from mtctl.cli import output
-from mtctl.cli.common import JsonOpt, reading, writing
+from mtctl.cli.common import JsonOpt, position_arg, reading, whole_number, writing
 
 phone_app = typer.Typer(help="Phones: up to eight devices per extension.", no_args_is_help=True)
 
 Ext = Annotated[str, typer.Argument(metavar="EXT", help="Extension number.")]
-Pos = Annotated[int, typer.Argument(metavar="POS", help="Position 0–7 on the extension.")]
+Pos = Annotated[int, position_arg()]
+POS_HINT = "use a position from 0 to 7"
+ORDER_HINT = "use an order of 0 (never rings) or more"
 COLUMNS = ["extension", "position", "order", "enabled", "model", "template", "category",
            "location", "secure", "publishable", "key_expires_at"]
 
@@ -22,9 +24,11 @@ COLUMNS = ["extension", "position", "order", "enabled", "model", "template", "ca
 def add(
     ctx: typer.Context,
     ext: Ext,
-    position: Annotated[int, typer.Option(metavar="N", help="Position 0–7 (Cisco: 0).")],
+    position: Annotated[int, typer.Option(metavar="N", help="Position 0–7 (Cisco: 0).",
+                                          parser=whole_number("--position", hint=POS_HINT))],
     model: Annotated[str, typer.Option(metavar="MODEL", help="Model name (mtctl model list).")],
-    order: Annotated[int, typer.Option(metavar="N", help="Ring order; 0 never rings.")] = 1,
+    order: Annotated[int, typer.Option(metavar="N", help="Ring order; 0 never rings.",
+                                       parser=whole_number("--order", hint=ORDER_HINT))] = 1,
     disabled: Annotated[bool, typer.Option("--disabled", help="Add it disabled.")] = False,
     secure: Annotated[bool, typer.Option("--secure",
                                          help="System-generated key with an expiry.")] = False,
@@ -84,9 +88,11 @@ def set_(
     ctx: typer.Context,
     ext: Ext,
     pos: Pos,
-    position: Annotated[int | None, typer.Option(metavar="N", help="Move to this position.")]
+    position: Annotated[int | None, typer.Option(metavar="N", help="Move to this position.",
+                                                 parser=whole_number("--position", hint=POS_HINT))]
     = None,
-    order: Annotated[int | None, typer.Option(metavar="N")] = None,
+    order: Annotated[int | None, typer.Option(
+        metavar="N", parser=whole_number("--order", hint=ORDER_HINT))] = None,
     model: Annotated[str | None, typer.Option(metavar="MODEL")] = None,
     template: Annotated[str | None, typer.Option(metavar="T")] = None,
     category: Annotated[str | None, typer.Option(metavar="C", help="'' clears.")] = None,

@@ -12,12 +12,13 @@ from mtctl.cli.common import JsonOpt, globals_of, writing
 
 
 def _phone_ref(words: list[str]) -> tuple[str, int]:
+    from mtctl.domain.values import parse_int
     from mtctl.errors import UsageError
 
-    if len(words) != 2 or not words[1].isdigit():
-        raise UsageError(f"cannot read a phone from {' '.join(words)!r}",
-                         "name it as EXT POS, e.g. mtctl provision 40710 2")
-    return words[0], int(words[1])
+    hint = "name it as EXT POS, e.g. mtctl provision 40710 2"
+    if len(words) != 2:
+        raise UsageError(f"cannot read a phone from {' '.join(words)[:80]!r}", hint)
+    return words[0], parse_int(words[1], what="POS", low=0, high=2**31 - 1, hint=hint)
 
 
 def provision(

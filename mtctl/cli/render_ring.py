@@ -136,5 +136,7 @@ def render_plan(plan: RingPlan,
     lines = plan_lines(plan, width=width)
     if registrations is not None:
         lines += registration_lines(plan, registrations, width=width)
-    for line in lines:
-        output.out().print(line, markup=False, highlight=False, emoji=False)
+    from mtctl.domain.values import escape
+
+    for line in lines:  # names and user agents are shown, never acted on by the terminal
+        output.out().print(escape(line), markup=False, highlight=False, emoji=False)

@@ -10,15 +10,17 @@ from mtctl.cli import output
 
 
 def _parse_offline(values: list[str]) -> frozenset[tuple[str, int]]:
+    from mtctl.domain.values import parse_int
     from mtctl.errors import UsageError
 
+    hint = "write EXT:POS, e.g. --offline 40710:2"
     parsed = set()
     for value in values:
         number, sep, pos = value.partition(":")
-        if not sep or not number or not (pos.isascii() and pos.isdigit()):
-            raise UsageError(f"--offline {value!r} does not name a phone",
-                             "write EXT:POS, e.g. --offline 40710:2")
-        parsed.add((number, int(pos)))
+        if not sep or not number:
+            raise UsageError(f"--offline {value[:80]!r} does not name a phone", hint)
+        parsed.add((number, parse_int(pos, what="--offline position", low=0,
+                                      high=2**31 - 1, hint=hint)))
     return frozenset(parsed)
 
 

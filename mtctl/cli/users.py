@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from mtctl.cli import output
-from mtctl.cli.common import JsonOpt, reading, writing
+from mtctl.cli.common import JsonOpt, reading, whole_number, writing
 
 user_app = typer.Typer(help="Users: owners of extensions, with their Web Call mode.",
                        no_args_is_help=True)
@@ -34,7 +34,8 @@ ExtsOpt = Annotated[list[str] | None, typer.Option(
 GroupOpt = Annotated[str | None, typer.Option(metavar="NAME",
                                               help="Web Call group (pool) to borrow from.")]
 PositionOpt = Annotated[int | None, typer.Option(
-    metavar="N", help="Position of the Web Call phone on the login extension (multiterminal).")]
+    metavar="N", help="Position of the Web Call phone on the login extension (multiterminal).",
+    parser=whole_number("--webcall-position", 0, 7, "use a position from 0 to 7"))]
 COLUMNS = ["username", "display_name", "login", "webcall_mode", "webcall_license",
            "webcall_extensions", "webcall_group", "webcall_position"]
 

@@ -37,10 +37,12 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
+from mtctl.domain.config_keys import MAX_LIFETIME_DAYS
+
 SCHEMA_ID = "https://mtctl.example/schemas/mtctl-config.schema.json"
 MAX_INT = 2**31 - 1  # the store's INTEGER columns
 EXTENSION_PATTERN = r"^[0-9]{1,32}$"
-NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f-\x9f]*$"  # no C0, DEL or C1 (domain/values.py)
 MAX_NESTING = 64  # brackets deeper than this go to tomllib, which fails cleanly
 
 STRICT = ConfigDict(extra="forbid", strict=True)
@@ -123,7 +125,7 @@ class Template(TypedDict, total=False):
 
     for_webcall: Annotated[StrictBool, _default(False, "For Web Call phones (MT013).")]
     secure: Annotated[StrictBool, _default(False, "Phones made with it are secure.")]
-    key_lifetime_days: Annotated[StrictInt, Field(ge=1, le=36500, description=(
+    key_lifetime_days: Annotated[StrictInt, Field(ge=1, le=MAX_LIFETIME_DAYS, description=(
         "Key lifetime of its secure phones. Default: the keys.lifetime_days setting."))]
     category: Annotated[CategoryName, Field(description="Default category of its phones.")]
 
@@ -155,7 +157,13 @@ class User(TypedDict):
 
 Host = Annotated[StrictStr, StringConstraints(max_length=253)]
 SipUri = Annotated[StrictStr, StringConstraints(max_length=512)]
-Positive = Annotated[StrictInt, Field(ge=1, le=MAX_INT)]
+
+
+def _range(name: str) -> Any:
+    """The range of a whole-number setting, from the one table `mtctl config` uses too."""
+    from mtctl.domain.config_keys import SETTINGS
+
+    return Field(ge=SETTINGS[name].low, le=SETTINGS[name].high)
 
 
 @with_config(STRICT)
@@ -173,14 +181,17 @@ class FlexisipSettings(TypedDict, total=False):
 @with_config(STRICT)
 class ProvisioningSettings(TypedDict, total=False):
     base_url: Annotated[SipUri, Field(description="Base of provisioning URLs in QR codes.")]
-    token_ttl_hours: Annotated[Positive, Field(description="Hours a token stays usable.")]
+    token_ttl_hours: Annotated[StrictInt, _range("provisioning.token_ttl_hours"), Field(
+        description="Hours a token stays usable.")]
 
 
 @with_config(STRICT)
 class KeysSettings(TypedDict, total=False):
-    lifetime_days: Annotated[Positive, Field(description="Default key lifetime.")]
-    rotate_within_days: Annotated[Positive, Field(description="keys rotate's window.")]
-    grace_days: Annotated[StrictInt, Field(ge=0, le=MAX_INT, description=(
+    lifetime_days: Annotated[StrictInt, _range("keys.lifetime_days"), Field(
+        description="Default key lifetime.")]
+    rotate_within_days: Annotated[StrictInt, _range("keys.rotate_within_days"), Field(
+        description="keys rotate's window; shorter than every key lifetime.")]
+    grace_days: Annotated[StrictInt, _range("keys.grace_days"), Field(description=(
         "Days a rotated-out key stays valid (0: none)."))]
 
 

@@ -269,6 +269,7 @@ class _Planner:
         self.categories = self._names("category", "categories")
         self._models()
         self._templates()
+        self._rotation()
         self._groups()
         self._extensions()
         self._users()
@@ -349,6 +350,21 @@ class _Planner:
             wanted[name] = (t.get("for_webcall", False), t.get("secure", False),
                             t.get("key_lifetime_days"), cat)
         self.templates = self._catalog("template", wanted, self.state.templates, seed()[1])
+
+    def _rotation(self) -> None:
+        """A rotation window at least as long as a key lifetime would rotate every key."""
+        from mtctl.domain.config_keys import rotation_conflicts
+
+        lifetimes = {name: values[2] for name, values in self.templates.items()}
+        for conflict in rotation_conflicts(self.settings, lifetimes):
+            if conflict.where.startswith("template "):
+                name = conflict.where.removeprefix("template ")
+                path: tuple[str, ...] | None = (("templates", name, "key_lifetime_days")
+                                                if name in self.doc.get("templates", {})
+                                                else None)
+            else:
+                path = ("settings", "keys", "rotate_within_days")
+            self.problem(path, conflict.message, conflict.hint)
 
     def _groups(self) -> None:
         wanted = {name: tuple(g.get("extensions", ())) for name, g in
@@ -771,4 +787,7 @@ def apply_config(conn: Connection, parsed: ParsedConfig, *, actor: str, prune: b
         plan = plan_config(state, parsed, prune=prune)
         if not dry_run and not plan.problems and plan.changes:
             write_plan(conn, state, plan, actor=actor, now=now or datetime.now(UTC))
+            from mtctl.store.webcall import end_invalid_sessions
+
+            end_invalid_sessions(conn, actor=actor)  # a user's Web Call extensions changed
     return plan

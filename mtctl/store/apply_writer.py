@@ -312,10 +312,9 @@ class _Writer:
     def expiry(self, template_name: str) -> datetime:
         """When a key made now for a phone of this template expires (settings as written)."""
         if self._lifetimes is None:
-            default = int(settings_store.get_value(self.conn, "keys.lifetime_days")
-                          or keys.DEFAULT_LIFETIME_DAYS)
             self._lifetimes = {
-                name: lifetime or default for name, lifetime in self.conn.execute(
+                name: settings_store.key_lifetime(self.conn, name, lifetime)
+                for name, lifetime in self.conn.execute(
                     select(template.c.name, template.c.key_lifetime_days)).all()}
             self.realm = settings_store.get_value(self.conn, "sip.realm") or ""
         return self.now + timedelta(days=self._lifetimes[template_name])

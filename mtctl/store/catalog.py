@@ -103,13 +103,17 @@ def add_model(conn: Connection, *, actor: str, name: str, vendor: str, kind: str
 def add_template(conn: Connection, *, actor: str, name: str, for_webcall: bool,
                  key_lifetime_days: int | None, category_name: str | None,
                  secure: bool) -> None:
-    if key_lifetime_days is not None and key_lifetime_days <= 0:
-        raise UsageError(f"key lifetime {key_lifetime_days} is not a positive number of days",
-                         "use e.g. --key-lifetime 90")
+    from mtctl.domain.config_keys import MAX_LIFETIME_DAYS
+    from mtctl.store.config import check_rotation
+
+    if key_lifetime_days is not None and not 1 <= key_lifetime_days <= MAX_LIFETIME_DAYS:
+        raise UsageError(f"key lifetime {key_lifetime_days} is out of range",
+                         f"use 1 to {MAX_LIFETIME_DAYS} days, e.g. --key-lifetime 90")
     category_id = id_by_name(conn, "category", category_name) if category_name else None
     _add_named(conn, actor=actor, what="template",
                values={"name": name, "for_webcall": for_webcall, "secure": secure,
                        "key_lifetime_days": key_lifetime_days, "category_id": category_id})
+    check_rotation(conn)  # a lifetime within the rotation window would rotate every run
 
 
 def add_group(conn: Connection, *, actor: str, name: str) -> None:

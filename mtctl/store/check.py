@@ -30,6 +30,10 @@ def _batches(conn: Connection, id_column) -> Iterator[list[int]]:  # type: ignor
 def check_store(conn: Connection, *, now: datetime,
                 rotate_within: timedelta) -> Iterator[tuple[str, Violation]]:
     """Yield ("error" | "warning", violation) for the whole store, holding one batch at a time."""
+    from mtctl.store.validate import value_findings
+
+    for finding in value_findings(conn):  # bad-text, bad-setting
+        yield "error", finding
     for ids in _batches(conn, extension.c.id):
         specs = extension_specs(conn, ids)
         for ext_id in ids:

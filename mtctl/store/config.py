@@ -2,110 +2,64 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-from dataclasses import dataclass
-
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
-from mtctl.domain.keys import (
-    DEFAULT_GRACE_DAYS,
-    DEFAULT_LIFETIME_DAYS,
-    DEFAULT_ROTATE_WITHIN_DAYS,
-)
+from mtctl.domain.config_keys import SETTINGS, Setting, rotation_conflicts
 from mtctl.errors import UsageError
 from mtctl.store import audit
-from mtctl.store.tables import setting
+from mtctl.store.tables import setting, template
 
-_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
-_URI = re.compile(r"^sips?:[^\s]+$")
-_URL = re.compile(r"^https?://[^\s/]+(/[^\s]*)?$")
+KEYS: dict[str, Setting] = SETTINGS  # every setting, its type, range and default
 
 
-def _host(value: str) -> str:
-    if not _HOST.match(value):
-        raise ValueError("a host name such as pbx.example.com")
-    return value.lower()
-
-
-def _sip_uri(value: str) -> str:
-    if not _URI.match(value):
-        raise ValueError("a SIP URI such as sip:pbx.example.com:5060;transport=udp")
-    return value
-
-
-def _url(value: str) -> str:
-    if not _URL.match(value):
-        raise ValueError("an http(s) URL such as https://prov.example.com/p")
-    return value.rstrip("/")
-
-
-def _non_negative(value: str) -> str:
-    if not value.isdigit():
-        raise ValueError("a whole number, 0 or more")
-    return str(int(value))
-
-
-def _positive(value: str) -> str:
-    if not value.isdigit() or int(value) <= 0:
-        raise ValueError("a whole number greater than 0")
-    return str(int(value))
-
-
-@dataclass(frozen=True)
-class Key:
-    name: str
-    parse: Callable[[str], str]
-    default: str | None
-    help: str
-
-
-KEYS = {k.name: k for k in [
-    Key("sip.domain", _host, None, "SIP domain of the PBX (the domain of every phone's AOR)"),
-    Key("sip.realm", _host, None, "digest realm of SIP keys (defaults to sip.domain)"),
-    Key("sip.proxy", _sip_uri, None, "outbound proxy for phones on the private network"),
-    Key("flexisip.proxy", _sip_uri, None, "Flexisip edge proxy for publishable phones"),
-    Key("provisioning.base_url", _url, None, "base of provisioning URLs shown in QR codes"),
-    Key("provisioning.token_ttl_hours", _positive, "24", "hours a provisioning token stays "
-        "usable before it is redeemed"),
-    Key("keys.lifetime_days", _positive, str(DEFAULT_LIFETIME_DAYS), "lifetime of a secure "
-        "phone's key, unless its template says otherwise"),
-    Key("keys.rotate_within_days", _positive, str(DEFAULT_ROTATE_WITHIN_DAYS),
-        "keys rotate defaults to keys expiring within this many days"),
-    Key("keys.grace_days", _non_negative, str(DEFAULT_GRACE_DAYS), "days a rotated-out key "
-        "stays valid, for devices that have not fetched the new one yet (0: none)"),
-]}
-
-
-def _known(name: str) -> Key:
+def _known(name: str) -> Setting:
     if name not in KEYS:
-        raise UsageError(f"unknown setting {name!r}", "known settings: " + ", ".join(KEYS))
+        raise UsageError(f"unknown setting {_shown(name)}", "known settings: " + ", ".join(KEYS))
     return KEYS[name]
 
 
+def _shown(value: str) -> str:
+    """A value for a message: quoted, control characters escaped, long ones cut."""
+    return repr(value if len(value) <= 60 else value[:60] + "…")
+
+
 def set_value(conn: Connection, *, actor: str, name: str, value: str) -> str:
+    """Store a setting after checking its type and range (exit 2 otherwise)."""
     key = _known(name)
     try:
-        clean = key.parse(value.strip())
+        clean = key.parse(value)
     except ValueError as exc:
-        raise UsageError(f"bad value {value!r} for {name}", f"use {exc}") from None
+        raise UsageError(f"bad value {_shown(value)} for {name}", f"use {exc}") from None
     before = get_value(conn, name)
     exists = conn.execute(select(setting.c.key).where(setting.c.key == name)).first()
     if exists:
         conn.execute(update(setting).where(setting.c.key == name).values(value=clean))
     else:
         conn.execute(insert(setting).values(key=name, value=clean))
+    if name in ("keys.rotate_within_days", "keys.lifetime_days"):
+        check_rotation(conn)
     if before != clean:
         audit.record(conn, actor=actor, action="set", obj=f"config {name}",
                      changes={"value": [before, clean]})
     return clean
 
 
+def check_rotation(conn: Connection) -> None:
+    """Refuse (exit 2) a rotation window that is not shorter than every key lifetime."""
+    stored = dict(conn.execute(select(setting.c.key, setting.c.value)).all())
+    lifetimes = dict(conn.execute(select(template.c.name, template.c.key_lifetime_days)).all())
+    conflicts = rotation_conflicts(stored, lifetimes)
+    if conflicts:
+        raise UsageError(conflicts[0].message, conflicts[0].hint)
+
+
 def unset_value(conn: Connection, *, actor: str, name: str) -> None:
     _known(name)
     before = get_value(conn, name)
     conn.execute(delete(setting).where(setting.c.key == name))
+    if name in ("keys.rotate_within_days", "keys.lifetime_days"):
+        check_rotation(conn)
     audit.record(conn, actor=actor, action="unset", obj=f"config {name}",
                  changes={"value": [before, KEYS[name].default]})
 
@@ -135,7 +89,35 @@ def require_realm(conn: Connection) -> str:
     return realm
 
 
+def key_lifetime(conn: Connection, template_name: str, days: int | None) -> int:
+    """Days a key made for a phone of this template lives: its lifetime, else the setting;
+    a lifetime stored out of range (before ranges were checked) is an error, not a crash."""
+    from mtctl.domain.config_keys import MAX_LIFETIME_DAYS
+
+    if days is None:
+        return int_value(conn, "keys.lifetime_days")
+    if not 1 <= days <= MAX_LIFETIME_DAYS:
+        raise UsageError(f"template {_shown(template_name)} holds a key lifetime of {days} "
+                         f"days, not 1 to {MAX_LIFETIME_DAYS}",
+                         "export the store, fix key_lifetime_days in the file and apply it")
+    return days
+
+
 def int_value(conn: Connection, name: str) -> int:
+    """A whole-number setting, checked against its range: a store written before the ranges
+    existed may hold anything, and a command must say so rather than crash on it."""
+    key = _known(name)
     value = get_value(conn, name)
-    assert value is not None, name  # every int setting has a default
-    return int(value)
+    assert value is not None and key.is_int, name  # every int setting has a default
+    try:
+        number = int(key.parse(value))
+    except ValueError:
+        raise UsageError(f"setting {name} holds {_shown(value)}, not {key.expected}",
+                         f"run: mtctl config set {name} N, or mtctl config unset {name} "
+                         "for the default") from None
+    if name == "keys.rotate_within_days" and number >= int_value(conn, "keys.lifetime_days"):
+        lifetime = int_value(conn, "keys.lifetime_days")
+        raise UsageError(f"setting {name} ({number}) is not shorter than keys.lifetime_days "
+                         f"({lifetime}), so keys rotate would rotate every key",
+                         f"run: mtctl config set {name} N with N below {lifetime}")
+    return number

@@ -96,7 +96,7 @@ def _auth_user(conn: Connection, number: str, position: int) -> str:
 
 
 def _lifetime(conn: Connection, template_row) -> int:  # type: ignore[no-untyped-def]
-    return template_row.key_lifetime_days or config.int_value(conn, "keys.lifetime_days")
+    return config.key_lifetime(conn, template_row.name, template_row.key_lifetime_days)
 
 
 def _key_values(key: keys.KeyDigests, now: datetime) -> dict[str, Any]:

@@ -1,0 +1,63 @@
+"""Bounds for every value a user gives: numbers read from text, and text without control
+characters. Pure: the CLI, the store and the config file all ask these functions."""
+
+from __future__ import annotations
+
+import re
+
+from mtctl.errors import UsageError
+
+INT_MAX = 2**31 - 1  # the store's INTEGER columns on every backend
+INT_MIN = -(2**31)
+# C0 controls (newline, tab, ESC...), DEL and C1 controls: what a terminal would act on.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+NO_CONTROL_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+_NAMES = {"\n": "a newline", "\r": "a carriage return", "\t": "a tab", "\x00": "a NUL",
+          "\x1b": "an escape (ESC)", "\x7f": "a delete (DEL)"}
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def control_character(value: str) -> str | None:
+    """How to name the first control character of value, or None when it has none."""
+    found = CONTROL.search(value)
+    if found is None:
+        return None
+    char = found.group()
+    return _NAMES.get(char, f"the control character U+{ord(char):04X}")
+
+
+def check_text(what: str, value: str) -> None:
+    """Refuse a text value holding control characters (exit 2), naming the field."""
+    found = control_character(value)
+    if found is not None:
+        raise UsageError(f"{escape(what)} contains {found}",
+                         "use printable text: no newlines, tabs or escape sequences")
+
+
+def escape(value: str) -> str:
+    """value with its control characters made visible (\\n, \\x1b), safe to print on a terminal."""
+    if CONTROL.search(value) is None:
+        return value
+    return CONTROL.sub(lambda m: _ESCAPES.get(m.group(), f"\\x{ord(m.group()):02x}"), value)
+
+
+def parse_int(text: str, *, what: str, low: int, high: int, hint: str | None = None) -> int:
+    """A whole number written in ASCII digits (an optional leading '-'), low ≤ n ≤ high.
+
+    `int()` alone would take Arabic-Indic digits, and `str.isdigit()` superscripts (which
+    `int()` then refuses with a traceback); both are refused here, and so are numbers past
+    the range without ever building them.
+    """
+    raw = text.strip()
+    digits = raw[1:] if raw.startswith("-") else raw
+    fix = hint or f"use a whole number from {low} to {high}"
+    if not digits or not digits.isascii() or not digits.isdigit():
+        shown = raw if len(raw) <= 40 else raw[:40] + "…"
+        raise UsageError(f"{what} {escape(shown)!r} is not a whole number", fix)
+    if len(digits.lstrip("0")) > len(str(max(abs(low), abs(high)))):
+        raise UsageError(f"{what} {raw[:40]}{'…' if len(raw) > 40 else ''} is out of range",
+                         fix)
+    value = int(raw)
+    if not low <= value <= high:
+        raise UsageError(f"{what} {value} is out of range", fix)
+    return value
