@@ -120,7 +120,10 @@ def test_fetch_serves_the_account_and_a_rotation_reaches_the_next_fetch(provisio
     assert all(e.get("overwrite") == "true" for e in root.iter(f"{{{NS['lp']}}}entry"))
     old = auth["ha1"]
 
-    provisioned.ok("keys", "rotate", "--within", "3650")
+    from tests.dump import plant
+
+    plant(db_url, update(phone).values(key_expires_at=datetime.now(UTC) - timedelta(days=1)))
+    provisioned.ok("keys", "rotate")
     status, body = server.get(f"/{TOKEN}")
     assert status == 200
     assert _entries(body)["auth_info_0"]["ha1"] == _ha1(db_url, "40710-2") != old
@@ -191,8 +194,16 @@ def test_no_clear_password_or_token_anywhere(seeded, db_url, monkeypatch):
         seeded.ok("provision", "40710", "2", "--json"),
         seeded.ok("keys", "list"),
         seeded.ok("keys", "list", "--json"),
-        seeded.ok("keys", "rotate", "--within", "3650", "--verbose"),
-        seeded.ok("keys", "rotate", "--within", "3650", "--json"),
+    ]
+    from tests.dump import plant
+
+    due = update(phone).values(key_expires_at=datetime.now(UTC) - timedelta(days=1),
+                               prev_key_valid_until=None)  # expired, previous key let go
+    plant(db_url, due)
+    outputs.append(seeded.ok("keys", "rotate", "--verbose"))
+    plant(db_url, due)
+    outputs += [
+        seeded.ok("keys", "rotate", "--json"),
         seeded.ok("phone", "show", "40710", "2", "--json"),
         seeded.ok("phone", "list", "--json"),
         seeded.ok("audit", "--json"),

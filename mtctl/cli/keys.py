@@ -68,7 +68,6 @@ def rotate(
 
     from mtctl.errors import UsageError
     from mtctl.store import config
-    from mtctl.store.audit import utcnow
     from mtctl.store.db import open_store
     from mtctl.store.keys import rotate_due_keys
 
@@ -83,7 +82,7 @@ def rotate(
             with store.read() as conn:
                 within = config.int_value(conn, "keys.rotate_within_days")
         with _progress() as advance:
-            report = rotate_due_keys(store, actor=g.who, now=utcnow,
+            report = rotate_due_keys(store, actor=g.who, now=_clock(),
                                      within=timedelta(days=within), limit=limit,
                                      dry_run=dry_run, batch_size=batch_size,
                                      collect=as_json or verbose or dry_run,
@@ -103,6 +102,32 @@ def rotate(
         output.error(f"rotating {where} failed: {failure['error']}")
     if report.failed:
         raise typer.Exit(1)
+
+
+TEST_CLOCK = "MTCTL_TEST_NOW"
+
+
+def _clock():  # type: ignore[no-untyped-def]
+    """Rotation's clock: UTC now, or for tests only the fixed time in $MTCTL_TEST_NOW."""
+    import os
+
+    from mtctl.store.audit import utcnow
+
+    pinned = os.environ.get(TEST_CLOCK)
+    if not pinned:
+        return utcnow
+    from datetime import datetime
+
+    from mtctl.errors import UsageError
+
+    try:
+        at = datetime.fromisoformat(pinned)
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:
+        raise UsageError(f"{TEST_CLOCK} is not an ISO 8601 time with a UTC offset",
+                         f"unset {TEST_CLOCK}: it is for tests only")
+    return lambda: at
 
 
 class _progress:

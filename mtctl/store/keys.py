@@ -11,6 +11,7 @@ from sqlalchemy import (
     JSON,
     String,
     bindparam,
+    case,
     cast,
     func,
     insert,
@@ -31,11 +32,43 @@ from mtctl.store.tables import audit_log, extension, phone, phone_model, templat
 BATCH = 1_000
 
 
-def _due(cutoff: datetime):  # type: ignore[no-untyped-def]
+def _expiring(cutoff: datetime):  # type: ignore[no-untyped-def]
     """Secure phones whose key expires by the cutoff, has expired, or is missing."""
     return (phone.c.secure.is_(True)) & or_(phone.c.key_expires_at.is_(None),
                                            phone.c.ha1.is_(None),
                                            phone.c.key_expires_at <= cutoff)
+
+
+def _due(now: datetime, within: timedelta, dialect: str):  # type: ignore[no-untyped-def]
+    """Secure phones `keys rotate` replaces the key of at NOW, read from the row as it is.
+
+    The rule that never strands a device (README, Keys). A device holds the key it last fetched
+    (provisioning serves the current key); mtctl does not record fetches, so a previous key still
+    inside its grace window may be the one the device holds, and the current key may be too.
+    Rotating would keep only one of them, so such a phone waits until the grace window ends
+    (the proxy does not check expiry: its current key keeps working meanwhile). A missing key
+    is always due; the new one leaves the previous key as it is.
+
+    A due period opens `within` before the key's expiry. A key set inside its own due period
+    (always so when the window is at least the lifetime) is not due again until it expires,
+    so every run, overlapping or not, rotates a phone at most once per due period.
+    """
+    expires, updated = phone.c.key_expires_at, phone.c.key_updated_at
+    grace_over = or_(phone.c.prev_ha1.is_(None), phone.c.prev_key_valid_until.is_(None),
+                     phone.c.prev_key_valid_until <= now)
+    if dialect == "sqlite":
+        # Stored as text: compare both sides in one format, rounded alike to the millisecond.
+        fmt = "%Y-%m-%d %H:%M:%f"
+        set_before_period = (func.strftime(fmt, updated)
+                             < func.strftime(fmt, expires, f"-{int(within.total_seconds())} "
+                                             "seconds"))
+    else:
+        set_before_period = updated < expires - within
+    return phone.c.secure.is_(True) & or_(
+        phone.c.ha1.is_(None),
+        grace_over & or_(expires.is_(None),
+                         (expires <= now + within)
+                         & or_(expires <= now, updated.is_(None), set_before_period)))
 
 
 def key_state(row, now: datetime, within: timedelta) -> str:  # type: ignore[no-untyped-def]
@@ -65,7 +98,7 @@ def list_keys(conn: Connection, *, now: datetime, within: timedelta,
                   phone.c.position)
     )
     if expiring_within is not None:
-        query = query.where(_due(now + expiring_within))
+        query = query.where(_expiring(now + expiring_within))
     items = []
     for row in conn.execute(query):
         expires, updated = as_utc(row.key_expires_at), as_utc(row.key_updated_at)
@@ -94,7 +127,8 @@ class RotationReport:
                 "failed": self.failed}
 
 
-def _batch_query(cutoff: datetime, after_id: int, size: int, dialect: str):  # type: ignore[no-untyped-def]
+def _batch_query(now: datetime, within: timedelta, after_id: int, size: int, dialect: str,
+                 lock: bool):  # type: ignore[no-untyped-def]
     query = (
         select(phone.c.id, phone.c.sip_auth_user, phone.c.position, extension.c.number,
                # As stored: parsing every old expiry into a datetime is slow on SQLite.
@@ -102,11 +136,11 @@ def _batch_query(cutoff: datetime, after_id: int, size: int, dialect: str):  # t
                template.c.key_lifetime_days)
         .join(extension, extension.c.id == phone.c.extension_id)
         .join(template, template.c.id == phone.c.template_id)
-        .where(_due(cutoff), phone.c.id > after_id)
+        .where(_due(now, within, dialect), phone.c.id > after_id)
         .order_by(phone.c.id)
         .limit(size)
     )
-    if dialect == "postgresql":
+    if lock and dialect == "postgresql":
         # Two overlapping runs split the work: each locks its batch, the other skips it.
         query = query.with_for_update(of=phone, skip_locked=True)
     return query
@@ -118,9 +152,10 @@ def rotate_due_keys(store: Store, *, actor: str, now: Callable[[], datetime],
                     progress: Callable[[int], None] | None = None) -> RotationReport:
     """Give every due secure phone a new key, one committed batch at a time.
 
-    Each batch re-reads which phones are due inside its own write transaction, so a phone
-    rotated by a concurrent run is no longer due and is never rotated twice; a run killed
-    half-way leaves whole batches done and the rest due for the next run.
+    Each batch decides which phones are due from the rows it has locked, inside its own write
+    transaction (see `_due`), so a phone rotated by any run in its due period is not due again
+    and is never rotated twice; a run killed half-way leaves whole batches done and the rest
+    due for the next run. A previous key inside its grace window is never replaced.
     """
     report = RotationReport(dry_run=dry_run)
     with store.read() as conn:
@@ -134,11 +169,10 @@ def rotate_due_keys(store: Store, *, actor: str, now: Callable[[], datetime],
     while limit is None or done < limit:
         size = batch_size if limit is None else min(batch_size, limit - done)
         started = now()
-        cutoff = started + within
         try:
             with (store.read() if dry_run else store.write()) as conn:
-                locking = "none" if dry_run else store.dialect
-                rows = conn.execute(_batch_query(cutoff, after_id, size, locking)).all()
+                rows = conn.execute(_batch_query(started, within, after_id, size, store.dialect,
+                                                 lock=not dry_run)).all()
                 if not rows:
                     break
                 after_id = rows[-1].id
@@ -201,23 +235,34 @@ def _rotate_batch(conn: Connection, rows: list, *, realm: str, now: datetime,
             items.append({"extension": number, "position": position,
                           "key_expires_at": expires_text})
     if digests:
-        executemany_fast(conn, SET_DIGESTS, digests)
+        # Times first: their CASE reads the old key, which the digests replace next.
         for lifetime, ids in by_lifetime.items():
             shared: dict[str, Any] = {"key_expires_at": expiry[lifetime][0],
                                       "key_updated_at": now}
             if grace:
-                shared["prev_key_valid_until"] = now + grace
+                shared["prev_key_valid_until"] = _unless_no_key(now + grace)
             else:
                 shared |= {"prev_ha1": None, "prev_ha1_sha256": None,
                            "prev_key_valid_until": None}
             conn.execute(update(phone).where(phone.c.id.in_(ids)).values(**shared))
+        executemany_fast(conn, SET_DIGESTS if grace else SET_DIGESTS_ONLY, digests)
         executemany_fast(conn, _insert_audit(conn.dialect.name), audits)
     return len(digests), items
 
 
-# SET expressions read the row as it was, so the old key becomes the previous one.
+def _unless_no_key(value):  # type: ignore[no-untyped-def]
+    """VALUE, or the previous key's validity as it is when the phone has no key to retire."""
+    return case((phone.c.ha1.is_(None), phone.c.prev_key_valid_until), else_=value)
+
+
+# SET expressions read the row as it was, so the old key becomes the previous one (a phone
+# without a key keeps the previous key it had: only rotation by a key makes one).
 SET_DIGESTS = update(phone).where(phone.c.id == bindparam("b_id")).values(
-    prev_ha1=phone.c.ha1, prev_ha1_sha256=phone.c.ha1_sha256,
+    prev_ha1=case((phone.c.ha1.is_(None), phone.c.prev_ha1), else_=phone.c.ha1),
+    prev_ha1_sha256=case((phone.c.ha1.is_(None), phone.c.prev_ha1_sha256),
+                         else_=phone.c.ha1_sha256),
+    ha1=bindparam("b_ha1"), ha1_sha256=bindparam("b_sha256"))
+SET_DIGESTS_ONLY = update(phone).where(phone.c.id == bindparam("b_id")).values(
     ha1=bindparam("b_ha1"), ha1_sha256=bindparam("b_sha256"))
 
 
@@ -250,8 +295,3 @@ def _bind(column, conn: Connection):  # type: ignore[no-untyped-def]
     """The driver value of a column's Python value, as SQLAlchemy would bind it."""
     process = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
     return process or (lambda value: value)
-
-
-def count_due(conn: Connection, *, cutoff: datetime) -> int:
-    return conn.execute(select(func.count()).select_from(phone).where(_due(cutoff))).scalar_one()
-

@@ -11,10 +11,10 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine, func, select, update
+from sqlalchemy import create_engine, delete, func, insert, select, update
 
 from mtctl.domain import keys as domain_keys
-from mtctl.store.tables import audit_log, phone
+from mtctl.store.tables import audit_log, phone, setting, template
 from tests.bulk import make_due_phones
 
 
@@ -35,6 +35,16 @@ def _rotation_audits(url: str) -> dict[str, int]:
                             .group_by(audit_log.c.object)).all()
     engine.dispose()
     return dict(rows)
+
+
+def _age_keys(url: str, *, days_left: float = 3) -> None:
+    """Every key issued 90 days before it expires, DAYS_LEFT from now: inside a 7-day window."""
+    expires = datetime.now(UTC) + timedelta(days=days_left)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(update(phone).values(key_expires_at=expires,
+                                          key_updated_at=expires - timedelta(days=90)))
+    engine.dispose()
 
 
 def _add_android(mtctl, position=2, *extra):
@@ -96,8 +106,10 @@ def test_rotate_replaces_only_due_keys_silently_and_audits_each(seeded, db_url):
 
 def test_rotate_dry_run_lists_due_phones_and_changes_nothing(seeded, db_url):
     _add_android(seeded, 2)
+    _age_keys(db_url, days_left=20)
     before = _rows(db_url)
-    report = json.loads(seeded.ok("keys", "rotate", "--within", "365", "--dry-run",
+    assert json.loads(seeded.ok("keys", "rotate", "--dry-run", "--json").stdout)["rotated"] == []
+    report = json.loads(seeded.ok("keys", "rotate", "--within", "30", "--dry-run",
                                   "--json").stdout)
     assert report["dry_run"] is True
     assert [(r["extension"], r["position"]) for r in report["rotated"]] == [("40710", 2)]
@@ -116,7 +128,8 @@ def test_rotate_exits_1_and_says_which_phone_failed(seeded, db_url, monkeypatch)
         return real(auth_user, realm, password)
 
     monkeypatch.setattr(domain_keys, "digests", flaky)
-    result = seeded("keys", "rotate", "--within", "365")
+    _age_keys(db_url)
+    result = seeded("keys", "rotate")
     assert result.exit_code == 1, result.output
     assert "phone 40710:2" in result.stderr and "failed" in result.stderr
     assert _rotation_audits(db_url) == {"phone 40710:3": 1}
@@ -175,7 +188,8 @@ def test_a_killed_rotation_leaves_no_phone_half_rotated_and_a_rerun_finishes(db_
 def test_rotation_keeps_the_previous_key_valid_for_the_grace_period(seeded, db_url):
     _add_android(seeded, 2)
     old_ha1 = {r.sip_auth_user: r.ha1 for r in _rows(db_url)}["40710-2"]
-    seeded.ok("keys", "rotate", "--within", "3650")
+    _age_keys(db_url)
+    seeded.ok("keys", "rotate")
     engine = create_engine(db_url)
     with engine.connect() as conn:
         row = conn.execute(select(phone).where(phone.c.sip_auth_user == "40710-2")).one()
@@ -199,9 +213,93 @@ def test_rotation_keeps_the_previous_key_valid_for_the_grace_period(seeded, db_u
 def test_a_zero_grace_period_keeps_no_previous_key(seeded, db_url):
     _add_android(seeded, 2)
     seeded.ok("config", "set", "keys.grace_days", "0")
-    seeded.ok("keys", "rotate", "--within", "3650")
+    _age_keys(db_url)
+    seeded.ok("keys", "rotate")
     engine = create_engine(db_url)
     with engine.connect() as conn:
         row = conn.execute(select(phone).where(phone.c.sip_auth_user == "40710-2")).one()
     engine.dispose()
     assert row.prev_ha1 is None and row.prev_key_valid_until is None
+
+
+def _phone_row(url: str, auth_user: str = "40710-2"):
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        row = conn.execute(select(phone).where(phone.c.sip_auth_user == auth_user)).one()
+    engine.dispose()
+    return row
+
+
+def _short_lived_keys(url: str, *, lifetime_days: int, grace_days: int) -> None:
+    """An old store's settings, written straight in: no guard between window and lifetime."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(update(template).values(key_lifetime_days=lifetime_days))
+        conn.execute(delete(setting).where(setting.c.key == "keys.grace_days"))
+        conn.execute(insert(setting).values(key="keys.grace_days", value=str(grace_days)))
+    engine.dispose()
+
+
+def test_a_window_longer_than_the_lifetime_rotates_each_key_once_per_due_period(
+        seeded, db_url, monkeypatch):
+    _add_android(seeded, 2)
+    _short_lived_keys(db_url, lifetime_days=5, grace_days=0)
+    _age_keys(db_url, days_left=-1)  # expired yesterday
+    original = _phone_row(db_url).ha1
+    start = datetime.now(UTC)
+    monkeypatch.setenv("MTCTL_TEST_NOW", start.isoformat())
+    for _ in range(3):  # the new key expires within --within at once: it is still not due
+        seeded.ok("keys", "rotate", "--within", "30")
+    assert _rotation_audits(db_url) == {"phone 40710:2": 1}
+    assert _phone_row(db_url).ha1 != original
+    # Due again only when that key expires, five days on: once more, and only once.
+    monkeypatch.setenv("MTCTL_TEST_NOW", (start + timedelta(days=5)).isoformat())
+    for _ in range(2):
+        seeded.ok("keys", "rotate", "--within", "30")
+    assert _rotation_audits(db_url) == {"phone 40710:2": 2}
+
+
+def test_a_previous_key_inside_its_grace_window_is_never_replaced(seeded, db_url, monkeypatch):
+    _add_android(seeded, 2)
+    _short_lived_keys(db_url, lifetime_days=1, grace_days=7)
+    _age_keys(db_url, days_left=-1)
+    device_key = _phone_row(db_url).ha1  # what the device fetched
+    start = datetime.now(UTC)
+    seeded.ok("keys", "rotate")
+    rotated = _phone_row(db_url)
+    assert rotated.prev_ha1 == device_key != rotated.ha1
+    # Two days on the new key has expired, but the device may still hold either key.
+    monkeypatch.setenv("MTCTL_TEST_NOW", (start + timedelta(days=2)).isoformat())
+    assert json.loads(seeded.ok("keys", "rotate", "--dry-run", "--json").stdout)["count"] == 0
+    seeded.ok("keys", "rotate")
+    assert _phone_row(db_url) == rotated
+    assert _rotation_audits(db_url) == {"phone 40710:2": 1}
+    # Once the grace window is over the device holding the first key had its time: rotate.
+    monkeypatch.setenv("MTCTL_TEST_NOW", (start + timedelta(days=7, seconds=5)).isoformat())
+    seeded.ok("keys", "rotate")
+    after = _phone_row(db_url)
+    assert after.prev_ha1 == rotated.ha1 and after.ha1 not in (rotated.ha1, device_key)
+    assert _rotation_audits(db_url) == {"phone 40710:2": 2}
+
+
+def test_a_missing_key_is_given_at_once_and_the_previous_key_is_kept(seeded, db_url):
+    _add_android(seeded, 2)
+    _age_keys(db_url)
+    seeded.ok("keys", "rotate")
+    rotated = _phone_row(db_url)
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(update(phone).values(ha1=None, ha1_sha256=None))
+    engine.dispose()
+    seeded.ok("keys", "rotate")
+    after = _phone_row(db_url)
+    assert after.ha1 is not None and after.ha1 != rotated.ha1
+    assert (after.prev_ha1, after.prev_key_valid_until) == (rotated.prev_ha1,
+                                                           rotated.prev_key_valid_until)
+
+
+def test_the_test_clock_refuses_a_time_without_an_offset(seeded, monkeypatch):
+    monkeypatch.setenv("MTCTL_TEST_NOW", "2030-01-01T00:00:00")
+    result = seeded("keys", "rotate")
+    assert result.exit_code == 2, result.output
+    assert "MTCTL_TEST_NOW" in result.stderr and "Traceback" not in result.output

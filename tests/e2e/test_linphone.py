@@ -184,7 +184,8 @@ def test_linphone_provisioned_by_mtctl_registers_answers_and_survives_rotation(
     assert call.final == 200, (call.responses, call.output[-1500:])
 
     # 2. rotate: a device still holding the old key keeps registering during the grace period
-    mtctl.ok("keys", "rotate", "--within", "1000")
+    plant(mtctl.url, update(phone).values(key_expires_at=_past()))  # due: it has expired
+    mtctl.ok("keys", "rotate")
     new_ha1 = current_ha1(mtctl.url)
     assert new_ha1 != old_ha1
     linphonec.quit(app)

@@ -80,7 +80,9 @@ def test_the_previous_key_works_during_its_grace_period_only(pbx, captured_passw
                  "VIVAit Call Business Android", "--secure")
     old = captured_passwords[-1]
     user = auth_user(pbx, "400", 0)
-    pbx.mtctl.ok("keys", "rotate", "--within", "1000")
+    plant(pbx.mtctl.url, update(phone).values(  # due: it has expired
+        key_expires_at=datetime.now(UTC) - timedelta(minutes=1)))
+    pbx.mtctl.ok("keys", "rotate")
     new = captured_passwords[-1]
     assert new != old
 
