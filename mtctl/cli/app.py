@@ -20,6 +20,7 @@ from mtctl.cli import (
     provision,
     ringsim,
     users,
+    webcall,
 )
 from mtctl.cli import config_file as config_file_cmd
 from mtctl.cli.common import Globals
@@ -81,7 +82,7 @@ def main_options(
     ctx.obj = Globals(db=db_url, actor=actor)
 
 
-for sub in (db, config, catalog, extensions, users, phones, keys, provision):
+for sub in (db, config, catalog, extensions, users, phones, keys, provision, webcall):
     sub.register(app)
 ringsim.register(app)
 check.register(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 import typer
@@ -36,8 +37,8 @@ def ring_sim(
     offline: Annotated[list[str] | None, typer.Option(
         metavar="EXT:POS", help="A phone that is not registered (repeat for more).")] = None,
     live: Annotated[bool, typer.Option(
-        "--live", help="Take registered phones and Web Call running from Kamailio's "
-        "registrations in the store (see: mtctl export kamailio).")] = False,
+        "--live", help="Take registered phones from Kamailio's registrations in the store "
+        "and Web Call running from them and Web Call sessions (see: mtctl webcall).")] = False,
     fail_if_silent: Annotated[bool, typer.Option(
         "--fail-if-silent", help="Exit 1 when no phone would ring.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
@@ -55,13 +56,15 @@ def ring_sim(
     from mtctl.cli.common import reading
     from mtctl.cli.render_ring import render_plan
     from mtctl.domain.ringing import Presence, ring_plan
-    from mtctl.store.ring import check_presence, ring_target
+    from mtctl.store.ring import check_presence, ring_sessions, ring_target
 
     presence = Presence(webcall_running=webcall_running, webcall_extension=webcall_ext,
                         offline=_parse_offline(offline or []))
     with reading(ctx) as conn:
         target = ring_target(conn, number)
         check_presence(conn, target, presence)
+        # what-if: --webcall-running without --webcall-ext runs on the user's session, if any
+        presence = dataclasses.replace(presence, sessions=ring_sessions(conn, target))
     plan = ring_plan(target, presence)
     if as_json:
         output.print_json(plan.as_dict())
@@ -80,7 +83,7 @@ def _ring_sim_live(ctx: typer.Context, number: str, *, fail_if_silent: bool, as_
     from mtctl.domain.ringing import ring_plan
     from mtctl.errors import UsageError
     from mtctl.store.live import live_registrations
-    from mtctl.store.ring import ring_target
+    from mtctl.store.ring import ring_sessions, ring_target
 
     if flags:
         raise UsageError("--live takes who is online from the store",
@@ -88,7 +91,8 @@ def _ring_sim_live(ctx: typer.Context, number: str, *, fail_if_silent: bool, as_
     with reading(ctx) as conn:
         target = ring_target(conn, number)
         registrations = live_registrations(conn)
-    plan = ring_plan(target, live_presence(target, registrations))
+        sessions = ring_sessions(conn, target)
+    plan = ring_plan(target, live_presence(target, registrations, sessions))
     if as_json:
         output.print_json(plan.as_dict())
     else:

@@ -75,6 +75,16 @@ class UserSpec:
     webcall_position: int | None = None
 
     @property
+    def session_extensions(self) -> tuple[str, ...]:
+        """Where this user may open a Web Call session: multiterminal, the login extension;
+        exclusive, the user's Web Call extensions; without Web Call, nowhere."""
+        if self.webcall_mode == "multiterminal":
+            return (self.login,) if self.login else ()
+        if self.webcall_mode == "exclusive":
+            return self.all_webcall_extensions
+        return ()
+
+    @property
     def all_webcall_extensions(self) -> tuple[str, ...]:
         """Individually assigned Web Call extensions first, then the group's."""
         seen = dict.fromkeys(self.webcall_extensions)

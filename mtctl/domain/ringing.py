@@ -23,11 +23,16 @@ PhoneKey = tuple[str, int]
 
 @dataclass(frozen=True, slots=True)
 class Presence:
-    """What is online: by default every phone is registered and Web Call is not running."""
+    """What is online: by default every phone is registered and Web Call is not running.
+
+    `sessions` are the Web Call sessions (username -> extension) the store records; while an
+    exclusive user's Web Call runs without a named extension, it runs on the session's.
+    """
 
     webcall_running: bool = False
     webcall_extension: str | None = None
     offline: frozenset[PhoneKey] = frozenset()
+    sessions: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def registered(self, phone: PhoneSpec) -> bool:
         return _key(phone) not in self.offline
@@ -103,13 +108,17 @@ def _key(phone: PhoneSpec) -> PhoneKey:
 
 
 def chosen_webcall_extension(target: RingTarget, presence: Presence) -> str | None:
-    """The Web Call extension an exclusive user is logged into: the one named, else the first."""
+    """The Web Call extension an exclusive user is logged into: the one named, else the
+    extension of the user's session (when it is one of the user's), else the first."""
     user = target.user
     if user is None:
         return None
     if presence.webcall_extension is not None:
         return presence.webcall_extension
     numbers = user.all_webcall_extensions
+    session = presence.sessions.get(user.username)
+    if session in numbers:
+        return session
     return numbers[0] if numbers else None
 
 

@@ -9,6 +9,7 @@ from mtctl.domain.ringing import Presence, RingTarget
 from mtctl.errors import NotFound, UsageError
 from mtctl.store.snapshots import extension_specs, user_specs
 from mtctl.store.tables import app_user, extension, phone
+from mtctl.store.webcall import session_of
 
 
 def ring_target(conn: Connection, number: str) -> RingTarget:
@@ -28,6 +29,14 @@ def ring_target(conn: Connection, number: str) -> RingTarget:
     webcall = {n: by_number[n] for n in user.all_webcall_extensions if n in by_number}
     return RingTarget(number=number, extension=specs[ext_id], user=user,
                       webcall_extensions=webcall)
+
+
+def ring_sessions(conn: Connection, target: RingTarget) -> dict[str, str]:
+    """The called user's Web Call session, as {username: extension} (empty when none)."""
+    if target.user is None:
+        return {}
+    number = session_of(conn, target.user.username)
+    return {target.user.username: number} if number is not None else {}
 
 
 def check_presence(conn: Connection, target: RingTarget, presence: Presence) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     REAL,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -116,6 +117,18 @@ user_webcall_extension = Table(
     Column("rank", Integer, nullable=False, server_default="0"),
 )
 
+# Web Call sessions (SPEC §3): "user U's Web Call is running on extension W", opened and closed
+# by the Web Call login. At most one per user and one per extension.
+webcall_session = Table(
+    "webcall_session", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False,
+           unique=True),
+    Column("extension_id", ForeignKey("extension.id", ondelete="CASCADE"), nullable=False,
+           unique=True),
+    Column("since", DateTime(timezone=True), nullable=False),
+)
+
 phone = Table(
     "phone", metadata,
     Column("id", Integer, primary_key=True),
@@ -189,8 +202,9 @@ kamailio_version = Table(
     UniqueConstraint("table_name", name="version_table_name_idx"),
 )
 
-# usrloc in db_mode 1 (write-through): one row per registered contact. On SQLite, Kamailio stores
-# expires and last_modified as Julian day numbers (REAL), not as text.
+# usrloc in db_mode 1 (write-through): one row per registered contact. The exported config sets
+# usrloc's expires_type = 1, so expires and last_modified are epoch seconds (BIGINT), whatever
+# the time zones of Kamailio, the database and mtctl (migration 0005).
 location = Table(
     "location", metadata,
     Column("id", Integer, primary_key=True),
@@ -200,11 +214,11 @@ location = Table(
     Column("contact", String(512), nullable=False, server_default=""),
     Column("received", String(128), nullable=True),
     Column("path", String(512), nullable=True),
-    Column("expires", DateTime, nullable=False, server_default="2030-05-28 21:32:15"),
+    Column("expires", BigInteger, nullable=False, server_default="0"),
     Column("q", REAL, nullable=False, server_default="1.0"),
     Column("callid", String(255), nullable=False, server_default="Default-Call-ID"),
     Column("cseq", Integer, nullable=False, server_default="1"),
-    Column("last_modified", DateTime, nullable=False, server_default="2000-01-01 00:00:01"),
+    Column("last_modified", BigInteger, nullable=False, server_default="0"),
     Column("flags", Integer, nullable=False, server_default="0"),
     Column("cflags", Integer, nullable=False, server_default="0"),
     Column("user_agent", String(255), nullable=False, server_default=""),

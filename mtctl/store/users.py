@@ -16,6 +16,7 @@ from mtctl.store.phones import public as phone_public
 from mtctl.store.snapshots import phone_query, user_specs
 from mtctl.store.tables import app_user, extension, phone, user_webcall_extension
 from mtctl.store.validate import check_text, enforce
+from mtctl.store.webcall import end_invalid_sessions
 
 UNCHANGED: Any = object()
 
@@ -148,6 +149,7 @@ def update_user(conn: Connection, *, actor: str, username: str, display_name: st
         conn.execute(update(app_user).where(app_user.c.id == user_id).values(**values))
     if webcall_extensions is not None:
         _set_webcall_extensions(conn, user_id, webcall_extensions)
+    end_invalid_sessions(conn, actor=actor, user_ids=[user_id])
     enforce(conn, user_ids=[user_id])
     after = get_user(conn, username)
     changes = audit.diff(before, after)
@@ -159,6 +161,7 @@ def update_user(conn: Connection, *, actor: str, username: str, display_name: st
 def remove_user(conn: Connection, *, actor: str, username: str) -> None:
     user_id = require_user(conn, username)
     before = get_user(conn, username)
+    end_invalid_sessions(conn, actor=actor, user_ids=[], ending_users=[user_id])
     conn.execute(delete(user_webcall_extension).where(user_webcall_extension.c.user_id == user_id))
     conn.execute(delete(app_user).where(app_user.c.id == user_id))
     audit.record(conn, actor=actor, action="remove", obj=f"user {username}",

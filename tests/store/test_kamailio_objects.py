@@ -54,16 +54,19 @@ def test_ring_views_carry_the_ring_semantics_inputs(seeded):
         ("40710", 20, 'Desk \\"A\\" \\\\ 1', "Ana García", "multiterminal")]
 
 
-def test_ring_webcall_lists_own_extensions_before_the_groups(mtctl):
+def test_ring_webcall_lists_the_session_then_own_extensions_never_a_pool_without_session(mtctl):
     mtctl.ok("node", "add", "n1")
-    for number in ("100", "101", "102", "103"):
+    for number in ("100", "101", "102", "103", "104"):
         mtctl.ok("ext", "add", number, "--node", "n1")
-    for number in ("101", "102", "103"):
+    for number in ("101", "102", "103", "104"):
         mtctl.ok("phone", "add", number, "--position", "0", "--model", "VIVAit Call Web")
     mtctl.ok("group", "add", "pool")
     mtctl.ok("group", "add-ext", "pool", "102", "103")
     mtctl.ok("user", "add", "bea", "--name", "Bea", "--login", "100", "--webcall-mode",
-             "exclusive", "--webcall-ext", "101", "--webcall-group", "pool")
-    assert rows(mtctl.url, "SELECT webcall_number FROM ring_webcall WHERE number = '100' "
-                           "ORDER BY source, rank, webcall_number") == [
-        ("101",), ("102",), ("103",)]
+             "exclusive", "--webcall-ext", "104", "--webcall-ext", "101",
+             "--webcall-group", "pool")
+    query = ("SELECT webcall_number FROM ring_webcall WHERE number = '100' "
+             "ORDER BY source, rank, webcall_number")
+    assert rows(mtctl.url, query) == [("104",), ("101",)]
+    mtctl.ok("webcall", "start", "bea", "--ext", "103")
+    assert rows(mtctl.url, query) == [("103",), ("104",), ("101",)]
