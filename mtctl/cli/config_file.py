@@ -29,6 +29,8 @@ def apply(
     prune: Annotated[bool, typer.Option("--prune", help="Remove what the file does not name "
                                         "(seeded models and templates are reset).")] = False,
     as_json: JsonOpt = False,
+    max_size: Annotated[int, typer.Option("--max-size", metavar="MIB", min=1, help=(
+        "Refuse a file larger than this many MiB."))] = 64,
 ) -> None:
     """Make the store match a config file: all of it is checked first, then written at once.
 
@@ -38,7 +40,8 @@ def apply(
     from mtctl.store.apply import Plan, apply_config
 
     with _busy("checking " + _source(file)):
-        parsed = parse_config(_read(file))
+        max_bytes = max_size * 2**20
+        parsed = parse_config(_read(file, max_bytes + 1), max_bytes=max_bytes)
         plan = Plan(problems=parsed.problems)
         if not parsed.is_broken("*"):
             store = reading(ctx) if dry_run else writing(ctx)
@@ -77,13 +80,15 @@ def _source(file: str) -> str:
     return "<stdin>" if file == "-" else file
 
 
-def _read(file: str) -> bytes:
+def _read(file: str, limit: int) -> bytes:
+    """At most limit bytes: a larger file is refused without reading it all."""
     from mtctl.errors import UsageError
 
     if file == "-":
-        return sys.stdin.buffer.read()
+        return sys.stdin.buffer.read(limit)
     try:
-        return Path(file).read_bytes()
+        with open(file, "rb") as stream:
+            return stream.read(limit)
     except OSError as exc:
         raise UsageError(f"cannot read {file}: {exc.strerror}", "check the path") from None
 

@@ -6,8 +6,9 @@ Only apply and export import this module: pydantic and the TOML libraries cost s
 that listings cannot afford.
 
 Parsing: TOML 1.0 through toml-rs (Rust), about four times faster than the standard library's
-tomllib on a 100,000-extension file; tomllib takes over for files nested more deeply than
-any config file needs, because toml-rs has no recursion limit.
+tomllib on a 100,000-extension file. toml-rs has no recursion limit and no bound on dotted
+keys, so the limits of `toml_limits` are checked first: a file over them is refused with
+its line, before any parser sees it.
 """
 
 from __future__ import annotations
@@ -15,13 +16,11 @@ from __future__ import annotations
 import difflib
 import gc
 import json
-import operator
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
-from itertools import accumulate, repeat
 from typing import Annotated, Any, Literal, NotRequired, get_args, get_origin, get_type_hints
 
 from pydantic import (
@@ -38,12 +37,18 @@ from pydantic import (
 from typing_extensions import TypedDict
 
 from mtctl.domain.config_keys import MAX_LIFETIME_DAYS
+from mtctl.formats.toml_limits import (
+    DEFAULT_MAX_BYTES,
+    MAX_KEY_CHARS,
+    check_text,
+    has_long_lines,
+    long_key,
+)
 
 SCHEMA_ID = "https://mtctl.example/schemas/mtctl-config.schema.json"
 MAX_INT = 2**31 - 1  # the store's INTEGER columns
 EXTENSION_PATTERN = r"^[0-9]{1,32}$"
 NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f-\x9f]*$"  # no C0, DEL or C1 (domain/values.py)
-MAX_NESTING = 64  # brackets deeper than this go to tomllib, which fails cleanly
 
 STRICT = ConfigDict(extra="forbid", strict=True)
 
@@ -294,6 +299,8 @@ def format_path(path: Path | None) -> str:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
+            if len(part) > 64:  # a key past any name's length: enough of it to find it
+                part = part[:40] + "…"
             piece = part if _BARE.match(part) else json.dumps(part, ensure_ascii=False)
             text += f".{piece}" if text else piece
     return text
@@ -352,75 +359,83 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def parse_config(data: bytes | str) -> ParsedConfig:
-    """Parse and validate a config file; never raises for anything a file can contain."""
+def parse_config(data: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ParsedConfig:
+    """Parse and validate a config file; never raises for anything a file can contain, and
+    refuses a file over the limits of `toml_limits` before parsing it."""
     with gc_paused():
+        if len(data) > max_bytes:
+            return _refused("", Problem((), f"the file is larger than {_size(max_bytes)}",
+                                        "split it, or raise the limit with --max-size",
+                                        line=1))
         if isinstance(data, bytes):
             try:
                 text = data.decode("utf-8")
             except UnicodeDecodeError as exc:
                 line = data.count(b"\n", 0, exc.start) + 1
-                return ParsedConfig("", {}, [Problem((), "invalid TOML: not UTF-8 text",
-                                                      "save the file as UTF-8", line=line)],
-                                    {("*", None)})
+                column = exc.start - data.rfind(b"\n", 0, exc.start)
+                return _refused("", Problem((), f"invalid TOML: not UTF-8 text (byte "
+                                            f"{data[exc.start]:#04x} at column {column})",
+                                            "save the file as UTF-8", line=line))
         else:
             text = data
+        text = text.removeprefix("\ufeff")  # a byte order mark, as some editors write
+        exceeded = check_text(text)
+        if exceeded is not None:
+            return _refused(text, Problem((), exceeded.message, exceeded.hint,
+                                          line=exceeded.line))
         raw, problem = _load_toml(text)
+        if problem is None and has_long_lines(text):
+            found = long_key(raw)
+            if found is not None:
+                problem = Problem(found[0], f"a key of {len(found[1])} characters (the "
+                                  f"limit is {MAX_KEY_CHARS})", "shorten it")
         if problem is not None:
-            return ParsedConfig(text, {}, [problem], {("*", None)})
+            return _refused(text, problem)
         return _validate(text, raw)
 
 
-def _load_toml(text: str) -> tuple[dict[str, Any], Problem | None]:
-    if _nesting(text) > MAX_NESTING:
-        import tomllib
+def _refused(text: str, problem: Problem) -> ParsedConfig:
+    return ParsedConfig(text, {}, [problem], {("*", None)})
 
-        try:
-            return tomllib.loads(text), None
-        except RecursionError:
-            return {}, Problem((), "invalid TOML: nested too deeply for a config file",
-                               "check the brackets")
-        except tomllib.TOMLDecodeError as exc:
-            found = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
-            line = int(found.group(1)) if found else None
-            reason = re.sub(r"\s*\(at line.*\)$", "", str(exc))
-            return {}, _toml_problem(text, reason, line)
+
+def _size(count: int) -> str:
+    return f"{count / 2**20:g} MiB" if count >= 2**20 else f"{count} bytes"
+
+
+def _load_toml(text: str) -> tuple[dict[str, Any], Problem | None]:
+    """Parse with toml-rs; only for a text within the limits (it has no recursion limit)."""
     import toml_rs
 
     try:
         return toml_rs.loads(text, toml_version="1.0.0"), None
     except toml_rs.TOMLDecodeError as exc:
         reason = str(exc.msg).strip().splitlines()[-1]
-        return {}, _toml_problem(text, reason, exc.lineno)
+        return {}, _toml_problem(text, reason, exc.lineno, exc.colno)
 
 
-_DELETE = bytes(b for b in range(256) if b not in b"[]{}")
-_SIGN = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
-
-
-def _nesting(text: str) -> int:
-    """An upper bound of how deeply brackets nest (those inside strings count too)."""
-    brackets = text.encode("utf-8", "surrogatepass").translate(None, _DELETE).translate(_SIGN)
-    return max(accumulate(map(operator.sub, brackets, repeat(1))), default=0)
-
-
-def _toml_problem(text: str, reason: str, line: int | None) -> Problem:
+def _toml_problem(text: str, reason: str, line: int | None, column: int | None = None,
+                  ) -> Problem:
     if "duplicate key" in reason or "twice" in reason or "overwrite" in reason:
-        duplicate = _duplicate_problem(text, line)
+        duplicate = _duplicate_problem(text, line, column)
         if duplicate is not None:
             return duplicate
     return Problem((), f"invalid TOML: {reason}", "fix the syntax at this line", line=line)
 
 
-def _duplicate_problem(text: str, line: int | None) -> Problem | None:
+def _duplicate_problem(text: str, line: int | None, column: int | None) -> Problem | None:
     """Say which table or key is defined twice, and where it was first."""
     if line is None:
         return None
-    from mtctl.formats.toml_locator import Locator
+    from mtctl.formats.toml_locator import Locator, inline_key_at
 
-    path, first = Locator(text).duplicate_at(line)
+    locator = Locator(text)
+    path, first = locator.duplicate_at(line)
     if path is None:
         return None
+    inner = inline_key_at(text, line, column)
+    if inner is not None:  # twice inside one inline table of this line
+        return Problem(path, f"{format_path(inner)} is defined twice in one inline table",
+                       "keep one of them", line=line)
     if len(path) == 2 and path[0] == "extensions":
         what = f"extension {path[1]} (MT014: extension numbers are unique)"
         hint = f"keep one [extensions.{json.dumps(path[1])}] table"

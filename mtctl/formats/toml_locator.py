@@ -14,6 +14,7 @@ Path = tuple[str | int, ...]
 _KEY = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\\n]|\\.)*"|'[^'\n]*')"""
 _HEADER = re.compile(rf"^[ \t]*(\[\[?)[ \t]*({_KEY}(?:[ \t]*\.[ \t]*{_KEY})*)[ \t]*\]", re.M)
 _KEY_PART = re.compile(_KEY)
+_DOTTED = re.compile(rf"{_KEY}(?:[ \t]*\.[ \t]*{_KEY})*")
 
 
 def _unquote(part: str) -> str:
@@ -42,26 +43,66 @@ class _Table:
     end: int  # offset of the next header, or the end of the text
 
 
+class _Node:
+    """A trie over path parts: each lookup and insert costs the length of its path, so that
+    long dotted keys and headers stay linear instead of one tuple per prefix."""
+
+    __slots__ = ("children", "line", "table", "count")
+
+    def __init__(self) -> None:
+        self.children: dict[str | int, _Node] = {}
+        self.line: int | None = None  # first line at or under this path
+        self.table: _Table | None = None
+        self.count = -1  # arrays of tables: index of the last [[...]] seen
+
+    def child(self, part: str | int) -> _Node:
+        node = self.children.get(part)
+        if node is None:
+            node = self.children[part] = _Node()
+        return node
+
+    def record(self, path: Path, line: int) -> None:
+        """Give this path and every prefix of it a line, unless it has one already."""
+        node = self
+        for part in path:
+            node = node.child(part)
+            if node.line is None:
+                node.line = line
+
+    def deepest(self, path: Path, start: int = 0, *, lines: bool = True) -> tuple[int, _Node]:
+        """How many parts of path (from start) lead through nodes that have a line (or a
+        table), and the last such node."""
+        node, found, best = self, 0, self
+        for depth, part in enumerate(path[start:], 1):
+            next_node = node.children.get(part)
+            if next_node is None:
+                break
+            node = next_node
+            if (node.line is not None) if lines else (node.table is not None):
+                found, best = depth, node
+        return found, best
+
+
 class Locator:
     """Maps TOML paths to line numbers by scanning the text (tomllib gives no positions).
 
     Table headers are found with one regular expression over the whole text; only the
     section holding a path is scanned key by key. Where a path cannot be found, the line of
-    the nearest enclosing path that can is given.
+    the nearest enclosing path that can is given. Every step is linear in the text and the
+    path, however long a dotted key or header is.
     """
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self._tables: dict[Path, _Table] | None = None
+        self._root: _Node | None = None  # tables and the first line under each path
         self._headers: list[tuple[int, Path, tuple[str, ...]]] = []
-        self._first_under: dict[Path, int] = {}
-        self._sections: dict[Path, dict[Path, int]] = {}
+        self._sections: dict[int, _Node] = {}  # by the table's start offset
 
-    def _index(self) -> dict[Path, _Table]:
-        if self._tables is not None:
-            return self._tables
-        tables: dict[Path, _Table] = {}
-        aot: dict[tuple[str, ...], int] = {}
+    def _index(self) -> _Node:
+        if self._root is not None:
+            return self._root
+        root = _Node()
+        aot = _Node()  # counts of [[...]] per header key
         line, last = 1, 0
         previous: _Table | None = None
         first_header = len(self.text)
@@ -77,51 +118,63 @@ class Locator:
                 first_header = match.start()
             path = self._resolve(keys, aot)
             if match.group(1) == "[[":
-                for known in [k for k in aot if k[:len(keys)] == keys and len(k) > len(keys)]:
-                    del aot[known]
-                aot[keys] = aot.get(keys, -1) + 1
-                path = (*path, aot[keys])
+                node = aot
+                for key in keys:
+                    node = node.child(key)
+                node.children = {}  # arrays of tables under it start again
+                node.count += 1
+                path = (*path, node.count)
             end_of_line = self.text.find("\n", match.end())
             start = len(self.text) if end_of_line < 0 else end_of_line + 1
             previous = _Table(line, start, len(self.text))
-            tables.setdefault(path, previous)
+            node = root
+            for part in path[:-1]:
+                node = node.child(part)
+                if node.line is None:
+                    node.line = line
+            node = node.child(path[-1])
+            if node.table is None:
+                node.table = previous
             self._headers.append((line, path, keys))
-            for size in range(1, len(path)):
-                self._first_under.setdefault(path[:size], line)
-        tables[()] = _Table(1, 0, first_header)
-        self._tables = tables
-        return tables
+        root.table = _Table(1, 0, first_header)
+        self._root = root
+        return root
 
     @staticmethod
-    def _resolve(keys: tuple[str, ...], aot: dict[tuple[str, ...], int]) -> Path:
+    def _resolve(keys: tuple[str, ...], aot: _Node) -> Path:
         path: list[str | int] = []
-        for size in range(1, len(keys) + 1):
-            path.append(keys[size - 1])
-            if size < len(keys) and keys[:size] in aot:
-                path.append(aot[keys[:size]])
+        node: _Node | None = aot
+        for size, key in enumerate(keys, 1):
+            path.append(key)
+            node = node.children.get(key) if node is not None else None
+            if size < len(keys) and node is not None and node.count >= 0:
+                path.append(node.count)
         return tuple(path)
+
+    def _table(self, path: Path) -> _Table | None:
+        node: _Node | None = self._index()
+        for part in path:
+            node = node.children.get(part) if node is not None else None
+        return node.table if node is not None else None
 
     def line_of(self, path: Path | None) -> int | None:
         """The line where this path is, or where its nearest enclosing path is."""
         if path is None:
             return None
-        tables = self._index()
-        for size in range(len(path), -1, -1):
-            table = tables.get(path[:size])
-            if table is None:
-                continue
-            if size == len(path) and size:
-                return table.line
-            keys = self._section(path[:size], table)
-            rest = path[size:]
-            for cut in range(len(rest), 0, -1):
-                if rest[:cut] in keys:
-                    return keys[rest[:cut]]
-            for cut in range(len(path), size, -1):
-                if path[:cut] in self._first_under:
-                    return self._first_under[path[:cut]]
-            return table.line if size else None
-        return None
+        root = self._index()
+        size, node = root.deepest(path, lines=False)
+        table = node.table
+        assert table is not None  # the root always has one
+        if size == len(path) and size:
+            return table.line
+        keys = self._section(size > 0, table)
+        found, key = keys.deepest(path, size)
+        if found:
+            return key.line
+        found, under = root.deepest(path)
+        if found > size:
+            return under.line
+        return table.line if size else None
 
     def duplicate_at(self, line: int) -> tuple[Path | None, int | None]:
         """For a 'defined twice' error at this line: what is defined twice, and where first."""
@@ -143,19 +196,23 @@ class Locator:
         owner = max((h for h in self._headers if h[0] < line), default=None,
                     key=lambda h: h[0])
         path = (*(owner[1] if owner else ()), *keys)
-        first = self._section(owner[1], self._index()[owner[1]]).get(keys) if owner else None
+        table = self._table(owner[1] if owner else ())
+        first = None
+        if table is not None:
+            found, node = self._section(owner is not None, table).deepest(keys)
+            first = node.line if found == len(keys) else None
         return path, first if first != line else None
 
-    def _section(self, path: Path, table: _Table) -> dict[Path, int]:
-        if path not in self._sections:
+    def _section(self, under_header: bool, table: _Table) -> _Node:
+        if table.start not in self._sections:
             scanner = _SectionScanner(self.text, table.start, table.end,
-                                      table.line + (1 if path else 0))
+                                      table.line + (1 if under_header else 0))
             try:
                 scanner.run()
             except (RecursionError, IndexError, ValueError):
                 pass  # a section that does not parse: keep what was found before the error
-            self._sections[path] = scanner.found
-        return self._sections[path]
+            self._sections[table.start] = scanner.found
+        return self._sections[table.start]
 
 
 class _SectionScanner:
@@ -163,7 +220,7 @@ class _SectionScanner:
 
     def __init__(self, text: str, start: int, end: int, line: int) -> None:
         self.text, self.pos, self.end, self.line = text, start, end, line
-        self.found: dict[Path, int] = {}
+        self.found = _Node()
 
     def run(self) -> None:
         while True:
@@ -182,8 +239,7 @@ class _SectionScanner:
             self._value(keys)
 
     def _record(self, path: Path) -> None:
-        for size in range(1, len(path) + 1):
-            self.found.setdefault(path[:size], self.line)
+        self.found.record(path, self.line)
 
     def _peek(self) -> str:
         self._spaces()
@@ -283,6 +339,24 @@ class _SectionScanner:
         while self.pos < self.end and self.text[self.pos] not in (quote, "\n"):
             self.pos += 2 if quote == '"' and self.text[self.pos] == "\\" else 1
         self.pos += 1
+
+
+def inline_key_at(text: str, line: int, column: int | None) -> tuple[str, ...] | None:
+    """The key at this column when it is inside an inline table (past the line's `=`)."""
+    if column is None or column < 1:
+        return None
+    start = 0
+    for _ in range(line - 1):
+        start = text.find("\n", start) + 1
+        if start == 0:
+            return None
+    end = text.find("\n", start)
+    row = text[start:end if end >= 0 else None]
+    equals = row.find("=")
+    if equals < 0 or column - 1 <= equals:
+        return None
+    match = _DOTTED.match(row, column - 1)
+    return _keys(match.group(0)) if match else None
 
 
 def _escaped(text: str, index: int) -> bool:

@@ -101,15 +101,65 @@ def test_the_fast_parser_refuses_what_tomllib_refuses(text):
 
 
 def test_deep_nesting_is_a_problem_not_a_crash():
-    # toml-rs has no recursion limit (a stack overflow kills the process), so files nested
-    # this deeply go to tomllib; a child process keeps a crash from taking the suite down.
+    # toml-rs has no recursion limit (a stack overflow kills the process), so nesting is
+    # refused before parsing; a child process keeps a crash from taking the suite down.
     code = ("import sys; from mtctl.formats.config_file import parse_config; "
             "p = parse_config('a = ' + '[' * 100000 + ']' * 100000); "
-            "print(p.problems[0].message)")
+            "print(p.problems[0].line, p.problems[0].message)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,  # noqa: S603
                             timeout=120, check=False)
     assert result.returncode == 0, result.stderr
-    assert "nested too deeply" in result.stdout
+    assert result.stdout == "1 nested more than 64 deep\n"
+
+
+@pytest.mark.parametrize(("text", "line", "message"), [
+    ("nodes = []\nzz." + ".".join(["a"] * 200_000) + " = 1\n", 2, "more than 64 dotted"),
+    ("[extensions." + ".".join(["a"] * 200_000) + "]\n", 1, "more than 64 dotted"),
+    ('a = { b = "[[[", c = [' + "{d = [" * 40 + "]}" * 40 + "]}\n", 1, "nested more than 64"),
+    ("# " + "[" * 100 + "\nx = 1\n" + "a." * 70 + "b = 2\n", 3, "more than 64 dotted"),
+])
+def test_files_over_the_limits_are_refused_with_their_line(text, line, message):
+    [problem] = parse_config(text).problems
+    assert (problem.line, message in problem.message) == (line, True), problem
+
+
+@pytest.mark.parametrize("text", [
+    'nodes = ["' + "[" * 500 + '", "' + "." * 100 + '"]\n',  # brackets and dots in strings
+    "# " + "." * 200 + "\n" + "# " + "{" * 200 + "\nnodes = []\n",  # and in comments
+    'nodes = [\n"""' + "." * 100 + '\n' + "[" * 100 + '"""]\n',  # multi-line strings
+    "nodes = [" + "[" * 30 + "]" * 30 + "]\n",  # deep enough, but within the limit
+])
+def test_only_real_nesting_and_dotted_keys_count(text):
+    problems = parse_config(text).problems
+    assert all("nested" not in p.message and "dotted" not in p.message for p in problems)
+    tomllib.loads(text)
+
+
+def test_a_long_key_is_refused_and_shown_short():
+    [problem] = parse_config('[models."' + "x" * 5000 + '"]\nkind = "app"\n').problems
+    assert "5000 characters" in problem.message
+    assert problem.location == 'models."' + "x" * 40 + '…"'
+
+
+def test_a_file_over_the_size_limit_is_refused_unread():
+    [problem] = parse_config(b"nodes = []\n" * 100, max_bytes=1000).problems
+    assert (problem.line, problem.message) == (1, "the file is larger than 1000 bytes")
+    assert "--max-size" in problem.hint
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    (b"\xef\xbb\xbfnodes = []\r\n", []),  # a byte order mark and CRLF are fine
+    (b"", []),
+    (b'nodes = ["a"]\nx = "\xff"\n', [(2, "invalid TOML: not UTF-8 text (byte 0xff at "
+                                            "column 6)")]),
+    (b'nodes = ["a"]\n\x00\n', [(2, "invalid TOML")]),
+    (b'[extensions.40710]\nnode = "m"\nphones = [{position = 0, position = 1, model = "x"}]\n',
+     [(3, "position is defined twice in one inline table")]),
+])
+def test_byte_level_damage_is_located(data, expected):
+    problems = parse_config(data).problems
+    assert [(p.line, p.message[:len(m)]) for p, (_, m) in zip(problems, expected, strict=False)
+            ] == expected
 
 
 def test_a_duplicate_extension_names_both_lines():
