@@ -50,23 +50,31 @@ class Pbx:
         return self.kamailio.port
 
 
-def start_kamailio(mtctl: Mtctl, workdir: Path):  # type: ignore[no-untyped-def]
-    """Export the config with mtctl and run it; a context manager yielding harness.Kamailio."""
+def start_kamailio(mtctl: Mtctl, workdir: Path,  # type: ignore[no-untyped-def]
+                   extra_env: dict[str, str] | None = None):
+    """Export the config with mtctl and run it (with EXTRA_ENV, e.g. TZ); a context manager
+    yielding harness.Kamailio."""
     from mtctl.formats.kamailio import kamailio_db
 
     port = harness.free_udp_port()
     out = workdir / "kamailio"
     mtctl.ok("export", "kamailio", "--out", str(out), "--listen", f"udp:127.0.0.1:{port}")
-    env = kamailio_db(mtctl.url, cwd=Path.cwd()).env
+    env = {**kamailio_db(mtctl.url, cwd=Path.cwd()).env, **(extra_env or {})}
     return harness.kamailio(out / "kamailio.cfg", port, env, workdir)
 
 
 @pytest.fixture
-def pbx(mtctl: Mtctl, tmp_path: Path) -> Iterator[Pbx]:
+def kamailio_env() -> dict[str, str]:
+    """Extra environment for Kamailio (a test overrides it, e.g. to set TZ)."""
+    return {}
+
+
+@pytest.fixture
+def pbx(mtctl: Mtctl, tmp_path: Path, kamailio_env: dict[str, str]) -> Iterator[Pbx]:
     mtctl.ok("config", "set", "sip.domain", DOMAIN)
     runner = harness.SippRunner(tmp_path)
     try:
-        with start_kamailio(mtctl, tmp_path) as kam:
+        with start_kamailio(mtctl, tmp_path, kamailio_env) as kam:
             yield Pbx(mtctl, kam, runner, tmp_path)
             assert not kam.errors(), "\n".join(kam.errors())
     finally:

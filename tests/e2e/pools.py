@@ -1,0 +1,155 @@
+"""Stores with several users sharing Web Call pool extensions, phones that stay up for several
+calls, and the check that Kamailio, `ring-sim --live` and `ring-sim` (with the flags SPEC §3
+gives for who is registered and which sessions are open) ring the same phones."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+from tests.e2e import harness
+from tests.e2e.conftest import Pbx, admin_password
+from tests.e2e.test_ring_agreement import RING_TIMEOUT, Phone, clusters, quoted, stages_of
+
+
+@dataclass
+class User:
+    username: str
+    name: str
+    login: str
+    mode: str | None = None  # exclusive | multiterminal | None
+    own: list[str] = field(default_factory=list)  # individually assigned Web Call extensions
+    group: bool = False  # uses the store's pool group
+    webcall_position: int | None = None
+
+    def session_extensions(self, pool: list[str]) -> list[str]:
+        if self.mode == "multiterminal":
+            return [self.login]
+        if self.mode == "exclusive":
+            return list(dict.fromkeys(self.own + (pool if self.group else [])))
+        return []
+
+
+@dataclass
+class Store:
+    names: dict[str, str | None] = field(default_factory=dict)  # extension -> display name
+    phones: list[Phone] = field(default_factory=list)
+    pool: list[str] = field(default_factory=list)  # the group's extensions, in its order
+    users: list[User] = field(default_factory=list)
+    sessions: dict[str, str] = field(default_factory=dict)  # username -> extension
+
+    def user_of(self, number: str) -> User | None:
+        return next((u for u in self.users if u.login == number), None)
+
+    def webcall_registered(self, number: str) -> bool:
+        return any(p.ext == number and p.webcall and p.registered for p in self.phones)
+
+
+def build_store(pbx: Pbx, store: Store, passwords: list[str]) -> dict[str, str]:
+    """Make the store with mtctl; returns phone key -> password."""
+    mtctl = pbx.mtctl
+    mtctl.ok("node", "add", "n1")
+    for number, name in store.names.items():
+        mtctl.ok("ext", "add", number, "--node", "n1", "--ring-timeout", RING_TIMEOUT,
+                 *(["--name", name] if name is not None else []))
+    secrets: dict[str, str] = {}
+    for phone in sorted(store.phones, key=lambda p: (p.ext, p.position)):
+        args = ["phone", "add", phone.ext, "--position", str(phone.position), "--model",
+                phone.model, "--order", str(phone.order)]
+        if not phone.enabled:
+            args.append("--disabled")
+        if phone.secure:
+            mtctl.ok(*args, "--secure")
+            secrets[phone.key] = passwords[-1]
+        else:
+            mtctl.ok(*args)
+            secrets[phone.key] = admin_password()
+            mtctl.ok("phone", "set-password", phone.ext, str(phone.position),
+                     "--password-stdin", input=secrets[phone.key] + "\n")
+    if store.pool:
+        mtctl.ok("group", "add", "pool")
+        mtctl.ok("group", "add-ext", "pool", *store.pool)
+    for user in store.users:
+        args = ["user", "add", user.username, "--name", user.name, "--login", user.login]
+        if user.mode:
+            args += ["--webcall-mode", user.mode]
+        for number in user.own:
+            args += ["--webcall-ext", number]
+        if user.group:
+            args += ["--webcall-group", "pool"]
+        if user.webcall_position is not None:
+            args += ["--webcall-position", str(user.webcall_position)]
+        mtctl.ok(*args)
+    return secrets
+
+
+@dataclass
+class Online:
+    """The store's phones as SIPp processes that answer every call busy, registered once."""
+
+    auth: dict[str, str]  # phone key -> SIP auth user
+    procs: dict[str, harness.Sipp]
+
+
+def bring_online(pbx: Pbx, store: Store, secrets: dict[str, str],
+                 phones: list[Phone] | None = None, online: Online | None = None) -> Online:
+    """Start and register PHONES (default: every registered phone of the store)."""
+    if online is None:
+        auth = {f"{p['extension']}:{p['position']}": p["sip_auth_user"]
+                for p in json.loads(pbx.mtctl.ok("phone", "list", "--json").stdout)}
+        online = Online(auth, {})
+    wanted = [p for p in (phones if phones is not None else store.phones) if p.registered]
+    for p in wanted:
+        online.procs[p.key] = pbx.sipp.start(f"phone-{p.key.replace(':', '-')}",
+                                             "phone_busy.xml", "-m", "1000", life=300)
+    contacts = [(online.auth[p.key], secrets[p.key], pbx.sipp.port_of(online.procs[p.key]))
+                for p in wanted]
+    outcome = harness.register(pbx.sipp, pbx.port, pbx.domain, contacts,
+                               name=f"register-{len(online.procs)}")
+    assert outcome == {user: "registered" for user, _, _ in contacts}, \
+        (outcome, pbx.kamailio.log_text()[-2000:])
+    return online
+
+
+def what_if_flags(store: Store, number: str) -> list[str]:
+    """ring-sim flags for the registrations and sessions of STORE, as SPEC §3 defines them."""
+    args = [a for p in store.phones if not p.registered for a in ("--offline", p.key)]
+    user = store.user_of(number)
+    if user is None or user.mode is None:
+        return args
+    if user.mode == "multiterminal":
+        return args + (["--webcall-running"] if store.webcall_registered(number) else [])
+    session = store.sessions.get(user.username)
+    counted = [session] if session in user.session_extensions(store.pool) else []
+    counted += user.own  # an own Web Call extension runs on registration alone
+    running = next((n for n in counted if store.webcall_registered(n)), None)
+    return args + (["--webcall-running", "--webcall-ext", running] if running else [])
+
+
+def ring_sim(pbx: Pbx, number: str, *flags: str) -> dict:
+    return json.loads(pbx.mtctl.ok("ring-sim", number, "--json", *flags).stdout)
+
+
+def call_agrees(pbx: Pbx, store: Store, online: Online, number: str) -> dict:
+    """Call NUMBER: Kamailio's INVITEs by stage and its P-Asserted-Identity are ring-sim's,
+    and ring-sim --live equals ring-sim with the what-if flags. Returns the plan."""
+    plan = ring_sim(pbx, number, *what_if_flags(store, number))
+    live = ring_sim(pbx, number, "--live")
+    assert live == plan, ("ring-sim --live disagrees with ring-sim", number, store.sessions,
+                          what_if_flags(store, number))
+    started = time.time() * 1000
+    result = harness.call(pbx.sipp, pbx.port, pbx.domain, number,
+                          name=f"caller-{number}-{int(started)}")
+    reached = {user: key for key, user in online.auth.items()}
+    invited = [(ms, user) for sipp in online.procs.values() for ms, user in harness.invites(sipp)
+               if ms >= started - 50]
+    observed = [{reached[u] for u in group} for group in clusters(invited)]
+    expected = stages_of(plan)
+    assert observed == [set(stage) for stage in expected], \
+        (number, store.sessions, expected, observed, result.responses)
+    assert result.final == (486 if expected else 480), (result.responses, result.output[-1500:])
+    pai = f"{quoted(plan['display_name'])} <sip:{number}@{pbx.domain}>"
+    shown = [(code, header) for code, header in result.responses if code != 100]
+    assert shown and all(header == pai for _, header in shown), (pai, shown)
+    return plan
