@@ -67,6 +67,7 @@ def add_user(conn: Connection, *, actor: str, username: str, display_name: str, 
     username = username.strip()
     if not username:
         raise UsageError("a user needs a username", "e.g. mtctl user add ana --name 'Ana' ...")
+    check_text(app_user, {"username": username, "display_name": display_name})
     if conn.execute(select(app_user.c.id).where(app_user.c.username == username)).first():
         raise Conflict(f"user {username!r} already exists", f"see: mtctl user show {username}")
     _check_choices(webcall_mode, webcall_license, webcall_position)
