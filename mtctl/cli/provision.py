@@ -40,7 +40,6 @@ def provision(
     ext, pos = _phone_ref(words)
     import segno
 
-    from mtctl.errors import UsageError
     from mtctl.store.audit import utcnow
     from mtctl.store.provisioning import issue_token
 
@@ -49,13 +48,10 @@ def provision(
                                              now=utcnow())
         qr = segno.make(url, error="m")
         # Files are written inside the transaction: a file that cannot be written issues no token.
+        # The code is a bearer token for the phone's key: owner-only (0600) and whole, or nothing.
         for path, kind in ((png, "png"), (svg, "svg")):
             if path is not None:
-                try:
-                    qr.save(str(path), kind=kind, scale=8, border=4)
-                except OSError as exc:
-                    raise UsageError(f"cannot write {path}: {exc.strerror}",
-                                     "choose a writable file") from exc
+                _save_private(qr, path, kind)
     if as_json:
         output.print_json({"extension": ext, "position": pos,
                            "redeem_by": redeem_by.isoformat(timespec="seconds"),
@@ -65,6 +61,17 @@ def provision(
         qr.terminal(out=output.out().file, compact=True, border=2)
     output.note(f"phone {ext}:{pos}: scan within {_hours(redeem_by)} "
                 f"(until {redeem_by:%Y-%m-%d %H:%M} UTC); an earlier code no longer works")
+
+
+def _save_private(qr, path: Path, kind: str) -> None:  # type: ignore[no-untyped-def]
+    """The QR code as a PNG or SVG file that only its owner can read, written atomically."""
+    import io
+
+    from mtctl.files import atomic_write
+
+    buffer = io.BytesIO()
+    qr.save(buffer, kind=kind, scale=8, border=4)
+    atomic_write(path, buffer.getvalue(), private=True)
 
 
 def _hours(until) -> str:  # type: ignore[no-untyped-def]

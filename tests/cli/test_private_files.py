@@ -1,0 +1,111 @@
+"""Files that hold a token or a key are private (0600) from creation, and whole or absent."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, func, select
+
+from mtctl.files import atomic_write
+from mtctl.store.tables import provisioning_token
+
+
+@pytest.fixture
+def app_phone(seeded):
+    seeded.ok("config", "set", "provisioning.base_url", "https://prov.example.com/p/")
+    seeded.ok("phone", "add", "40710", "--position", "2", "--model",
+              "VIVAit Call Business Android", "--secure", "--order", "3")
+    return seeded
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def _tokens(url: str) -> int:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        count = conn.execute(select(func.count()).select_from(provisioning_token)).scalar_one()
+    engine.dispose()
+    return count
+
+
+def test_qr_files_are_private_even_under_a_lax_umask_and_over_an_open_file(app_phone, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    png, svg = out / "qr.png", out / "qr.svg"
+    png.write_bytes(b"an older, world-readable code")
+    png.chmod(0o644)
+    old_umask = os.umask(0)
+    try:
+        app_phone.ok("provision", "40710", "2", "--png", str(png), "--svg", str(svg))
+    finally:
+        os.umask(old_umask)
+    assert (_mode(png), _mode(svg)) == (0o600, 0o600)
+    assert png.read_bytes().startswith(b"\x89PNG") and b"<svg" in svg.read_bytes()
+    assert sorted(p.name for p in out.iterdir()) == ["qr.png", "qr.svg"]
+
+
+def test_an_unwritable_place_issues_no_token_and_leaves_nothing(app_phone, db_url, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    result = app_phone("provision", "40710", "2", "--png", str(out / "no-dir" / "qr.png"))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("\n") == 1
+    assert "cannot write" in result.stderr and "no such file or directory" in result.stderr
+    assert _tokens(db_url) == 0 and list(out.iterdir()) == []
+
+
+def test_atomic_write_keeps_the_old_file_when_the_rename_fails(tmp_path):
+    target = tmp_path / "taken"
+    target.mkdir()
+    (target / "inside").write_text("x")  # a non-empty directory cannot be replaced by a file
+    with pytest.raises(Exception, match="cannot write"):
+        atomic_write(target, b"secret", private=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 64 KiB tmpfs, filled up; skipped where mounting is not allowed (not root)."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k",
+                           f"tmpfs-{uuid.uuid4().hex[:8]}", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        fd = os.open(mount / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while os.write(fd, b"\0" * 512):
+                pass
+        except OSError:
+            pass  # full
+        finally:
+            os.close(fd)
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_disk_is_one_clear_line_issues_no_token_and_leaves_no_file(app_phone, db_url,
+                                                                          tiny_disk):
+    for option, name in (("--png", "qr.png"), ("--svg", "qr.svg")):
+        result = app_phone("provision", "40710", "2", option, str(tiny_disk / name))
+        assert result.exit_code == 1, result.output
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+        assert "no space left on device" in result.stderr and name in result.stderr
+        assert sorted(p.name for p in tiny_disk.iterdir()) == ["filler"]
+    assert _tokens(db_url) == 0
+    # Room again: the same command works and the code is private.
+    (tiny_disk / "filler").unlink()
+    app_phone.ok("provision", "40710", "2", "--png", str(tiny_disk / "qr.png"))
+    assert _mode(tiny_disk / "qr.png") == 0o600 and _tokens(db_url) == 1
