@@ -94,17 +94,10 @@ def _read(file: str, limit: int) -> bytes:
 
 
 def _write(path: Path, text: str) -> None:
-    """Replace the file whole, so that a reader never sees half of it."""
-    import os
+    """Replace the file whole, so that a reader never sees half of it (none on a failure)."""
+    from mtctl.files import atomic_write
 
-    from mtctl.errors import UsageError
-
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror}", "check the path") from None
+    atomic_write(path, text, private=False, hint="check the path")  # it holds no key or token
 
 
 @contextmanager

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -43,19 +42,15 @@ def export_kamailio(
 
 def _write(directory: Path, name: str, text: str, *, mode: int) -> None:
     from mtctl.errors import UsageError
+    from mtctl.files import PRIVATE, atomic_write
 
-    path = directory / name
-    tmp = directory / f".{name}.tmp"
+    hint = "choose a writable directory with --out"
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
     except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror}",
-                         "choose a writable directory with --out") from exc
+        raise UsageError(f"cannot write {directory / name}: {exc.strerror}", hint) from exc
+    # Created 0600 when private, atomically; a failure leaves no temporary file behind.
+    atomic_write(directory / name, text, private=mode == PRIVATE, hint=hint)
 
 
 def routed(group: Any, ctx: Any, args: list[str]) -> tuple[str, Any, list[str]] | None:

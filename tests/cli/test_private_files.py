@@ -109,3 +109,31 @@ def test_a_full_disk_is_one_clear_line_issues_no_token_and_leaves_no_file(app_ph
     (tiny_disk / "filler").unlink()
     app_phone.ok("provision", "40710", "2", "--png", str(tiny_disk / "qr.png"))
     assert _mode(tiny_disk / "qr.png") == 0o600 and _tokens(db_url) == 1
+
+
+def test_the_kamailio_config_with_the_store_password_is_private_from_creation(seeded, tmp_path):
+    out = tmp_path / "kamailio"
+    out.mkdir()
+    (out / "kamailio.cfg").write_text("an older config")
+    (out / "kamailio.cfg").chmod(0o644)
+    old_umask = os.umask(0)
+    try:
+        seeded.ok("export", "kamailio", "--out", str(out))
+    finally:
+        os.umask(old_umask)
+    assert _mode(out / "kamailio.cfg") == 0o600 and _mode(out / "README.md") == 0o644
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "kamailio.cfg"]
+
+
+def test_a_full_disk_leaves_no_half_kamailio_config(seeded, tiny_disk):
+    result = seeded("export", "kamailio", "--out", str(tiny_disk))
+    assert result.exit_code == 1, result.output
+    assert "no space left on device" in result.stderr and result.stderr.count("\n") == 1
+    assert sorted(p.name for p in tiny_disk.iterdir()) == ["filler"]
+
+
+def test_a_full_disk_leaves_no_partial_export(seeded, tiny_disk):
+    result = seeded("export", "-o", str(tiny_disk / "pbx.toml"))
+    assert result.exit_code == 1, result.output
+    assert "no space left on device" in result.stderr and result.stderr.count("\n") == 1
+    assert sorted(p.name for p in tiny_disk.iterdir()) == ["filler"]
