@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,7 +26,15 @@ from mtctl.domain.provisioning import Account, linphone_xml
 from mtctl.errors import MtctlError
 from mtctl.store.audit import utcnow
 from mtctl.store.db import HEAD_REVISION, open_store
-from mtctl.store.provisioning import SERVE, TokenReader, device_of, next_step, record_fetch
+from mtctl.store.provisioning import (
+    SERVE,
+    Busy,
+    Lookup,
+    TokenReader,
+    device_of,
+    next_step,
+    record_fetch,
+)
 
 log = logging.getLogger("mtctl.serve")
 XML = "application/xml"
@@ -35,6 +44,11 @@ READ_TIMEOUT = 10.0  # seconds before a fetch gives up with 503
 WRITE_TIMEOUT = 15.0  # the SQLite busy timeout (10 s) and some
 HEALTH_TIMEOUT = 0.8  # /healthz answers within 1 s whatever the store does
 TRIES = 3            # looks at a token when concurrent first fetches race
+
+
+# The XML of recently served accounts: a repeat fetch of an unchanged account is not rendered
+# again (an Account is a frozen value, so a rotated key or a changed setting is a new entry).
+_xml = functools.lru_cache(maxsize=4096)(lambda account: linphone_xml(account).encode())
 
 
 def _not_found() -> Response:
@@ -59,6 +73,13 @@ def create_app(db_url: str) -> Starlette:
         return await asyncio.wait_for(
             asyncio.get_running_loop().run_in_executor(pool, fn, *args), timeout)
 
+    async def lookup(token: str) -> Lookup | None:
+        """SQLite (WAL) answers at once: read on the event loop, in a thread if it is locked."""
+        if reader.never_blocks:
+            with contextlib.suppress(Busy):
+                return reader.lookup(token, wait=False)
+        return await run(reads, READ_TIMEOUT, reader.lookup, token)
+
     def first_fetch(token: str, device: str) -> Account | None:
         """Redeem or bind the token (a short write), looking again if another fetch raced."""
         for _ in range(TRIES):
@@ -77,7 +98,7 @@ def create_app(db_url: str) -> Starlette:
         method = request.method
         device = device_of(request.headers.get("user-agent"))
         try:
-            found = await run(reads, READ_TIMEOUT, reader.lookup, token)
+            found = await lookup(token)
             step = next_step(found, device, utcnow())
             account = found.account if step else None
             if step is not None and step != SERVE and method == "GET":
@@ -90,7 +111,7 @@ def create_app(db_url: str) -> Starlette:
             log.info("%s /<token> 404", method)
             return _not_found()
         log.info("%s /<token> 200 %s", method, account.auth_user)
-        return Response(linphone_xml(account), media_type=XML,
+        return Response(_xml(account), media_type=XML,
                         headers={"Cache-Control": "no-store"})
 
     async def healthz(_: Request) -> Response:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -14,10 +17,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine, select, update
+from sqlalchemy import create_engine, select, text, update
+from sqlalchemy.engine import make_url
 
 from mtctl.domain import keys, provisioning
-from mtctl.store.tables import metadata, phone, provisioning_token
+from mtctl.store.tables import audit_log, metadata, phone, provisioning_token
 
 NS = {"lp": provisioning.LPCONFIG_NS}
 TOKEN = "tok_" + "A1b2" * 9 + "xyz"  # 43 URL-safe characters, as a real token
@@ -49,9 +53,10 @@ class Server:
                 raise RuntimeError(f"mtctl serve did not start: {self.log}")
             time.sleep(0.1)
 
-    def get(self, path: str, headers: dict | None = None) -> tuple[int, str]:
+    def get(self, path: str, headers: dict | None = None,
+            method: str = "GET") -> tuple[int, str]:
         request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}",
-                                         headers=headers or UA)
+                                         headers=headers or UA, method=method)
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 return response.status, response.read().decode()
@@ -222,3 +227,166 @@ def test_no_clear_password_or_token_anywhere(seeded, db_url, monkeypatch):
         for haystack in haystacks:
             assert secret not in haystack
     assert "GET /<token> 200" in srv.log
+
+
+def _token_row(url: str) -> tuple:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        row = conn.execute(select(provisioning_token.c.redeemed_at, provisioning_token.c.device)
+                           ).one()
+        redeems = conn.execute(select(audit_log.c.id).where(audit_log.c.action == "redeem")
+                               ).all()
+    engine.dispose()
+    return tuple(row), len(redeems)
+
+
+def test_head_never_redeems_or_binds_a_token(provisioned, server, db_url):
+    """A link checker's HEAD answers like GET would, but the token stays for the app."""
+    assert server.get(f"/{TOKEN}", method="HEAD") == (200, "")
+    assert server.get(f"/{TOKEN}", {"User-Agent": "curl/8.0"}, method="HEAD") == (200, "")
+    assert _token_row(db_url) == ((None, None), 0)
+
+    status, body = server.get(f"/{TOKEN}")  # the app's first fetch binds it
+    assert status == 200 and _entries(body)["auth_info_0"]["username"] == "40710-2"
+    (redeemed_at, device), redeems = _token_row(db_url)
+    assert redeemed_at is not None and device == "LinphoneAndroid" and redeems == 1
+
+    assert server.get(f"/{TOKEN}", {"User-Agent": "curl/8.0"}, method="HEAD") == (404, "")
+    assert server.get(f"/{TOKEN}", method="HEAD") == (200, "")
+    assert _token_row(db_url) == ((redeemed_at, "LinphoneAndroid"), 1)
+    assert "HEAD /<token> 200" in _stopped_log(server)
+
+
+def _stopped_log(server: Server) -> str:
+    server.stop()
+    return server.log
+
+
+def test_concurrent_first_fetches_by_different_apps_bind_the_token_once(provisioned, server,
+                                                                          db_url):
+    results: dict[str, int] = {}
+
+    def fetch(product: str) -> None:
+        results[product] = server.get(f"/{TOKEN}", {"User-Agent": f"{product}/1.0"})[0]
+
+    threads = [threading.Thread(target=fetch, args=(f"App{i}",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    winners = [product for product, status in results.items() if status == 200]
+    assert len(winners) == 1, results
+    assert sorted(results.values()) == [200] + [404] * 7
+    assert _token_row(db_url) == (_token_row(db_url)[0], 1)
+    assert _token_row(db_url)[0][1] == winners[0]
+
+
+class WriteLock:
+    """Another program in a long write transaction: SQLite BEGIN IMMEDIATE and a write;
+    PostgreSQL, every table a fetch reads locked against writers (EXCLUSIVE) and the token
+    rows locked FOR UPDATE."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.held = threading.Event()
+        self.release = threading.Event()
+        self.thread = threading.Thread(target=self._hold, daemon=True)
+
+    def _hold(self) -> None:
+        if self.url.startswith("sqlite"):
+            conn = sqlite3.connect(make_url(self.url).database, isolation_level=None)
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("UPDATE setting SET value = value")
+            self.held.set()
+            self.release.wait(60)
+            conn.execute("ROLLBACK")
+            conn.close()
+            return
+        engine = create_engine(self.url)
+        with engine.connect() as conn, conn.begin() as tx:
+            conn.execute(text("LOCK TABLE provisioning_token, phone, extension, setting "
+                              "IN EXCLUSIVE MODE"))
+            conn.execute(text("SELECT id FROM provisioning_token FOR UPDATE"))
+            self.held.set()
+            self.release.wait(60)
+            tx.rollback()
+        engine.dispose()
+
+    def __enter__(self) -> WriteLock:
+        self.thread.start()
+        assert self.held.wait(10), "could not take the write lock"
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.release.set()
+        self.thread.join(10)
+
+
+def _timed(server: Server, path: str, headers: dict | None = None) -> tuple[int, str, float]:
+    start = time.monotonic()
+    status, body = server.get(path, headers)
+    return status, body, time.monotonic() - start
+
+
+def test_healthz_and_repeat_fetches_answer_while_another_writer_holds_the_store(
+        provisioned, server, db_url, monkeypatch):
+    fresh = "tok_" + "Z9y8" * 9 + "abc"
+    monkeypatch.setattr(provisioning, "new_token", lambda: fresh)
+    provisioned.ok("phone", "add", "40710", "--position", "3", "--model",
+                   "VIVAit Call Business Android", "--secure")
+    provisioned.ok("provision", "40710", "3")
+    assert server.get(f"/{TOKEN}")[0] == 200  # the first fetch binds the token (a write)
+    with WriteLock(db_url):
+        for _ in range(3):
+            status, body, seconds = _timed(server, "/healthz")
+            assert (status, body) == (200, "ok: store readable, schema "
+                                      f"{body.rsplit(' ', 1)[-1]}") and seconds < 1, seconds
+            status, body, seconds = _timed(server, f"/{TOKEN}")
+            assert status == 200 and seconds < 1, (status, seconds)
+            assert _entries(body)["auth_info_0"]["username"] == "40710-2"
+            status, _, seconds = _timed(server, "/" + "D" * 43)
+            assert status == 404 and seconds < 1, (status, seconds)
+        # A first fetch needs the write lock: it waits for the writer instead of failing.
+        waiting: list[tuple[int, str]] = []
+        other = threading.Thread(target=lambda: waiting.append(server.get(f"/{fresh}")))
+        other.start()
+        time.sleep(0.5)
+        status, _, seconds = _timed(server, "/healthz")
+        assert status == 200 and seconds < 1, seconds
+    other.join(15)
+    assert waiting and waiting[0][0] == 200
+    assert _entries(waiting[0][1])["auth_info_0"]["username"] == "40710-3"
+
+
+def test_healthz_says_what_it_checks(provisioned, server, db_url):
+    status, body = server.get("/healthz")
+    assert status == 200 and body.startswith("ok: store readable, schema 0")
+
+
+def test_a_store_file_replaced_at_its_path_is_served_from_then_on(provisioned, server, db_url):
+    """A restored backup (`mv new.db store.db`) is what serve answers from next."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("a PostgreSQL store has no file to replace")
+    path = make_url(db_url).database
+    status, body = server.get(f"/{TOKEN}")
+    assert status == 200
+    old_ha1 = _entries(body)["auth_info_0"]["ha1"]
+
+    restored = f"{path}.restored"
+    with sqlite3.connect(path) as source, sqlite3.connect(restored) as copy:
+        source.backup(copy)
+        copy.execute("UPDATE phone SET ha1 = ? WHERE sip_auth_user = '40710-2'",
+                     ("0123456789abcdef" * 2,))
+    copy.close()
+    source.close()
+    os.replace(restored, path)
+
+    status, body = server.get(f"/{TOKEN}")
+    assert status == 200, body
+    assert _entries(body)["auth_info_0"]["ha1"] == "0123456789abcdef" * 2 != old_ha1
+    assert server.get("/healthz")[0] == 200
+    assert server.get("/" + "E" * 43)[0] == 404
+    # The restored file is used for writes too: a new token issued in it redeems.
+    provisioned.ok("provision", "revoke", "40710", "2")
+    assert server.get(f"/{TOKEN}")[0] == 404
+    assert "the store file was replaced" in _stopped_log(server)

@@ -24,7 +24,7 @@ def token_hash(token: str) -> str:
 
 def looks_like_token(token: str) -> bool:
     """Cheap shape check before any lookup: 43 URL-safe base64 characters."""
-    return len(token) == 43 and all(c.isalnum() or c in "-_" for c in token)
+    return len(token) == 43 and token.replace("-", "a").replace("_", "a").isalnum()
 
 
 def provisioning_url(base_url: str, token: str) -> str:

@@ -6,7 +6,7 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,10 +19,10 @@ from mtctl.domain import provisioning
 from mtctl.domain.model import PhoneSpec
 from mtctl.domain.provisioning import Account
 from mtctl.domain.rules import provisioning_violation
-from mtctl.errors import NotFound, RuleViolation, UsageError
+from mtctl.errors import NotFound, RuleViolation, StoreError, UsageError
 from mtctl.store import audit, config
 from mtctl.store.audit import as_utc
-from mtctl.store.db import Store, _translated
+from mtctl.store.db import SQLITE_BUSY_TIMEOUT_MS, Store, _first_line, _translated
 from mtctl.store.phones import get_phone_spec
 from mtctl.store.snapshots import phone_query, phone_spec
 from mtctl.store.tables import extension, phone, provisioning_token, setting
@@ -188,6 +188,10 @@ class _Row:
         self._mapping = mapping
 
 
+class Busy(Exception):
+    """The SQLite file is locked and the caller asked not to wait."""
+
+
 class TokenReader:
     """Read-only token lookups for `mtctl serve`, without SQLAlchemy or a lock per request.
 
@@ -200,11 +204,15 @@ class TokenReader:
     def __init__(self, store: Store) -> None:
         self.store = store
         dialect = store.engine.dialect
+        self._driver_error = dialect.loaded_dbapi.Error
         query = _lookup_query()
         compiled = query.compile(dialect=dialect)
         self._sql = str(compiled)
         self._params = dict(compiled.params)  # the setting names, and the token's hash
         self._order = compiled.positiontup  # qmark/format drivers: the parameters' order
+        if self._order is not None:
+            self._args = [self._params[name] for name in self._order]
+            self._slot = self._order.index("token_hash")
         self._columns = list(query.selected_columns.keys())
         # What SQLAlchemy would do to each value (SQLite keeps datetimes as text).
         self._convert = [(i, proc) for i, c in enumerate(query.selected_columns)
@@ -228,9 +236,7 @@ class TokenReader:
         return raw
 
     def _replaced(self) -> bool:
-        if self._path is None:
-            return False
-        return _file_id(self._path) != self._file_id
+        return self._path is not None and _file_id(self._path) != self._file_id
 
     def _reopen(self) -> None:
         """Close every connection to the old file before any opens the new one."""
@@ -253,58 +259,83 @@ class TokenReader:
                 self._gate.notify_all()
         log.warning("the store file was replaced; reopened %s", self._path)
 
-    @contextlib.contextmanager
-    def _connection(self) -> Iterator[Any]:
-        if self._replaced():
+    def _checkout(self, wait: bool) -> Any:
+        """This thread's connection (opened on first use), counted as busy until _checkin."""
+        if self._path is not None and _file_id(self._path) != self._file_id:
             self._reopen()
         local = self._local
         with self._gate:
             while self._reopening:
                 self._gate.wait()
             self._busy += 1
-            if getattr(local, "generation", None) != self._generation:
-                local.raw = None
-            if local.raw is None:
-                try:
-                    local.raw = self._connect()
-                except BaseException:
-                    self._busy -= 1
-                    raise
-                local.generation = self._generation
-                self._open.append(local.raw)
-        try:
-            yield local.raw
-        except BaseException:
-            with self._gate:  # a broken connection is not reused
-                if local.raw in self._open:
-                    self._open.remove(local.raw)
-            with contextlib.suppress(Exception):
-                local.raw.close()
-            local.raw = None
-            raise
-        finally:
+        raw = getattr(local, "raw", None)
+        if raw is None or local.generation != self._generation:
+            try:
+                raw = local.raw = self._connect()
+            except BaseException:
+                self._checkin(None)
+                raise
+            local.generation, local.wait = self._generation, True
             with self._gate:
-                self._busy -= 1
-                if not self._busy:
-                    self._gate.notify_all()
+                self._open.append(raw)
+        if self._path is not None and local.wait != wait:
+            # SQLite: wait=False answers Busy at once instead of waiting for a locked file.
+            raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS if wait else 0}")
+            local.wait = wait
+        return raw
 
-    def _query(self, sql: str, params: Any) -> list[tuple]:
-        with _translated(), self._connection() as raw:
+    def _checkin(self, broken: Any) -> None:
+        with self._gate:
+            if broken is not None:  # a connection that failed is not reused
+                self._local.raw = None
+                if broken in self._open:
+                    self._open.remove(broken)
+                with contextlib.suppress(Exception):
+                    broken.close()
+            self._busy -= 1
+            if not self._busy:
+                self._gate.notify_all()
+
+    def _query(self, sql: str, params: Any, wait: bool = True) -> list[tuple]:
+        with _translated():  # opening a connection goes through SQLAlchemy
+            raw = self._checkout(wait)
+        broken = None
+        try:
             cursor = raw.cursor()
             try:
                 cursor.execute(sql, params)
                 return cursor.fetchall()
             finally:
                 cursor.close()
+        except self._driver_error as exc:  # straight from the driver, not through SQLAlchemy
+            message = _first_line(exc)
+            if not wait and ("locked" in message or "busy" in message):
+                raise Busy from exc
+            broken = raw
+            raise StoreError(f"store unavailable: {message}",
+                             "check --db / MTCTL_DATABASE_URL") from exc
+        finally:
+            self._checkin(broken)
 
-    def lookup(self, token: str) -> Lookup | None:
-        """The token's state and account, or None for a malformed or unknown token."""
+    @property
+    def never_blocks(self) -> bool:
+        """True on SQLite, where lookup(wait=False) is quick enough to run on an event loop."""
+        return self._path is not None
+
+    def lookup(self, token: str, wait: bool = True) -> Lookup | None:
+        """The token's state and account, or None for a malformed or unknown token.
+
+        wait=False (SQLite only): raise Busy rather than wait for a locked file.
+        """
         if not provisioning.looks_like_token(token):
             return None
         digest = provisioning.token_hash(token)
-        params = {**self._params, "token_hash": digest}
-        rows = self._query(self._sql, [params[name] for name in self._order]
-                           if self._order is not None else params)
+        if self._order is None:
+            params: Any = {**self._params, "token_hash": digest}
+        else:
+            params = self._args.copy()
+            params[self._slot] = digest
+        rows = self._query(self._sql, params, wait)
         if not rows:
             return None
         values = list(rows[0])
