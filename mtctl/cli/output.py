@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -40,7 +41,13 @@ def reset() -> None:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+    text = json.dumps(data, ensure_ascii=False, indent=2, default=str)
+    if _RAW_IN_JSON.search(text):  # DEL and C1 controls, which json leaves raw: escape them
+        text = _RAW_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    sys.stdout.write(text + "\n")
+
+
+_RAW_IN_JSON = re.compile("[\x7f-\x9f]")
 
 
 def _cell(value: Any) -> str:

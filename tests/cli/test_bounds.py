@@ -282,6 +282,9 @@ def test_a_store_holding_control_characters_is_checked_and_listed_escaped(store)
         for raw in ("\x1b", "\x07", "\x9b", "Desk\n"):
             assert raw not in r.output, (args, r.output)
     assert "Desk\\n40710" in store.ok("ext", "show", "40710").stdout
+    listed = store.ok("phone", "list", "40710", "--json").stdout
+    assert "\x9b" not in listed and "\\u009b" in listed, repr(listed)
+    assert {p["location"] for p in json.loads(listed)} >= {"a\x9bb"}  # the data is intact
     assert "Ana\\x1b]0;pwned\\x07" in store.ok("ring-sim", "40710", "--webcall-running").stdout
 
 
