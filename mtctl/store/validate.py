@@ -73,7 +73,7 @@ def value_findings(conn: Connection) -> Iterator[Violation]:
     other means) may hold. Each finding says how to fix it."""
     from sqlalchemy import select
 
-    from mtctl.domain.config_keys import MAX_LIFETIME_DAYS, SETTINGS
+    from mtctl.domain.config_keys import MAX_LIFETIME_DAYS, SETTINGS, rotation_conflicts
     from mtctl.domain.values import CONTROL, control_character, escape
     from mtctl.store.tables import (
         app_user,
@@ -126,3 +126,9 @@ def value_findings(conn: Connection) -> Iterator[Violation]:
             yield Violation("bad-setting", f"template {escape(name)}",
                             f"key lifetime {days} days is out of range (1 to "
                             f"{MAX_LIFETIME_DAYS})", "export, fix key_lifetime_days, apply")
+    stored = dict(conn.execute(select(setting.c.key, setting.c.value)).all())
+    lifetimes = dict(conn.execute(select(template.c.name, template.c.key_lifetime_days)).all())
+    for conflict in rotation_conflicts(stored, lifetimes):
+        where = conflict.where if conflict.where.startswith("template ") \
+            else f"setting {conflict.where}"
+        yield Violation("bad-setting", escape(where), conflict.message, conflict.hint)

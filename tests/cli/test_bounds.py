@@ -302,3 +302,13 @@ def test_cron_rotation_of_a_due_key_names_a_setting_out_of_range(store, key, val
     store.ok("config", "unset", key)
     store.ok("keys", "rotate")
     assert store.ok("keys", "rotate", "--dry-run").stderr.startswith("0 key(s) due")
+
+
+def test_check_reports_a_planted_template_lifetime_within_the_rotation_window(store):
+    store.ok("template", "add", "short", "--key-lifetime", "30", "--secure")
+    plant(store.url, update(template).where(template.c.name == "short")
+          .values(key_lifetime_days=5))
+    r = store("check")
+    assert r.exit_code == 1, r.output
+    assert "mtctl: error: bad-setting template short template 'short' has a key lifetime " \
+        "of 5 days, not longer than the rotation window" in r.stderr, r.stderr
