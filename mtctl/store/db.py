@@ -16,8 +16,6 @@ from sqlalchemy.exc import (
     DBAPIError,
     IntegrityError,
     NoSuchModuleError,
-    OperationalError,
-    ProgrammingError,
 )
 
 from mtctl.errors import Conflict, StoreError, UsageError
@@ -26,6 +24,12 @@ from mtctl.errors import Conflict, StoreError, UsageError
 HEAD_REVISION = "0005"
 UPGRADE_HINT = "run: mtctl db upgrade"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# How long a PostgreSQL writer waits for the write lock or a row lock, like SQLite's busy timeout.
+PG_LOCK_TIMEOUT_MS = 10_000
+# First key of the write lock (pg_advisory_xact_lock(int, int)); the second is the schema's.
+PG_WRITE_LOCK_CLASS = 0x6D74_636C  # "mtcl"
+BUSY_HINT = "another mtctl is writing to the store; retry in a moment"
+PATH_MAX_BYTES = 4096
 
 
 def _parse_url(url: str) -> URL:
@@ -39,13 +43,36 @@ def _parse_url(url: str) -> URL:
 
 
 def _sqlite_path(url: str) -> Path | None:
+    """The SQLite file a URL names (None for PostgreSQL); refuses what cannot be a store file."""
     parsed = _parse_url(url)
     if not parsed.drivername.startswith("sqlite"):
         return None
-    database = parsed.database
+    database = parsed.database or ""
     if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    return Path(database)
+        raise StoreError("a SQLite store must be a file path (in-memory stores and file: URIs "
+                         "are not supported)", "use --db sqlite:///PATH, e.g. sqlite:///pbx.db")
+    if ("\x00" in database or not _is_utf8(database)
+            or len(os.fsencode(database)) > PATH_MAX_BYTES):
+        raise StoreError("the SQLite path in --db is not a usable file name",
+                         "use a shorter path without NUL characters")
+    path = Path(database)
+    try:
+        is_dir = path.is_dir()
+    except OSError as exc:  # a name too long for the file system, a loop of links...
+        raise StoreError(f"cannot use the SQLite path in --db: {exc.strerror}",
+                         "use a shorter path to a file") from None
+    if is_dir:
+        raise StoreError(f"{path} is a directory, not a store file",
+                         "give a file path, e.g. --db sqlite:///pbx.db") from None
+    return path
+
+
+def _is_utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that were not UTF-8, surrogate-escaped by Python
+        return False
+    return True
 
 
 def _create_sqlite_file(path: Path) -> None:
@@ -95,6 +122,21 @@ def _tune_sqlite(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN")
 
 
+class WriteLog:
+    """What this process's write transactions did, so an interrupt can be reported truly."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.committed = 0  # write transactions committed
+        self.open = False  # a write transaction is under way (rolled back if interrupted)
+        self.committing = False  # COMMIT was sent and has not returned: its fate is unknown
+
+
+WRITES = WriteLog()
+
+
 class Store:
     """An open store; hands out one connection per transaction."""
 
@@ -112,19 +154,83 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """One write transaction: committed when the block ends, rolled back on any error."""
+        """One write transaction: committed when the block ends, rolled back on any error.
+
+        Writers are serialised, so the rules each one checks inside its transaction hold
+        when it commits: SQLite takes its write lock at BEGIN IMMEDIATE; PostgreSQL takes a
+        transaction-scoped advisory lock for the store's schema as the first statement
+        (READ COMMITTED alone lets two writers each miss the other's change: write skew).
+        """
         with _translated(), self.engine.connect() as conn:
             conn = conn.execution_options(mtctl_write=True)
-            with conn.begin():
+            transaction = conn.begin()
+            WRITES.open = True
+            try:
+                if self.dialect == "postgresql":
+                    _take_write_lock(conn)
                 yield conn
+            except BaseException:
+                WRITES.open = False
+                transaction.rollback()
+                raise
+            WRITES.committing = True
+            try:
+                transaction.commit()
+            except Exception:  # refused at commit: rolled back (an interrupt leaves it unknown)
+                WRITES.committing = WRITES.open = False
+                raise
+            WRITES.committing = WRITES.open = False
+            WRITES.committed += 1
 
     def close(self) -> None:
         self.engine.dispose()
 
 
+def _take_write_lock(conn: Connection) -> None:
+    """PostgreSQL: wait (at most the lock timeout) for the store's write lock.
+
+    Keyed by schema, so stores in different schemas of one database do not wait for each
+    other. Taken before any row lock, by every writer, in one order: no deadlock, also with
+    key rotation's FOR UPDATE SKIP LOCKED batches (each batch is one write transaction).
+    """
+    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {PG_LOCK_TIMEOUT_MS}")
+    conn.execute(text("SELECT pg_advisory_xact_lock(:cls, hashtext(coalesce(current_schema(), "
+                      "'')))"), {"cls": PG_WRITE_LOCK_CLASS})
+
+
+# SQLite result codes and PostgreSQL SQLSTATEs that mean "busy, retry", "schema missing".
+_SQLITE_BUSY = {"SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_BUSY_SNAPSHOT", "SQLITE_BUSY_RECOVERY",
+                "SQLITE_LOCKED_SHAREDCACHE"}
+_PG_BUSY = {"55P03", "40P01", "40001", "57014"}  # lock timeout, deadlock, serialization, cancel
+_PG_NO_SCHEMA = {"42P01", "42703"}  # undefined table, undefined column
+
+
+def _store_error(exc: DBAPIError) -> StoreError:
+    """A driver error as the StoreError that tells the truth about it."""
+    orig = getattr(exc, "orig", None)
+    sqlstate = getattr(orig, "sqlstate", None)
+    sqlite_name = getattr(orig, "sqlite_errorname", None)
+    line = _first_line(exc)
+    if sqlite_name in _SQLITE_BUSY or sqlstate in _PG_BUSY:
+        return StoreError("the store is busy: a lock was not granted in time", BUSY_HINT)
+    if sqlstate in _PG_NO_SCHEMA or line.startswith(("no such table", "no such column")):
+        return StoreError(f"the store's schema is incomplete: {line}", UPGRADE_HINT)
+    if sqlite_name in ("SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_READONLY_DIRECTORY",
+                       "SQLITE_IOERR", "SQLITE_PERM") or line.startswith(("unable to open",
+                                                                        "attempt to write")):
+        return StoreError(f"cannot use the SQLite file: {line}",
+                          "check that --db names a file in a directory you can write")
+    if sqlite_name in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
+        return StoreError(f"not a usable store: {line}", "check that --db names an mtctl store")
+    return StoreError(f"store unavailable: {line}",
+                      "check --db / MTCTL_DATABASE_URL and that the database is reachable")
+
+
 @contextmanager
 def _translated() -> Iterator[None]:
     """Turn driver errors a user can cause into StoreError/Conflict, never a traceback."""
+    import sqlite3
+
     try:
         yield
     except IntegrityError as exc:
@@ -133,12 +239,10 @@ def _translated() -> Iterator[None]:
     except DataError as exc:  # PostgreSQL: a name too long, a number out of range
         raise UsageError(f"the store refused a value: {_first_line(exc)}",
                          "use a shorter name or a smaller number") from exc
-    except (OperationalError, ProgrammingError) as exc:
-        raise StoreError(f"store unavailable: {_first_line(exc)}",
-                         "check --db / MTCTL_DATABASE_URL, or " + UPGRADE_HINT) from exc
     except DBAPIError as exc:
-        raise StoreError(f"store error: {_first_line(exc)}",
-                         "check --db / MTCTL_DATABASE_URL") from exc
+        raise _store_error(exc) from exc
+    except sqlite3.Error as exc:  # straight from the driver (raw connections)
+        raise _store_error(DBAPIError(None, None, exc)) from exc
 
 
 def _use_wal(engine: Engine) -> None:
@@ -173,9 +277,21 @@ def open_store(url: str) -> Store:
         raise StoreError("the store is not initialised", UPGRADE_HINT)
     if revision != HEAD_REVISION:
         store.close()
+        if _is_newer(revision):
+            raise _newer_store(revision)
         raise StoreError(f"the store is at schema {revision}, this mtctl needs "
-                         f"{HEAD_REVISION}", UPGRADE_HINT + " (or upgrade mtctl)")
+                         f"{HEAD_REVISION}", UPGRADE_HINT)
     return store
+
+
+def _is_newer(revision: str) -> bool:
+    """Revisions are zero-padded numbers ("0004"); anything else is unknown, so newer."""
+    return not (revision.isascii() and revision.isdigit()) or revision > HEAD_REVISION
+
+
+def _newer_store(revision: str) -> StoreError:
+    return StoreError(f"the store is at schema {revision[:40]}, newer than this mtctl knows "
+                      f"({HEAD_REVISION})", "upgrade mtctl to the version that migrated it")
 
 
 def upgrade_store(url: str) -> tuple[str | None, str]:
@@ -196,6 +312,8 @@ def upgrade_store(url: str) -> tuple[str | None, str]:
             _use_wal(store.engine)
         with store.write() as conn:
             before = schema_revision(conn)
+            if before is not None and _is_newer(before):
+                raise _newer_store(before)
             config = Config()
             config.set_main_option("script_location", "mtctl.store:migrations")
             config.attributes["connection"] = conn
