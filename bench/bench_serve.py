@@ -165,6 +165,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -345,8 +351,12 @@ def run_load(server: Server, phones: list[tuple[str, str]], backend: Backend,
 
     asyncio.run(drive(server.port, cycle(bound), c, seconds=args.warmup))
     rss_start = rss_mib(server.proc.pid)
+    pid = server.proc.pid
+    cpu_server, cpu_client, load_avg = cpu_seconds(pid), time.process_time(), os.getloadavg()[0]
     load = asyncio.run(drive(server.port, cycle(bound), c, seconds=args.seconds))
+    cpu_server, cpu_client = cpu_seconds(pid) - cpu_server, time.process_time() - cpu_client
     rss_end = rss_mib(server.proc.pid)
+    done = max(1, load.ok + load.errors)
     result.add("repeat fetches (reads)", f">= {MIN_RATE:,}/s",
                f"{load.rate:,.0f}/s ({load.ok:,} in {load.seconds:.1f} s)",
                load.rate >= MIN_RATE)
@@ -356,6 +366,11 @@ def run_load(server: Server, phones: list[tuple[str, str]], backend: Backend,
     result.add("  errors", "0", f"{load.errors}" + (f" ({load.first_error})"
                                                    if load.first_error else ""),
                load.errors == 0)
+    result.add("  CPU per request: server / this client", "",
+               f"{cpu_server / done * 1e6:.0f} / {cpu_client / done * 1e6:.0f} µs "
+               f"(server alone: {done / cpu_server if cpu_server else 0:,.0f}/s per core)")
+    result.add("  load average (1 min)", "",
+               f"{load_avg:.1f} before, {os.getloadavg()[0]:.1f} after, {os.cpu_count()} CPUs")
     result.add("  server RSS after warm-up / after", f"< +{MAX_RSS_GROWTH:.0%}",
                f"{rss_start:.1f} / {rss_end:.1f} MiB ({load.ok + load.errors:,} requests)",
                rss_end <= rss_start * (1 + MAX_RSS_GROWTH))

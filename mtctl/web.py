@@ -78,6 +78,8 @@ def create_app(db_url: str) -> Starlette:
         if reader.never_blocks:
             with contextlib.suppress(Busy):
                 return reader.lookup(token, wait=False)
+        elif reader.has_async:
+            return await asyncio.wait_for(reader.lookup_async(token), READ_TIMEOUT)
         return await run(reads, READ_TIMEOUT, reader.lookup, token)
 
     def first_fetch(token: str, device: str) -> Account | None:
@@ -136,6 +138,7 @@ def create_app(db_url: str) -> Starlette:
         yield
         for pool in (reads, writes, probes):
             pool.shutdown(wait=False, cancel_futures=True)
+        await reader.aclose()
         reader.close()
         store.close()
 

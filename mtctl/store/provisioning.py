@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -188,6 +189,9 @@ class _Row:
         self._mapping = mapping
 
 
+ASYNC_CONNECTIONS = 8  # PostgreSQL connections for lookups on the event loop
+
+
 class Busy(Exception):
     """The SQLite file is locked and the caller asked not to wait."""
 
@@ -226,6 +230,8 @@ class TokenReader:
         self._busy = 0          # queries running now
         self._reopening = False
         self._open: list[Any] = []
+        self._async_idle: list[Any] = []
+        self._async_slots = asyncio.Semaphore(ASYNC_CONNECTIONS)
 
     def _connect(self) -> Any:
         pooled = self.store.engine.raw_connection()  # the engine's pragmas apply
@@ -322,20 +328,22 @@ class TokenReader:
         """True on SQLite, where lookup(wait=False) is quick enough to run on an event loop."""
         return self._path is not None
 
-    def lookup(self, token: str, wait: bool = True) -> Lookup | None:
-        """The token's state and account, or None for a malformed or unknown token.
+    @property
+    def has_async(self) -> bool:
+        """True on PostgreSQL, where lookup_async() runs on the event loop."""
+        return self.store.dialect == "postgresql"
 
-        wait=False (SQLite only): raise Busy rather than wait for a locked file.
-        """
+    def _params_for(self, token: str) -> Any:
         if not provisioning.looks_like_token(token):
             return None
         digest = provisioning.token_hash(token)
         if self._order is None:
-            params: Any = {**self._params, "token_hash": digest}
-        else:
-            params = self._args.copy()
-            params[self._slot] = digest
-        rows = self._query(self._sql, params, wait)
+            return {**self._params, "token_hash": digest}
+        params = self._args.copy()
+        params[self._slot] = digest
+        return params
+
+    def _found(self, rows: list[tuple]) -> Lookup | None:
         if not rows:
             return None
         values = list(rows[0])
@@ -347,6 +355,58 @@ class TokenReader:
                       redeem_by=as_utc(m["redeem_by"]),
                       redeemed_at=as_utc(m["redeemed_at"]), device=m["device"],
                       account=account)
+
+    def lookup(self, token: str, wait: bool = True) -> Lookup | None:
+        """The token's state and account, or None for a malformed or unknown token.
+
+        wait=False (SQLite only): raise Busy rather than wait for a locked file.
+        """
+        params = self._params_for(token)
+        return None if params is None else self._found(self._query(self._sql, params, wait))
+
+    async def lookup_async(self, token: str) -> Lookup | None:
+        """PostgreSQL: the same lookup, on the event loop over psycopg's async connections."""
+        params = self._params_for(token)
+        if params is None:
+            return None
+        conn = await self._async_checkout()
+        try:
+            cursor = await conn.execute(self._sql, params)
+            rows = await cursor.fetchall()
+        except BaseException as exc:  # a failed or cancelled query: the connection goes
+            self._async_slots.release()
+            with contextlib.suppress(Exception):
+                await conn.close()
+            if isinstance(exc, self._driver_error):
+                raise StoreError(f"store unavailable: {_first_line(exc)}",
+                                 "check --db / MTCTL_DATABASE_URL") from exc
+            raise
+        self._async_idle.append(conn)
+        self._async_slots.release()
+        return self._found(rows)
+
+    async def _async_checkout(self) -> Any:
+        await self._async_slots.acquire()
+        if self._async_idle:
+            return self._async_idle.pop()
+        import psycopg
+
+        args, kwargs = self.store.engine.dialect.create_connect_args(self.store.engine.url)
+        kwargs.pop("context", None)
+        try:
+            return await psycopg.AsyncConnection.connect(*args, **kwargs, autocommit=True)
+        except BaseException as exc:
+            self._async_slots.release()
+            if isinstance(exc, psycopg.Error):
+                raise StoreError(f"store unavailable: {_first_line(exc)}",
+                                 "check --db / MTCTL_DATABASE_URL") from exc
+            raise
+
+    async def aclose(self) -> None:
+        """Close the async connections (PostgreSQL)."""
+        while self._async_idle:
+            with contextlib.suppress(Exception):
+                await self._async_idle.pop().close()
 
     def revision(self) -> str | None:
         """The store's schema revision, read the same way (what /healthz checks)."""
