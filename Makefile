@@ -23,10 +23,11 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed-test  # bench_serve needs the serve extra (in the test extra)
 	$(BIN)/python bench/bench_store.py
 	$(BIN)/python bench/bench_rotate.py
 	$(BIN)/python bench/bench_apply.py
+	$(BIN)/python bench/bench_serve.py
 
 lint: $(VENV)/.installed-test
 	$(BIN)/python -m ruff check mtctl tests bench
