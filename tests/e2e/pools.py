@@ -46,41 +46,51 @@ class Store:
         return any(p.ext == number and p.webcall and p.registered for p in self.phones)
 
 
-def build_store(pbx: Pbx, store: Store, passwords: list[str]) -> dict[str, str]:
-    """Make the store with mtctl; returns phone key -> password."""
-    mtctl = pbx.mtctl
-    mtctl.ok("node", "add", "n1")
-    for number, name in store.names.items():
-        mtctl.ok("ext", "add", number, "--node", "n1", "--ring-timeout", RING_TIMEOUT,
-                 *(["--name", name] if name is not None else []))
-    secrets: dict[str, str] = {}
-    for phone in sorted(store.phones, key=lambda p: (p.ext, p.position)):
-        args = ["phone", "add", phone.ext, "--position", str(phone.position), "--model",
-                phone.model, "--order", str(phone.order)]
-        if not phone.enabled:
-            args.append("--disabled")
-        if phone.secure:
-            mtctl.ok(*args, "--secure")
-            secrets[phone.key] = passwords[-1]
-        else:
-            mtctl.ok(*args)
-            secrets[phone.key] = admin_password()
-            mtctl.ok("phone", "set-password", phone.ext, str(phone.position),
-                     "--password-stdin", input=secrets[phone.key] + "\n")
+def store_toml(store: Store) -> str:
+    """The store as an `mtctl apply` file (json.dumps makes valid TOML strings)."""
+    q = json.dumps
+    lines = ['nodes = ["n1"]', ""]
     if store.pool:
-        mtctl.ok("group", "add", "pool")
-        mtctl.ok("group", "add-ext", "pool", *store.pool)
+        lines += ["[groups.pool]", f"extensions = [{', '.join(map(q, store.pool))}]", ""]
+    for number, name in store.names.items():
+        lines += [f"[extensions.{q(number)}]", 'node = "n1"', f"ring_timeout = {RING_TIMEOUT}"]
+        if name is not None:
+            lines.append(f"name = {q(name)}")
+        phones = sorted((p for p in store.phones if p.ext == number), key=lambda p: p.position)
+        lines.append("phones = [")
+        for p in phones:
+            assert not p.secure, "secure phones get keys nobody can map back: use build()"
+            lines.append(f"    {{ position = {p.position}, model = {q(p.model)}, "
+                         f"order = {p.order}, enabled = {str(p.enabled).lower()} }},")
+        lines += ["]", ""]
     for user in store.users:
-        args = ["user", "add", user.username, "--name", user.name, "--login", user.login]
+        lines += [f"[users.{q(user.username)}]", f"name = {q(user.name)}",
+                  f"login = {q(user.login)}"]
         if user.mode:
-            args += ["--webcall-mode", user.mode]
-        for number in user.own:
-            args += ["--webcall-ext", number]
+            lines.append(f"webcall_mode = {q(user.mode)}")
+        if user.own:
+            lines.append(f"webcall_extensions = [{', '.join(map(q, user.own))}]")
         if user.group:
-            args += ["--webcall-group", "pool"]
+            lines.append('webcall_group = "pool"')
         if user.webcall_position is not None:
-            args += ["--webcall-position", str(user.webcall_position)]
-        mtctl.ok(*args)
+            lines.append(f"webcall_position = {user.webcall_position}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def build_store(pbx: Pbx, store: Store, later: tuple[str, ...] = ()) -> dict[str, str]:
+    """Make the store with `mtctl apply`, and give a password (`phone set-password`) to every
+    registered phone and to the phones named in LATER; returns phone key -> password."""
+    path = pbx.workdir / "store.toml"
+    path.write_text(store_toml(store), encoding="utf-8")
+    pbx.mtctl.ok("apply", str(path))
+    secrets: dict[str, str] = {}
+    for phone in store.phones:
+        if not phone.registered and phone.key not in later:
+            continue
+        secrets[phone.key] = admin_password()
+        pbx.mtctl.ok("phone", "set-password", phone.ext, str(phone.position),
+                     "--password-stdin", input=secrets[phone.key] + "\n")
     return secrets
 
 

@@ -1,15 +1,15 @@
 """Kamailio running `mtctl export kamailio` rings exactly what `mtctl ring-sim` says.
 
-For the seed's scenarios and for random stores: SIPp phones register with the keys mtctl
-made, a SIPp caller dials, and the phones that receive the INVITE, stage by stage, are the
-stages of `ring-sim --json` (given who is registered) and of `ring-sim --live --json` (reading
-Kamailio's registrations); the caller sees ring-sim's display name in P-Asserted-Identity.
+For the seed's scenarios: SIPp phones register with the keys mtctl made, a SIPp caller dials,
+and the phones that receive the INVITE, stage by stage, are the stages of `ring-sim --json`
+(given who is registered) and of `ring-sim --live --json` (reading Kamailio's registrations);
+the caller sees ring-sim's display name in P-Asserted-Identity. Random stores, with Web Call
+pools and sessions: test_pool_agreement.py.
 """
 
 from __future__ import annotations
 
 import json
-import random
 from dataclasses import dataclass, field
 
 import pytest
@@ -223,49 +223,5 @@ SEEDS = {
 def test_seed_scenarios_ring_as_ring_sim_says(pbx, captured_passwords, name):
     run_scenario(pbx, SEEDS[name](), captured_passwords)
 
-
-# --- random stores --------------------------------------------------------------------------
-
-def random_scenario(seed: int) -> Scenario:
-    """Up to 8 phones with random orders, enabled flags and registrations, in any mode."""
-    rng = random.Random(seed)
-    mode = rng.choice(["plain", "no-webcall", "multiterminal", "exclusive", "exclusive"])
-    login = f"5{seed:03d}0"
-    scenario = Scenario(number=login, names={login: rng.choice([None, f"Ext {login}",
-                                                                 'Q "x" \\ y'])})
-    count = rng.randint(1, 8)
-    positions = sorted(rng.sample(range(8), count))
-    webcall_at = rng.choice(positions) if mode == "multiterminal" else None
-    for position in positions:
-        if position == webcall_at:
-            model = WEBCALL
-        elif position == 0 and rng.random() < 0.3:
-            model = "Cisco 8841"
-        else:
-            model = rng.choice(OTHER_MODELS)
-        phone = Phone(login, position, model,
-                      order=rng.randint(1, 3) if model == WEBCALL else rng.randint(0, 3),
-                      enabled=rng.random() < 0.8, registered=rng.random() < 0.7,
-                      secure=model in APP_MODELS and rng.random() < 0.5)
-        scenario.phones.append(phone)
-    if mode != "plain":
-        scenario.user = {"username": f"u{seed}", "name": rng.choice(["Bea Ruiz", 'Bo "B" \\'])}
-    if mode == "multiterminal":
-        scenario.user.update(mode="multiterminal", webcall_position=webcall_at)
-    elif mode == "exclusive":
-        own = [f"5{seed:03d}{i}" for i in range(1, rng.randint(2, 3))]
-        scenario.user.update(mode="exclusive", webcall_exts=own)
-        running_on = rng.choice([None, *own])
-        for number in own:
-            scenario.names[number] = None
-            scenario.phones.append(Phone(number, 0, WEBCALL, order=rng.randint(0, 2),
-                                         enabled=rng.random() < 0.8,
-                                         registered=number == running_on))
-        scenario.webcall_ext = running_on
-    scenario.answer = rng.random() < 0.3
-    return scenario
-
-
-@pytest.mark.parametrize("seed", range(1, 25))
-def test_random_stores_ring_as_ring_sim_says(pbx, captured_passwords, seed):
-    run_scenario(pbx, random_scenario(seed), captured_passwords)
+# Random stores (several users sharing Web Call pools, sessions changing between calls):
+# test_pool_agreement.py.
