@@ -68,8 +68,10 @@ class Setting:
                     or not self.low <= int(value) <= self.high:
                 raise ValueError(self.expected)
             return str(int(value))
-        if control_character(value) is not None:
-            raise ValueError("printable text, without control characters")
+        found = control_character(value)
+        if found is not None:
+            raise ValueError(f"printable UTF-8 text, without control characters (it has "
+                             f"{found})")
         if len(value) > self.max_length:
             raise ValueError(f"at most {self.max_length} characters")
         assert self.form is not None

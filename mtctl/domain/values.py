@@ -7,22 +7,23 @@ import re
 
 from mtctl.errors import UsageError
 
-INT_MAX = 2**31 - 1  # the store's INTEGER columns on every backend
-INT_MIN = -(2**31)
-# C0 controls (newline, tab, ESC...), DEL and C1 controls: what a terminal would act on.
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-NO_CONTROL_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+# C0 controls (newline, tab, ESC...), DEL and C1 controls: what a terminal would act on; and
+# lone surrogates, which is how Python holds argv bytes that were not UTF-8.
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _NAMES = {"\n": "a newline", "\r": "a carriage return", "\t": "a tab", "\x00": "a NUL",
           "\x1b": "an escape (ESC)", "\x7f": "a delete (DEL)"}
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def control_character(value: str) -> str | None:
-    """How to name the first control character of value, or None when it has none."""
+    """How to name the first control character of value (or a byte that was not UTF-8, as
+    Python keeps them from argv), or None when it has none."""
     found = CONTROL.search(value)
     if found is None:
         return None
     char = found.group()
+    if "\ud800" <= char <= "\udfff":
+        return "bytes that are not UTF-8"
     return _NAMES.get(char, f"the control character U+{ord(char):04X}")
 
 
@@ -31,14 +32,23 @@ def check_text(what: str, value: str) -> None:
     found = control_character(value)
     if found is not None:
         raise UsageError(f"{escape(what)} contains {found}",
-                         "use printable text: no newlines, tabs or escape sequences")
+                         "use printable UTF-8 text: no newlines, tabs or escape sequences")
 
 
 def escape(value: str) -> str:
     """value with its control characters made visible (\\n, \\x1b), safe to print on a terminal."""
     if CONTROL.search(value) is None:
         return value
-    return CONTROL.sub(lambda m: _ESCAPES.get(m.group(), f"\\x{ord(m.group()):02x}"), value)
+    return CONTROL.sub(_escaped, value)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    if "\udc80" <= char <= "\udcff":  # a byte that was not UTF-8: show the byte
+        return f"\\x{ord(char) - 0xDC00:02x}"
+    if "\ud800" <= char <= "\udfff":
+        return f"\\u{ord(char):04x}"
+    return _ESCAPES.get(char, f"\\x{ord(char):02x}")
 
 
 def parse_int(text: str, *, what: str, low: int, high: int, hint: str | None = None) -> int:

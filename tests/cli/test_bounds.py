@@ -312,3 +312,23 @@ def test_check_reports_a_planted_template_lifetime_within_the_rotation_window(st
     assert r.exit_code == 1, r.output
     assert "mtctl: error: bad-setting template short template 'short' has a key lifetime " \
         "of 5 days, not longer than the rotation window" in r.stderr, r.stderr
+
+
+def test_text_that_is_not_utf8_is_refused_at_every_write(store):
+    import os
+    import subprocess
+    import sys
+
+    store.ok("ext", "add", "40720", "--node", "madrid")
+    for args in _writes("a\udcffb"):  # how Python holds the argv bytes a\xffb
+        if args[0] == "--actor":
+            continue
+        r = assert_refused(store, *args, exit_code=2)
+        assert "not UTF-8" in r.stderr, r.stderr
+    before = dump_store(store.url)
+    env = {k: v for k, v in os.environ.items() if k != "MTCTL_DATABASE_URL"}
+    done = subprocess.run([sys.executable, "-m", "mtctl", "--db", store.url, "node", "add",
+                           b"a\xffb"], capture_output=True, env=env, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert b"Traceback" not in done.stderr and done.stderr.count(b"\n") == 1, done.stderr
+    assert dump_store(store.url) == before
