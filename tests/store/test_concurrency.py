@@ -18,14 +18,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from mtctl.errors import RuleViolation
-from mtctl.store import catalog, config, extensions, phones, users
+from mtctl.store import catalog, config, phones, users
 from mtctl.store.check import check_store
 from mtctl.store.db import Store, open_store
 from mtctl.store.keys import rotate_due_keys
-from mtctl.store.tables import phone
+from mtctl.store.tables import app_user, extension, node, phone, phone_model, template
 
 PAIRS = int(os.environ.get("MTCTL_RACE_PAIRS", "200"))
 WEB = "VIVAit Call Web"
@@ -43,15 +43,31 @@ def _pool(i: int) -> str:
     return f"6{i:05d}"
 
 
-def _setup(conn, i: int) -> None:  # type: ignore[no-untyped-def]
-    """Trial i: login extension with a desk phone at 0 and a Web Call phone at 1; a second
-    extension with a Web Call phone at 0; user u<i> without Web Call."""
-    extensions.add_extension(conn, actor="t", number=_login(i), node_name="madrid")
-    phones.add_phone(conn, actor="t", number=_login(i), position=0, model=DESK)
-    phones.add_phone(conn, actor="t", number=_login(i), position=1, model=WEB)
-    extensions.add_extension(conn, actor="t", number=_pool(i), node_name="madrid")
-    phones.add_phone(conn, actor="t", number=_pool(i), position=0, model=WEB)
-    users.add_user(conn, actor="t", username=f"u{i}", display_name=f"U {i}", login=_login(i))
+def _setup(conn, count: int) -> None:  # type: ignore[no-untyped-def]
+    """Trials 0..count-1, with bulk inserts (a valid store, checked before racing): trial i
+    has a login extension with a desk phone at 0 and a Web Call phone at 1, a second
+    extension with a Web Call phone at 0, and user u<i> (owner of the login) without Web
+    Call."""
+    catalog.add_node(conn, actor="t", name="madrid")
+    node_id = conn.execute(select(node.c.id)).scalar_one()
+    model_ids = dict(conn.execute(select(phone_model.c.name, phone_model.c.id)).all())
+    template_ids = dict(conn.execute(select(template.c.name, template.c.id)).all())
+    numbers = [n for i in range(count) for n in (_login(i), _pool(i))]
+    conn.execute(insert(extension), [{"number": n, "node_id": node_id} for n in numbers])
+    ids = dict(conn.execute(select(extension.c.number, extension.c.id)).all())
+
+    def row(number: str, position: int, model: str, template_name: str) -> dict[str, object]:
+        return {"extension_id": ids[number], "node_id": node_id, "position": position,
+                "model_id": model_ids[model], "template_id": template_ids[template_name],
+                "sip_auth_user": f"{number}-{position}"}
+
+    conn.execute(insert(phone), [
+        r for i in range(count)
+        for r in (row(_login(i), 0, DESK, "default"), row(_login(i), 1, WEB, "webfon"),
+                  row(_pool(i), 0, WEB, "webfon"))])
+    conn.execute(insert(app_user), [
+        {"username": f"u{i}", "display_name": f"U {i}", "login_extension_id": ids[_login(i)]}
+        for i in range(count)])
 
 
 def _races(i: int) -> tuple[str, Change, Change]:
@@ -118,9 +134,8 @@ def _prepared(url: str, count: int) -> tuple[Store, Store]:
     stores = (open_store(url), open_store(url))
     with stores[0].write() as conn:
         config.set_value(conn, actor="t", name="sip.domain", value="pbx.example.com")
-        catalog.add_node(conn, actor="t", name="madrid")
-        for i in range(count):
-            _setup(conn, i)
+        _setup(conn, count)
+    assert _errors(stores[0]) == []
     return stores
 
 
