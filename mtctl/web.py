@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -43,6 +44,7 @@ WRITE_THREADS = 2    # first fetches: a short write, which may wait for another 
 READ_TIMEOUT = 10.0  # seconds before a fetch gives up with 503
 WRITE_TIMEOUT = 15.0  # the SQLite busy timeout (10 s) and some
 HEALTH_TIMEOUT = 0.8  # /healthz answers within 1 s whatever the store does
+SUMMARY_SECONDS = 60  # a log line counting fetches, at most this often
 TRIES = 3            # looks at a token when concurrent first fetches race
 
 
@@ -66,6 +68,7 @@ def create_app(db_url: str) -> Starlette:
     reads = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="mtctl-read")
     writes = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="mtctl-write")
     probes = ThreadPoolExecutor(1, thread_name_prefix="mtctl-health")
+    tally: Counter[tuple[str, int]] = Counter()  # (method, status): fetches since the summary
     probe: list[Future[Any]] = []  # the store check running now, shared by concurrent probes
 
     async def run(pool: ThreadPoolExecutor, timeout: float, fn: Callable[..., Any],
@@ -107,12 +110,19 @@ def create_app(db_url: str) -> Starlette:
                 # HEAD answers as GET would, but never redeems or binds a token.
                 account = await run(writes, WRITE_TIMEOUT, first_fetch, token, device)
         except (MtctlError, TimeoutError) as exc:
+            tally[method, 503] += 1
             log.error("%s /<token> 503: %s", method, str(exc) or "the store did not answer in time")
             return _unavailable()
+        first = step is not None and step != SERVE and method == "GET"
+        status = 404 if account is None else 200
+        tally[method, status] += 1
+        # First fetches one by one (they are few, and the audit trail has them too); repeat
+        # fetches and 404s one by one only at DEBUG, counted in a summary line every minute:
+        # a log line per fetch would cost more than the fetch itself.
+        log.log(logging.INFO if first else logging.DEBUG, "%s /<token> %d%s", method, status,
+                f" {account.auth_user}" if account else "")
         if account is None:
-            log.info("%s /<token> 404", method)
             return _not_found()
-        log.info("%s /<token> 200 %s", method, account.auth_user)
         return Response(_xml(account), media_type=XML,
                         headers={"Cache-Control": "no-store"})
 
@@ -133,9 +143,23 @@ def create_app(db_url: str) -> Starlette:
                                      status_code=503)
         return PlainTextResponse(f"ok: store readable, schema {revision}\n")
 
+    def summarise(since: str) -> None:
+        if tally:
+            log.info("served %s: %s", since, ", ".join(
+                f"{method} {status} ×{count}" for (method, status), count in sorted(tally.items())))
+            tally.clear()
+
+    async def summaries() -> None:
+        while True:
+            await asyncio.sleep(SUMMARY_SECONDS)
+            summarise(f"in the last {SUMMARY_SECONDS} s")
+
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(summaries())
         yield
+        task.cancel()
+        summarise("since the last summary")
         for pool in (reads, writes, probes):
             pool.shutdown(wait=False, cancel_futures=True)
         await reader.aclose()
