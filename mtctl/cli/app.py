@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -24,7 +25,7 @@ from mtctl.cli import (
 )
 from mtctl.cli import config_file as config_file_cmd
 from mtctl.cli.common import Globals
-from mtctl.errors import MtctlError
+from mtctl.errors import ExitCode, MtctlError
 
 
 class MtctlGroup(TyperGroup):
@@ -36,17 +37,86 @@ class MtctlGroup(TyperGroup):
 
         return routed(self, ctx, args) or super().resolve_command(ctx, args)
 
+    def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:
+        """Refuse arguments that are not UTF-8 before anything reads them."""
+        argv = sys.argv[1:] if args is None else list(args)
+        bad = next((arg for arg in argv if isinstance(arg, str) and not _is_utf8(arg)), None)
+        if bad is not None:
+            from mtctl.cli import output
+
+            shown = bad.encode("utf-8", "surrogateescape")
+            output.error(f"argument {_shorten(repr(shown)[2:-1])!r} is not valid UTF-8 — "
+                         "give every argument in UTF-8 (check the terminal's or the "
+                         "script's encoding)")
+            raise SystemExit(int(ExitCode.USAGE))
+        return super().main(argv, *rest, **kwargs)
+
     def invoke(self, ctx: Any) -> Any:
         from mtctl.cli import output
 
+        _forget_writes()
         try:
             return super().invoke(ctx)
         except MtctlError as exc:
             output.error(str(exc))
             raise typer.Exit(int(exc.exit_code)) from None
+        except UnicodeError as exc:
+            if not _bad_input(exc):
+                raise
+            output.error("the input is not valid UTF-8 — give text (arguments, standard input, "
+                         "files) in UTF-8")
+            raise typer.Exit(int(ExitCode.USAGE)) from None
         except KeyboardInterrupt:
-            output.error("interrupted — nothing of the current change was written")
-            raise typer.Exit(130) from None
+            output.error(interrupted_message())
+            raise typer.Exit(INTERRUPTED) from None
+
+
+INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # Python holds non-UTF-8 bytes as lone surrogates
+        return False
+    return True
+
+
+def _shorten(text: str, most: int = 60) -> str:
+    return text if len(text) <= most else text[:most] + "…"
+
+
+def _bad_input(exc: UnicodeError) -> bool:
+    """A decode error, or an encode error on surrogates: bytes read that were not UTF-8."""
+    return isinstance(exc, UnicodeDecodeError) or (
+        isinstance(exc, UnicodeEncodeError) and "surrogates not allowed" in str(exc.reason))
+
+
+def _write_log() -> Any:
+    # Imported only if a command opened the store: otherwise nothing can have been written.
+    db = sys.modules.get("mtctl.store.db")
+    return getattr(db, "WRITES", None)
+
+
+def _forget_writes() -> None:
+    log = _write_log()
+    if log is not None:
+        log.reset()
+
+
+def interrupted_message() -> str:
+    """What an interrupt left in the store, told truly."""
+    log = _write_log()
+    if log is None or (log.committed == 0 and not log.committing):
+        return "interrupted — nothing was written"
+    if log.committing:
+        return ("interrupted while the change was being committed — it may or may not be in "
+                "the store: look (e.g. mtctl audit) before running it again")
+    if log.open:
+        return ("interrupted — earlier parts of the change were committed, the current one "
+                "was not: run the command again to finish")
+    return ("interrupted after the change was committed — it is in the store "
+            "(mtctl audit shows it)")
 
 
 app = typer.Typer(
