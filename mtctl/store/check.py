@@ -12,6 +12,7 @@ from mtctl.domain.ringing import can_ever_ring
 from mtctl.domain.rules import Violation, extension_violations, key_warnings, user_violations
 from mtctl.store.snapshots import extension_specs, user_specs
 from mtctl.store.tables import app_user, extension
+from mtctl.store.webcall import invalid_sessions
 
 BATCH = 2_000
 
@@ -58,3 +59,8 @@ def check_store(conn: Connection, *, now: datetime,
         for user_id in ids:
             for problem in user_violations(users[user_id][0], by_number):
                 yield "error", problem
+    for session in invalid_sessions(conn):
+        yield "error", Violation(
+            "webcall-session", f"webcall {session['user']}",
+            f"session on {session['extension']}, which is not one of {session['user']}'s "
+            "Web Call extensions", f"mtctl webcall stop {session['user']}")

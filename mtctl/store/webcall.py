@@ -126,11 +126,9 @@ def _end(conn: Connection, row, *, actor: str) -> dict[str, Any]:  # type: ignor
     return before
 
 
-def end_invalid_sessions(conn: Connection, *, actor: str,
-                         user_ids: Iterable[int] | None = None,
-                         ending_users: Iterable[int] = ()) -> list[dict[str, Any]]:
-    """Stop (audited) every session on an extension that is no longer among its user's Web
-    Call extensions (mode, list or group changed), and every session of ENDING_USERS."""
+def _stale(user_ids: Iterable[int] | None = None, ending_users: Iterable[int] = ()):  # type: ignore[no-untyped-def]
+    """Sessions on an extension that is not among their user's Web Call extensions (mode, list
+    or group changed), and every session of ENDING_USERS."""
     s = webcall_session
     valid = or_(
         and_(app_user.c.webcall_mode == "multiterminal",
@@ -146,7 +144,22 @@ def end_invalid_sessions(conn: Connection, *, actor: str,
     stale = not_(valid)
     if ending:
         stale = or_(stale, s.c.user_id.in_(ending))
-    query = _sessions_query().where(stale)
+    query = _sessions_query().where(stale).order_by(app_user.c.username)
     if user_ids is not None:
         query = query.where(s.c.user_id.in_(list(user_ids) + ending))
-    return [_end(conn, row, actor=actor) for row in conn.execute(query).all()]
+    return query
+
+
+def invalid_sessions(conn: Connection) -> list[dict[str, Any]]:
+    """Sessions no write leaves behind: on an extension that is not one of the user's Web Call
+    extensions (check reports them)."""
+    return [_public(row) for row in conn.execute(_stale())]
+
+
+def end_invalid_sessions(conn: Connection, *, actor: str,
+                         user_ids: Iterable[int] | None = None,
+                         ending_users: Iterable[int] = ()) -> list[dict[str, Any]]:
+    """Stop (audited) every session on an extension that is no longer among its user's Web
+    Call extensions (mode, list or group changed), and every session of ENDING_USERS."""
+    rows = conn.execute(_stale(user_ids, ending_users)).all()
+    return [_end(conn, row, actor=actor) for row in rows]

@@ -3,12 +3,12 @@
 import json
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, select, update
 from sqlalchemy.exc import IntegrityError
 
-from mtctl.store.tables import webcall_session
+from mtctl.store.tables import extension, webcall_session
 from tests.cli.test_schemas import validate
-from tests.dump import assert_refused
+from tests.dump import assert_refused, plant
 
 WEB = "VIVAit Call Web"
 
@@ -161,3 +161,16 @@ def test_the_store_holds_at_most_one_session_per_user_and_extension(pool):
                                                                      **values))
     finally:
         engine.dispose()
+
+
+def test_check_finds_a_session_planted_on_someone_elses_extension(pool):
+    pool.ok("webcall", "start", "cai", "--ext", "301")
+    assert pool("check").exit_code == 0
+    ext_900 = select(extension.c.id).where(extension.c.number == "900").scalar_subquery()
+    plant(pool.url, update(webcall_session).values(extension_id=ext_900))
+    r = pool("check", "--json")
+    assert r.exit_code == 1, r.output
+    assert json.loads(r.stdout)["errors"] == [{
+        "rule": "webcall-session", "object": "webcall cai",
+        "message": "session on 900, which is not one of cai's Web Call extensions"}]
+    assert "mtctl: error: webcall-session webcall cai session on 900" in pool("check").stderr
