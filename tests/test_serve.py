@@ -379,6 +379,10 @@ def test_a_store_file_replaced_at_its_path_is_served_from_then_on(provisioned, s
                      ("0123456789abcdef" * 2,))
     copy.close()
     source.close()
+    os.rename(path, f"{path}.old")  # half-way through a restore: no store at the path
+    assert server.get(f"/{TOKEN}") == (503, "unavailable\n")
+    assert server.get("/healthz")[0] == 503
+    assert not os.path.exists(path)  # and serve did not create an empty one
     os.replace(restored, path)
 
     status, body = server.get(f"/{TOKEN}")

@@ -247,7 +247,7 @@ class TokenReader:
     def _reopen(self) -> None:
         """Close every connection to the old file before any opens the new one."""
         with self._gate:
-            if not self._replaced():
+            if not self._replaced() or _file_id(self._path) is None:
                 return
             self._reopening = True
             try:
@@ -267,7 +267,10 @@ class TokenReader:
 
     def _checkout(self, wait: bool) -> Any:
         """This thread's connection (opened on first use), counted as busy until _checkin."""
-        if self._path is not None and _file_id(self._path) != self._file_id:
+        if self._path is not None and (found := _file_id(self._path)) != self._file_id:
+            if found is None:  # gone (half-way through a restore?): never create an empty one
+                raise StoreError(f"no store at {self._path}",
+                                 "restore the store file, or run: mtctl db upgrade")
             self._reopen()
         local = self._local
         with self._gate:
