@@ -45,7 +45,7 @@ class MtctlGroup(TyperGroup):
             from mtctl.cli import output
 
             shown = bad.encode("utf-8", "surrogateescape")
-            output.error(f"argument {_shorten(repr(shown)[2:-1])!r} is not valid UTF-8 — "
+            output.error(f"argument '{_shorten(repr(shown)[2:-1])}' is not valid UTF-8 — "
                          "give every argument in UTF-8 (check the terminal's or the "
                          "script's encoding)")
             raise SystemExit(int(ExitCode.USAGE))

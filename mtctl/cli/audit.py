@@ -50,7 +50,16 @@ def audit(
 
     Example: mtctl audit --since 7d --object "phone 40710:1"
     """
-    from mtctl.store.audit import list_audit
+    from mtctl.store.audit import OBJECT_MAX, list_audit
+
+    if obj is not None:
+        from mtctl.domain.values import check_text
+        from mtctl.errors import UsageError
+
+        check_text("--object", obj)
+        if len(obj) > OBJECT_MAX:
+            raise UsageError(f"--object is {len(obj)} characters long, more than {OBJECT_MAX}",
+                             "name one object, e.g. 'phone 40710:1' or 'extension 40710'")
 
     with reading(ctx) as conn:
         items = list_audit(conn, since=_since(since), obj=obj, limit=limit)

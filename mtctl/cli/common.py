@@ -32,6 +32,25 @@ def whole_number(what: str, low: int = -INT_MAX - 1, high: int = INT_MAX,
     return parse
 
 
+def check_host(host: str) -> None:
+    """Refuse a --host that no listener can bind: empty, over-long, control characters."""
+    from mtctl.domain.values import check_text, escape
+    from mtctl.errors import UsageError
+
+    check_text("--host", host)
+    labels = host.split(".")
+    try:
+        host.encode("idna")
+        fits = 0 < len(host) <= 253 and all(len(label) <= 63 for label in labels)
+    except UnicodeError:
+        fits = False
+    if not fits or any(c.isspace() for c in host):
+        shown = escape(host if len(host) <= 60 else host[:60] + "…")
+        raise UsageError(f"--host {shown!r} is not an address or host name",
+                         "use an IP address (127.0.0.1, 0.0.0.0, ::) or a host name of at "
+                         "most 253 characters")
+
+
 def position_arg() -> Any:
     """The POS argument naming a phone on its extension."""
     return typer.Argument(metavar="POS", help="Position 0–7 on the extension.",

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from mtctl.store.apply import Plan
 
 SYMBOL = {"add": "+", "change": "~", "remove": "-"}
+MAX_SHOWN = 1000  # problems printed for people: a file of 100,000 broken tables stays readable
 
 
 def apply(
@@ -55,8 +56,9 @@ def apply(
 
 def export(
     ctx: typer.Context,
-    to: Annotated[Path | None, typer.Option("-o", "--output", metavar="FILE",
-                                            help="Write here instead of stdout.")] = None,
+    to: Annotated[str | None, typer.Option("-o", "--output", metavar="FILE",
+                                           help="Write here instead of stdout (- is stdout).")]
+    = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Write the store as a config file that mtctl apply accepts; never keys or tokens.
@@ -66,14 +68,36 @@ def export(
     from mtctl.formats.config_file import to_toml
     from mtctl.store.export import export_document
 
+    path = _output_path(to)
     with reading(ctx) as conn:
         doc = export_document(conn)
     text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n" if as_json else to_toml(doc)
-    if to is None:
+    if path is None:
         sys.stdout.write(text)
         return
-    _write(to, text)
-    output.note(f"wrote {to}")
+    _write(path, text)
+    output.note(f"wrote {path}")
+
+
+def _output_path(to: str | None) -> Path | None:
+    """The file -o names (None: stdout), refused before the store is read if it cannot be one."""
+    from mtctl.errors import UsageError
+
+    if to is None or to == "-":
+        return None
+    hint = "give a file name, e.g. -o pbx.toml, or leave -o out to write to stdout"
+    if not to.strip():
+        raise UsageError("-o is empty", hint)
+    path = Path(to)
+    try:
+        is_dir = path.is_dir()
+    except OSError as exc:  # a name too long, a NUL...
+        raise UsageError(f"cannot use -o: {exc.strerror or exc}", hint) from None
+    except ValueError:  # an embedded NUL
+        raise UsageError("-o contains a NUL character", hint) from None
+    if is_dir or to.endswith("/"):
+        raise UsageError(f"-o {to[:80]} is a directory", hint)
+    return path
 
 
 def _source(file: str) -> str:
@@ -123,9 +147,11 @@ def _render(plan: Plan, parsed: ParsedConfig, *, source: str, dry_run: bool,
             "errors": [p.as_dict() for p in plan.problems]})
         return
     if plan.problems:
-        for problem in plan.problems:
+        for problem in plan.problems[:MAX_SHOWN]:
             output.error(problem.text(source))
-        output.note(f"{len(plan.problems)} problem(s) in {source}; nothing was written")
+        more = len(plan.problems) - MAX_SHOWN
+        shown = f" (the first {MAX_SHOWN} shown; --json lists all)" if more > 0 else ""
+        output.note(f"{len(plan.problems)} problem(s) in {source}{shown}; nothing was written")
         return
     sys.stdout.writelines(_line(change) for change in plan.changes)
     counts = f"{summary['add']} to add, {summary['change']} to change, " \

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from mtctl.cli import output
-from mtctl.cli.common import JsonOpt, globals_of, writing
+from mtctl.cli.common import JsonOpt, check_host, globals_of, whole_number, writing
 
 
 def _phone_ref(words: list[str]) -> tuple[str, int]:
@@ -92,7 +92,8 @@ def _revoke(ctx: typer.Context, ext: str, pos: int) -> None:
 def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).",
+                                      parser=whole_number("--port", 0, 65535))] = 8080,
 ) -> None:
     """Serve provisioning XML at /<token> and /healthz (needs the "serve" extra).
 
@@ -102,6 +103,7 @@ def serve(
 
     from mtctl.errors import UsageError
 
+    check_host(host)
     try:
         import uvicorn
 

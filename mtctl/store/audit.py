@@ -10,6 +10,8 @@ from sqlalchemy.engine import Connection
 
 from mtctl.store.tables import audit_log
 
+# The longest object name the trail holds (its column's length).
+OBJECT_MAX = audit_log.c.object.type.length
 # Fields whose values never reach the audit trail, whatever a caller passes.
 SECRET_FIELDS = frozenset({"ha1", "ha1_sha256", "password", "token", "token_hash"})
 

@@ -53,8 +53,8 @@ def _sqlite_path(url: str) -> Path | None:
                          "are not supported)", "use --db sqlite:///PATH, e.g. sqlite:///pbx.db")
     if ("\x00" in database or not _is_utf8(database)
             or len(os.fsencode(database)) > PATH_MAX_BYTES):
-        raise StoreError("the SQLite path in --db is not a usable file name",
-                         "use a shorter path without NUL characters")
+        raise StoreError("the SQLite path of the store is not a usable file name",
+                         "use a UTF-8 path without NUL characters, at most 4096 bytes")
     path = Path(database)
     try:
         is_dir = path.is_dir()
