@@ -22,6 +22,7 @@ from mtctl.store.tables import (
     webcall_group_extension,
 )
 from mtctl.store.validate import check_text, enforce
+from mtctl.store.webcall import end_invalid_sessions
 
 
 def require_extension(conn: Connection, number: str) -> int:
@@ -142,6 +143,7 @@ def remove_extension(conn: Connection, *, actor: str, number: str) -> None:
                              .order_by(phone.c.position)).scalars().all()
     conn.execute(delete(webcall_group_extension)
                  .where(webcall_group_extension.c.extension_id == ext_id))
+    end_invalid_sessions(conn, actor=actor, user_ids=pool_users)  # a pool session there
     conn.execute(delete(phone).where(phone.c.extension_id == ext_id))
     conn.execute(delete(extension).where(extension.c.id == ext_id))
     for position in positions:

@@ -174,3 +174,25 @@ def test_check_finds_a_session_planted_on_someone_elses_extension(pool):
         "rule": "webcall-session", "object": "webcall cai",
         "message": "session on 900, which is not one of cai's Web Call extensions"}]
     assert "mtctl: error: webcall-session webcall cai session on 900" in pool("check").stderr
+
+
+def test_ext_rm_of_a_pool_extension_in_use_ends_its_session_audited(pool):
+    pool.ok("webcall", "start", "bea", "--ext", "900")
+    pool.ok("webcall", "start", "cai", "--ext", "301")
+    # an own Web Call extension cannot go while the user names it (MT010), session or not
+    assert_refused(pool, "ext", "rm", "301", exit_code=1, rule="MT010")
+    pool.ok("ext", "rm", "900")
+    assert sessions(pool) == {"cai": "301"}
+    stops = [r for r in json.loads(pool.ok("audit", "--json").stdout) if r["action"] == "stop"]
+    assert [r["object"] for r in stops] == ["webcall bea"]
+
+
+def test_apply_that_takes_an_extension_out_of_the_pool_stops_its_session(pool, tmp_path):
+    pool.ok("webcall", "start", "bea", "--ext", "900")
+    pool.ok("webcall", "start", "ana", "--ext", "901")
+    path = tmp_path / "pool.toml"
+    path.write_text('[groups.pool]\nextensions = ["901"]\n')
+    pool.ok("apply", str(path))
+    assert sessions(pool) == {"ana": "901"}
+    stops = [r for r in json.loads(pool.ok("audit", "--json").stdout) if r["action"] == "stop"]
+    assert [(r["object"], r["actor"]) for r in stops] == [("webcall bea", "tester")]
