@@ -198,10 +198,11 @@ def _take_write_lock(conn: Connection) -> None:
                       "'')))"), {"cls": PG_WRITE_LOCK_CLASS})
 
 
-# SQLite result codes and PostgreSQL SQLSTATEs that mean "busy, retry", "schema missing".
-_SQLITE_BUSY = {"SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_BUSY_SNAPSHOT", "SQLITE_BUSY_RECOVERY",
-                "SQLITE_LOCKED_SHAREDCACHE"}
-_PG_BUSY = {"55P03", "40P01", "40001", "57014"}  # lock timeout, deadlock, serialization, cancel
+# SQLite result-code families and PostgreSQL SQLSTATEs that mean "busy, retry", "no schema".
+_SQLITE_BUSY = {"SQLITE_BUSY", "SQLITE_LOCKED"}
+_SQLITE_FILE = {"SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_PERM",
+                "SQLITE_FULL"}
+_PG_BUSY = {"55P03", "40P01", "40001"}  # lock timeout, deadlock, serialization failure
 _PG_NO_SCHEMA = {"42P01", "42703"}  # undefined table, undefined column
 
 
@@ -209,18 +210,17 @@ def _store_error(exc: DBAPIError) -> StoreError:
     """A driver error as the StoreError that tells the truth about it."""
     orig = getattr(exc, "orig", None)
     sqlstate = getattr(orig, "sqlstate", None)
-    sqlite_name = getattr(orig, "sqlite_errorname", None)
+    # SQLITE_IOERR_SHORT_READ -> SQLITE_IOERR: the family is what a user can act on.
+    family = "_".join(str(getattr(orig, "sqlite_errorname", "")).split("_")[:2])
     line = _first_line(exc)
-    if sqlite_name in _SQLITE_BUSY or sqlstate in _PG_BUSY:
+    if family in _SQLITE_BUSY or sqlstate in _PG_BUSY:
         return StoreError("the store is busy: a lock was not granted in time", BUSY_HINT)
     if sqlstate in _PG_NO_SCHEMA or line.startswith(("no such table", "no such column")):
         return StoreError(f"the store's schema is incomplete: {line}", UPGRADE_HINT)
-    if sqlite_name in ("SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_READONLY_DIRECTORY",
-                       "SQLITE_IOERR", "SQLITE_PERM") or line.startswith(("unable to open",
-                                                                        "attempt to write")):
+    if family in _SQLITE_FILE:
         return StoreError(f"cannot use the SQLite file: {line}",
                           "check that --db names a file in a directory you can write")
-    if sqlite_name in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
+    if family in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
         return StoreError(f"not a usable store: {line}", "check that --db names an mtctl store")
     return StoreError(f"store unavailable: {line}",
                       "check --db / MTCTL_DATABASE_URL and that the database is reachable")
