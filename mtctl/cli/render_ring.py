@@ -129,13 +129,26 @@ def plan_lines(plan: RingPlan, *, width: int) -> list[str]:
     return lines
 
 
+def session_line(plan: RingPlan, sessions: Mapping[str, str], *, width: int) -> list[str]:
+    """The called user's Web Call session (ring-sim --live), for users with Web Call."""
+    if plan.user is None or plan.mode is None:
+        return []
+    number = sessions.get(plan.user)
+    state = f"on {number}" if number else "none (a pool extension's Web Call counts only " \
+        "with the user's session: mtctl webcall start)"
+    return wrap(f"Web Call session of {plan.user}: {state}", width)
+
+
 def render_plan(plan: RingPlan,
-                registrations: Mapping[tuple[str, int], Registration] | None = None) -> None:
-    """Print the plan for people on stdout (with live registrations when given)."""
+                registrations: Mapping[tuple[str, int], Registration] | None = None,
+                sessions: Mapping[str, str] | None = None) -> None:
+    """Print the plan for people on stdout (with live registrations and sessions when given)."""
     width = text_width()
     lines = plan_lines(plan, width=width)
     if registrations is not None:
         lines += registration_lines(plan, registrations, width=width)
+    if sessions is not None:
+        lines += session_line(plan, sessions, width=width)
     from mtctl.domain.values import escape
 
     for line in lines:  # names and user agents are shown, never acted on by the terminal

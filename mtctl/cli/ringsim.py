@@ -96,7 +96,7 @@ def _ring_sim_live(ctx: typer.Context, number: str, *, fail_if_silent: bool, as_
     if as_json:
         output.print_json(plan.as_dict())
     else:
-        render_plan(plan, registrations=registrations)
+        render_plan(plan, registrations=registrations, sessions=sessions)
     if fail_if_silent and not plan.stages:
         output.error(f"a call to {number} rings no phone (--fail-if-silent)")
         raise typer.Exit(1)

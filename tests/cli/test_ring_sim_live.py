@@ -158,5 +158,9 @@ def test_live_rings_anas_desk_while_bea_uses_the_pool_browser(mtctl):
     # plain ring-sim: --webcall-running runs on the session's extension
     what_if = json.loads(mtctl.ok("ring-sim", "100", "--webcall-running", "--json").stdout)
     assert what_if == plan
+    words = " ".join(mtctl.ok("ring-sim", "100", "--live").stdout.split())
+    assert "Web Call session of ana: on 901" in words
     mtctl.ok("webcall", "stop", "ana")
     assert stages(live(mtctl, "100")) == [["100:0"]]
+    words = " ".join(mtctl.ok("ring-sim", "100", "--live").stdout.split())
+    assert "Web Call session of ana: none" in words
