@@ -90,15 +90,17 @@ def _location_times(*, to_epoch: bool) -> None:
     new_type = sa.BigInteger() if to_epoch else sa.DateTime()
     old_type = sa.DateTime() if to_epoch else sa.BigInteger()
     if op.get_bind().dialect.name == "sqlite":
-        for column in TIMES:  # Julian day numbers or text <-> epoch seconds, then the new type
-            value = (f"CAST(ROUND((julianday({column}) - 2440587.5) * 86400) AS INTEGER)"
-                     if to_epoch else f"datetime({column}, 'unixepoch')")
-            op.execute(f"UPDATE location SET {column} = {value}")  # noqa: S608 (constants)
+        # Julian day numbers (or text) <-> epoch seconds, converted while the column holds
+        # numbers: the batch copy CASTs to the declared type, which would cut text short.
+        if to_epoch:
+            _sqlite_values("CAST(ROUND((julianday({c}) - 2440587.5) * 86400) AS INTEGER)")
         with op.batch_alter_table("location") as batch:
             for column in TIMES:
                 batch.alter_column(column, type_=new_type, existing_type=old_type,
                                    existing_nullable=False,
                                    server_default="0" if to_epoch else OLD_DEFAULTS[column])
+        if not to_epoch:
+            _sqlite_values("julianday({c}, 'unixepoch')")
         return
     for column in TIMES:
         using = (f"CAST(EXTRACT(EPOCH FROM {column}) AS BIGINT)" if to_epoch
@@ -110,3 +112,8 @@ def _location_times(*, to_epoch: bool) -> None:
         op.alter_column("location", column,
                         server_default="0" if to_epoch else OLD_DEFAULTS[column],
                         existing_type=new_type, existing_nullable=False)
+
+
+def _sqlite_values(expression: str) -> None:
+    for column in TIMES:
+        op.execute(f"UPDATE location SET {column} = {expression.format(c=column)}")  # noqa: S608
