@@ -120,7 +120,10 @@ Check, then run in the foreground (logs on stderr), listening on {listen}:
 - Call an extension or login number at `sip:NUMBER@<sip.domain>`; phones ring stage by stage
   exactly as `mtctl ring-sim NUMBER --live` shows, with the display name of SPEC §3 in
   `P-Asserted-Identity`.
-- Registrations land in the store's `location` table; `mtctl ring-sim NUMBER --live` reads them.
+- Registrations land in the store's `location` table (times in epoch seconds, whatever the
+  time zones of Kamailio and the database); `mtctl ring-sim NUMBER --live` reads them.
+- A pool extension's Web Call rings for an exclusive user only while that user has a Web Call
+  session there (`mtctl webcall start USER --ext NUMBER`) and its Web Call phone is registered.
 - The store must be at the schema this mtctl needs (`mtctl db upgrade`); export again after
   upgrading mtctl. `kamailio.cfg` contains the store URL (with its password, if any): keep it
   private.
