@@ -221,6 +221,22 @@ def test_exclusive_pool_user_logged_into_a_named_extension():
     assert plan.webcall_extension == "40721"
 
 
+def test_web_call_running_without_a_named_extension_runs_on_the_users_session():
+    on_session = Presence(webcall_running=True, sessions={"bea": "40721"})
+    plan = ring_plan(pool_user(), on_session)
+    assert (stages(plan), plan.webcall_extension) == ([(1, ["40721:0"])], "40721")
+    # another user's session, or one on an extension that is not bea's, changes nothing
+    for sessions in ({"ana": "40721"}, {"bea": "40799"}):
+        plan = ring_plan(pool_user(), Presence(webcall_running=True, sessions=sessions))
+        assert plan.webcall_extension == "40720"
+    # a named extension wins over the session (what-if)
+    plan = ring_plan(pool_user(), Presence(webcall_running=True, webcall_extension="40720",
+                                           sessions={"bea": "40721"}))
+    assert plan.webcall_extension == "40720"
+    # a session alone does not make Web Call run
+    assert ring_plan(pool_user(), Presence(sessions={"bea": "40721"})).webcall_running is False
+
+
 def test_exclusive_own_extensions_come_before_the_group_and_pool_is_never_listed():
     target_ = pool_user("40711", "40712")
     assert stages(ring_plan(target_, RUNNING)) == [(1, ["40711:0"])]
