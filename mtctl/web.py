@@ -14,7 +14,7 @@ import contextlib
 import functools
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -22,6 +22,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from mtctl.domain.provisioning import Account, linphone_xml
 from mtctl.errors import MtctlError
@@ -53,12 +54,21 @@ TRIES = 3            # looks at a token when concurrent first fetches race
 _xml = functools.lru_cache(maxsize=4096)(lambda account: linphone_xml(account).encode())
 
 
-def _not_found() -> Response:
-    return PlainTextResponse("not found\n", status_code=404)
+NOT_FOUND = b"not found\n"
+UNAVAILABLE = b"unavailable\n"
+_TEXT = (b"content-type", b"text/plain; charset=utf-8")
+HEADERS = {200: [(b"content-type", XML.encode()), (b"cache-control", b"no-store")],
+           404: [_TEXT], 503: [_TEXT]}
 
 
-def _unavailable() -> Response:
-    return PlainTextResponse("unavailable\n", status_code=503)
+class _Endpoint:
+    """An ASGI callable that Starlette routes to as it is (a plain function it would wrap)."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
 
 
 def create_app(db_url: str) -> Starlette:
@@ -98,33 +108,38 @@ def create_app(db_url: str) -> Starlette:
                     return found.account
         return None
 
-    async def fetch(request: Request) -> Response:
-        token = request.path_params["token"]
-        method = request.method
-        device = device_of(request.headers.get("user-agent"))
+    async def answer(method: str, token: str, user_agent: str | None) -> tuple[int, bytes]:
+        """The status and body for a fetch of /<token>."""
+        device = device_of(user_agent)
         try:
             found = await lookup(token)
             step = next_step(found, device, utcnow())
-            account = found.account if step else None
-            if step is not None and step != SERVE and method == "GET":
-                # HEAD answers as GET would, but never redeems or binds a token.
+            account = found.account if found is not None and step else None
+            first = step is not None and step != SERVE and method == "GET"
+            if first:  # HEAD answers as GET would, but never redeems or binds a token.
                 account = await run(writes, WRITE_TIMEOUT, first_fetch, token, device)
         except (MtctlError, TimeoutError) as exc:
             tally[method, 503] += 1
             log.error("%s /<token> 503: %s", method, str(exc) or "the store did not answer in time")
-            return _unavailable()
-        first = step is not None and step != SERVE and method == "GET"
+            return 503, UNAVAILABLE
         status = 404 if account is None else 200
         tally[method, status] += 1
         # First fetches one by one (they are few, and the audit trail has them too); repeat
         # fetches and 404s one by one only at DEBUG, counted in a summary line every minute:
         # a log line per fetch would cost more than the fetch itself.
-        log.log(logging.INFO if first else logging.DEBUG, "%s /<token> %d%s", method, status,
-                f" {account.auth_user}" if account else "")
-        if account is None:
-            return _not_found()
-        return Response(_xml(account), media_type=XML,
-                        headers={"Cache-Control": "no-store"})
+        if first or log.isEnabledFor(logging.DEBUG):
+            log.log(logging.INFO if first else logging.DEBUG, "%s /<token> %d%s", method,
+                    status, f" {account.auth_user}" if account else "")
+        return (200, _xml(account)) if account is not None else (404, NOT_FOUND)
+
+    async def fetch(scope: Scope, receive: Receive, send: Send) -> None:
+        """GET|HEAD /<token>, as a bare ASGI endpoint (no Request/Response objects to build)."""
+        user_agent = next((value.decode("latin-1") for name, value in scope["headers"]
+                           if name == b"user-agent"), None)
+        status, body = await answer(scope["method"], scope["path_params"]["token"], user_agent)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [*HEADERS[status], (b"content-length", b"%d" % len(body))]})
+        await send({"type": "http.response.body", "body": body})
 
     async def healthz(_: Request) -> Response:
         """200 when the store answers a read of its schema revision within HEALTH_TIMEOUT."""
@@ -166,7 +181,8 @@ def create_app(db_url: str) -> Starlette:
         reader.close()
         store.close()
 
-    return Starlette(routes=[Route("/healthz", healthz), Route("/{token}", fetch)],
+    return Starlette(routes=[Route("/healthz", healthz),
+                             Route("/{token}", _Endpoint(fetch), methods=["GET"])],
                      lifespan=lifespan)
 
 

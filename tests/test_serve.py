@@ -394,3 +394,30 @@ def test_a_store_file_replaced_at_its_path_is_served_from_then_on(provisioned, s
     provisioned.ok("provision", "revoke", "40710", "2")
     assert server.get(f"/{TOKEN}")[0] == 404
     assert "the store file was replaced" in _stopped_log(server)
+
+
+def test_responses_keep_their_shape(provisioned, server):
+    """A 404 is bare and the same for every kind of refusal; other methods are 405."""
+    import http.client
+
+    def raw(method: str, path: str, headers: dict) -> tuple[int, dict, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        try:
+            conn.request(method, path, headers=headers)
+            response = conn.getresponse()
+            return (response.status, {k.lower(): v for k, v in response.getheaders()},
+                    response.read())
+        finally:
+            conn.close()
+
+    status, headers, body = raw("GET", f"/{TOKEN}", UA)
+    assert status == 200 and headers["content-type"] == "application/xml"
+    assert headers["cache-control"] == "no-store" and int(headers["content-length"]) == len(body)
+    refusals = [raw("GET", "/" + "F" * 43, UA), raw("GET", "/short", UA),
+                raw("GET", f"/{TOKEN}", {"User-Agent": "curl/8.0"})]
+    for status, headers, body in refusals:
+        assert (status, body) == (404, b"not found\n")
+        assert headers["content-type"] == "text/plain; charset=utf-8"
+        assert "cache-control" not in headers
+    assert raw("POST", f"/{TOKEN}", UA)[0] == 405
+    assert raw("GET", f"/{TOKEN}", UA)[0] == 200  # a POST changed nothing

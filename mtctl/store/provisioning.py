@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -222,6 +223,9 @@ class TokenReader:
         self._convert = [(i, proc) for i, c in enumerate(query.selected_columns)
                          if (proc := c.type.dialect_impl(dialect).result_processor(dialect, None))
                          is not None]
+        # The same row (nothing changed) gives the same Lookup: the query still runs for every
+        # fetch, only turning its row into values is skipped.
+        self._from_row = functools.lru_cache(maxsize=4096)(self._build)
         self._path = _sqlite_file(store)
         self._file_id = _file_id(self._path)
         self._local = threading.local()
@@ -347,9 +351,11 @@ class TokenReader:
         return params
 
     def _found(self, rows: list[tuple]) -> Lookup | None:
-        if not rows:
-            return None
-        values = list(rows[0])
+        return self._from_row(rows[0]) if rows else None
+
+    def _build(self, row: tuple) -> Lookup:
+        """The Lookup a row stands for: a pure function of the row (memoised as _from_row)."""
+        values = list(row)
         for i, convert in self._convert:
             values[i] = convert(values[i])
         m = dict(zip(self._columns, values, strict=True))
