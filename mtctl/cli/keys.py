@@ -96,6 +96,9 @@ def rotate(
         for item in report.rotated:
             output.note(f"{verb}: phone {item['extension']}:{item['position']}")
         output.note(f"{report.count} key(s) {verb}, {len(report.failed)} failed")
+        if report.waiting:
+            output.note(f"{report.waiting} due key(s) wait for their previous key's grace "
+                        "period to end, so that no device is locked out")
     for failure in report.failed:
         where = (f"phone {failure['extension']}:{failure['position']}"
                  if failure["extension"] else "a batch")

@@ -53,9 +53,19 @@ def _due(now: datetime, within: timedelta, dialect: str):  # type: ignore[no-unt
     (always so when the window is at least the lifetime) is not due again until it expires,
     so every run, overlapping or not, rotates a phone at most once per due period.
     """
+    return phone.c.secure.is_(True) & or_(
+        phone.c.ha1.is_(None), ~_in_grace(now) & _key_due(now, within, dialect))
+
+
+def _in_grace(now: datetime):  # type: ignore[no-untyped-def]
+    """The phone has a previous key that is still accepted."""
+    return (phone.c.prev_ha1.is_not(None) & phone.c.prev_key_valid_until.is_not(None)
+            & (phone.c.prev_key_valid_until > now))
+
+
+def _key_due(now: datetime, within: timedelta, dialect: str):  # type: ignore[no-untyped-def]
+    """The current key has no expiry, has expired, or is in a due period it was not set in."""
     expires, updated = phone.c.key_expires_at, phone.c.key_updated_at
-    grace_over = or_(phone.c.prev_ha1.is_(None), phone.c.prev_key_valid_until.is_(None),
-                     phone.c.prev_key_valid_until <= now)
     if dialect == "sqlite":
         # Stored as text: compare both sides in one format, rounded alike to the millisecond.
         fmt = "%Y-%m-%d %H:%M:%f"
@@ -64,11 +74,16 @@ def _due(now: datetime, within: timedelta, dialect: str):  # type: ignore[no-unt
                                              "seconds"))
     else:
         set_before_period = updated < expires - within
-    return phone.c.secure.is_(True) & or_(
-        phone.c.ha1.is_(None),
-        grace_over & or_(expires.is_(None),
-                         (expires <= now + within)
-                         & or_(expires <= now, updated.is_(None), set_before_period)))
+    return or_(expires.is_(None),
+               (expires <= now + within) & or_(expires <= now, updated.is_(None),
+                                               set_before_period))
+
+
+def count_waiting(conn: Connection, *, now: datetime, within: timedelta) -> int:
+    """Phones whose key is due but that wait for their previous key's grace window to end."""
+    return conn.execute(select(func.count()).select_from(phone).where(
+        phone.c.secure.is_(True), phone.c.ha1.is_not(None), _in_grace(now),
+        _key_due(now, within, conn.dialect.name))).scalar_one()
 
 
 def key_state(row, now: datetime, within: timedelta) -> str:  # type: ignore[no-untyped-def]
@@ -121,6 +136,7 @@ class RotationReport:
     rotated: list[dict[str, Any]] = field(default_factory=list)  # only when collected
     failed: list[dict[str, Any]] = field(default_factory=list)
     dry_run: bool = False
+    waiting: int = 0  # due, held back by a previous key in its grace window (when collected)
 
     def as_dict(self) -> dict[str, Any]:
         return {"dry_run": self.dry_run, "count": self.count, "rotated": self.rotated,
@@ -192,6 +208,9 @@ def rotate_due_keys(store: Store, *, actor: str, now: Callable[[], datetime],
         done += len(rows)
         if progress:
             progress(len(rows))
+    if collect:
+        with store.read() as conn:
+            report.waiting = count_waiting(conn, now=now(), within=within)
     return report
 
 
