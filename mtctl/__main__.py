@@ -1,28 +1,44 @@
 """Run mtctl as ``python -m mtctl``; also the console script's entry point."""
 
+import os
+import signal
 import sys
 
 INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+NOTHING_WRITTEN = "mtctl: error: interrupted — nothing was written\n"
 
 
 def main() -> None:
-    """Console entry point: Ctrl-C at any moment, even while mtctl starts, is one line and 130.
+    """Console entry point: Ctrl-C at any moment after Python started is one line and 130."""
+    # While mtctl imports, nothing can have been written: exit at once. (A KeyboardInterrupt
+    # raised there can be swallowed by importlib's callbacks and the command would go on.)
+    _on_interrupt(_exit_while_starting)
+    from mtctl.cli.app import main as run
+    from mtctl.cli.app import report_interrupt
 
-    This module imports nothing heavy, so an interrupt during the imports below is caught
-    here (the command itself reports interrupts in MtctlGroup.invoke).
-    """
+    _on_interrupt(signal.default_int_handler)
     try:
-        from mtctl.cli.app import main as run
-
         run()
-    except KeyboardInterrupt:
-        # Before any command ran (importing, building the parser): nothing was written.
-        sys.stderr.write("mtctl: error: interrupted — nothing was written\n")
+    except KeyboardInterrupt:  # outside any command (cannot normally get here)
+        report_interrupt()
         _quiet_exit()
     except SystemExit as exc:
-        if exc.code == INTERRUPTED:
+        if exc.code == INTERRUPTED:  # also Typer's own, silent, 130 around the command
+            report_interrupt()
             _quiet_exit()
         raise
+
+
+def _on_interrupt(handler) -> None:  # type: ignore[no-untyped-def]
+    try:
+        signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread (mtctl embedded somewhere): leave it alone
+        pass
+
+
+def _exit_while_starting(_signum, _frame) -> None:  # type: ignore[no-untyped-def]
+    os.write(2, NOTHING_WRITTEN.encode())
+    os._exit(INTERRUPTED)
 
 
 def _quiet_exit() -> None:

@@ -55,6 +55,7 @@ class MtctlGroup(TyperGroup):
         from mtctl.cli import output
 
         _forget_writes()
+        _Interrupt.reported = False
         try:
             return super().invoke(ctx)
         except MtctlError as exc:
@@ -67,7 +68,7 @@ class MtctlGroup(TyperGroup):
                          "files) in UTF-8")
             raise typer.Exit(int(ExitCode.USAGE)) from None
         except KeyboardInterrupt:
-            output.error(interrupted_message())
+            report_interrupt()
             raise typer.Exit(INTERRUPTED) from None
 
 
@@ -102,6 +103,19 @@ def _forget_writes() -> None:
     log = _write_log()
     if log is not None:
         log.reset()
+
+
+class _Interrupt:
+    reported = False
+
+
+def report_interrupt() -> None:
+    """Say once what an interrupt left in the store."""
+    from mtctl.cli import output
+
+    if not _Interrupt.reported:
+        _Interrupt.reported = True
+        output.error(interrupted_message())
 
 
 def interrupted_message() -> str:
