@@ -6,14 +6,21 @@ path cannot be found it gives the line of the nearest enclosing path that can.
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 
 Path = tuple[str | int, ...]
 
-_KEY = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\\n]|\\.)*"|'[^'\n]*')"""
+_KEY = r"""(?:[A-Za-z0-9_-]+|"[^"\\\n]*(?:\\.[^"\\\n]*)*"|'[^'\n]*')"""  # no per-character
+# alternation inside a repeat: the regex engine would keep state for every character
 _HEADER = re.compile(rf"^[ \t]*(\[\[?)[ \t]*({_KEY}(?:[ \t]*\.[ \t]*{_KEY})*)[ \t]*\]", re.M)
 _KEY_PART = re.compile(_KEY)
+_SPACES = re.compile(r"[ \t]*")
+_BLANK = re.compile(r"[ \t\r\n]*")
+_BARE_VALUE = re.compile(r"[^,\]}\n#]*")
+_BASIC_REST = re.compile(r'[^"\\\n]*(?:\\.[^"\\\n]*)*')  # up to the closing quote
+_LITERAL_REST = re.compile(r"[^'\n]*")
 _DOTTED = re.compile(rf"{_KEY}(?:[ \t]*\.[ \t]*{_KEY})*")
 
 
@@ -33,6 +40,8 @@ def _unquote(part: str) -> str:
 
 
 def _keys(dotted: str) -> tuple[str, ...]:
+    if "'" not in dotted and '"' not in dotted:  # bare parts only: the common case
+        return tuple(part.strip(" \t") for part in dotted.split("."))
     return tuple(_unquote(m.group(0)) for m in _KEY_PART.finditer(dotted))
 
 
@@ -106,7 +115,10 @@ class Locator:
         line, last = 1, 0
         previous: _Table | None = None
         first_header = len(self.text)
+        inside = _multiline_strings(self.text)
         for match in _HEADER.finditer(self.text):
+            if inside and _within(inside, match.start()):
+                continue  # a line of a multi-line string that looks like a header
             line += self.text.count("\n", last, match.start())
             last = match.start()
             keys = _keys(match.group(2))
@@ -246,19 +258,15 @@ class _SectionScanner:
         return self.text[self.pos] if self.pos < self.end else ""
 
     def _spaces(self) -> None:
-        while self.pos < self.end and self.text[self.pos] in " \t":
-            self.pos += 1
+        self.pos = _SPACES.match(self.text, self.pos, self.end).end()  # type: ignore[union-attr]
 
     def _blank(self) -> None:
         """Spaces, newlines and comments."""
         while self.pos < self.end:
-            char = self.text[self.pos]
-            if char in " \t\r":
-                self.pos += 1
-            elif char == "\n":
-                self.pos += 1
-                self.line += 1
-            elif char == "#":
+            end = _BLANK.match(self.text, self.pos, self.end).end()  # type: ignore[union-attr]
+            self.line += self.text.count("\n", self.pos, end)
+            self.pos = end
+            if self.pos < self.end and self.text[self.pos] == "#":
                 self._skip_line()
             else:
                 return
@@ -320,8 +328,7 @@ class _SectionScanner:
         elif char in "\"'":
             self._string(char)
         else:
-            while self.pos < self.end and self.text[self.pos] not in ",]}\n#":
-                self.pos += 1
+            self.pos = _BARE_VALUE.match(self.text, self.pos, self.end).end()  # type: ignore[union-attr]
 
     def _string(self, quote: str) -> None:
         triple = quote * 3
@@ -335,10 +342,48 @@ class _SectionScanner:
             self.line += self.text.count("\n", self.pos, close)
             self.pos = close
             return
-        self.pos += 1
-        while self.pos < self.end and self.text[self.pos] not in (quote, "\n"):
-            self.pos += 2 if quote == '"' and self.text[self.pos] == "\\" else 1
-        self.pos += 1
+        pattern = _BASIC_REST if quote == '"' else _LITERAL_REST
+        self.pos = pattern.match(self.text, self.pos + 1, self.end).end() + 1  # type: ignore[union-attr]
+
+
+_STRING_OR_COMMENT = re.compile(r"""#|"{3}|'{3}|["']""")
+_BASIC = re.compile(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"')
+
+
+def _multiline_strings(text: str) -> list[tuple[int, int]]:
+    """The (start, end) offsets of every multi-line string, in order; one linear pass that
+    skips comments and one-line strings (whose quotes could look like a multi-line one)."""
+    spans: list[tuple[int, int]] = []
+    if '"""' not in text and "'''" not in text:
+        return spans
+    pos = 0
+    while (match := _STRING_OR_COMMENT.search(text, pos)) is not None:
+        start, mark = match.start(), match.group()
+        if mark == "#":
+            newline = text.find("\n", start)
+            pos = len(text) if newline < 0 else newline
+        elif len(mark) == 3:
+            close = text.find(mark, start + 3)
+            while mark == '"""' and close > 0 and _escaped(text, close):
+                close = text.find(mark, close + 1)
+            end = len(text) if close < 0 else close + 3
+            while end < len(text) and text[end] == mark[0]:  # up to 2 quotes more
+                end += 1
+            spans.append((start, end))
+            pos = end
+        elif mark == '"':
+            found = _BASIC.match(text, start)
+            pos = found.end() if found else start + 1
+        else:
+            close = text.find("'", start + 1)
+            newline = text.find("\n", start + 1)
+            pos = start + 1 if close < 0 or 0 <= newline < close else close + 1
+    return spans
+
+
+def _within(spans: list[tuple[int, int]], offset: int) -> bool:
+    index = bisect.bisect_right(spans, offset, key=lambda span: span[0]) - 1
+    return index >= 0 and spans[index][0] < offset < spans[index][1]
 
 
 def inline_key_at(text: str, line: int, column: int | None) -> tuple[str, ...] | None:
