@@ -126,11 +126,13 @@ def interrupted_message() -> str:
     if log.committing:
         return ("interrupted while the change was being committed — it may or may not be in "
                 "the store: look (e.g. mtctl audit) before running it again")
-    if log.open:
-        return ("interrupted — earlier parts of the change were committed, the current one "
-                "was not: run the command again to finish")
-    return ("interrupted after the change was committed — it is in the store "
-            "(mtctl audit shows it)")
+    if log.committed == 1 and not (log.open or log.rolled_back):
+        return ("interrupted after the change was committed — it is in the store "
+                "(mtctl audit shows it)")
+    # Several transactions (key rotation's batches), or a later one rolled back.
+    return (f"interrupted after {log.committed} of the command's write transactions had been "
+            "committed "
+            "(mtctl audit shows them); the rest was not done — run the command again to finish")
 
 
 app = typer.Typer(

@@ -132,6 +132,7 @@ class WriteLog:
         self.committed = 0  # write transactions committed
         self.open = False  # a write transaction is under way (rolled back if interrupted)
         self.committing = False  # COMMIT was sent and has not returned: its fate is unknown
+        self.rolled_back = False  # the last write transaction was rolled back
 
 
 WRITES = WriteLog()
@@ -170,7 +171,7 @@ class Store:
                     _take_write_lock(conn)
                 yield conn
             except BaseException:
-                WRITES.open = False
+                WRITES.open, WRITES.rolled_back = False, True
                 transaction.rollback()
                 raise
             WRITES.committing = True
@@ -178,8 +179,9 @@ class Store:
                 transaction.commit()
             except Exception:  # refused at commit: rolled back (an interrupt leaves it unknown)
                 WRITES.committing = WRITES.open = False
+                WRITES.rolled_back = True
                 raise
-            WRITES.committing = WRITES.open = False
+            WRITES.committing = WRITES.open = WRITES.rolled_back = False
             WRITES.committed += 1
 
     def close(self) -> None:

@@ -303,3 +303,43 @@ def test_ctrl_c_while_waiting_for_the_store_writes_nothing(db_url: str) -> None:
         assert conn.execute(select(extension.c.display_name)).scalar() is None
         assert conn.execute(select(app_user.c.id)).first() is None
     engine.dispose()
+
+
+def test_ctrl_c_during_key_rotation_says_how_much_was_committed(db_url: str) -> None:
+    """keys rotate commits batch by batch: interrupted after the first batch, it says how
+    many transactions were committed, and whole batches were rotated, nothing half-way."""
+    import re
+
+    from tests.bulk import make_due_phones
+
+    make_due_phones(db_url, extensions=5000, per_extension=4)  # 20 batches of 1000
+    process = subprocess.Popen([str(MTCTL), "--db", db_url, "keys", "rotate"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _wait_for(lambda: _audited_count(db_url, "rotate-key") > 0)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, err.decode()
+    found = re.fullmatch(r"mtctl: error: interrupted after (\d+) of the command's write "
+                         r"transactions had been committed \(mtctl audit shows them\); the "
+                         r"rest was not done — run the command again to finish\n", err.decode())
+    assert found, err.decode()
+    rotated = _audited_count(db_url, "rotate-key")
+    assert 1000 <= rotated < 20_000 and rotated % 1000 == 0
+    # Each batch is one transaction (and rotation may first forget old previous keys in one).
+    assert int(found.group(1)) in (rotated // 1000, rotated // 1000 + 1)
+
+
+def _audited_count(url: str, action: str) -> int:
+    from sqlalchemy import func
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(audit_log).where(
+                audit_log.c.action == action)).scalar_one()
+    finally:
+        engine.dispose()
