@@ -165,3 +165,28 @@ def test_result_does_not_depend_on_row_order(scenario, rng):
 @given(extensions(LOGIN))
 def test_check_warning_means_every_phone_has_order_zero_or_is_disabled(extension):
     assert can_ever_ring(extension) == any(p.order and p.enabled for p in extension.phones)
+
+
+@given(scenarios(), st.sampled_from((None, *OWN, *POOL, LOGIN)),
+       st.sampled_from((None, *OWN, *POOL)))
+def test_live_a_pool_web_call_rings_only_for_the_user_with_a_session_there(scenario, mine,
+                                                                           theirs):
+    from mtctl.domain.presence import live_presence
+
+    target, presence = scenario
+    every = {key(p) for e in (target.extension, *target.webcall_extensions.values())
+             for p in e.phones}
+    online = every - presence.offline
+    sessions = {"bea": theirs} if theirs else {}
+    if mine:
+        sessions["ana"] = mine
+    plan = ring_plan(target, live_presence(target, online, sessions))
+    user = target.user
+    pool_only = set(user.group_extensions) - set(user.webcall_extensions) if user else set()
+    for stage in plan.stages:
+        for phone in stage.phones:
+            if phone.extension in pool_only:
+                assert sessions.get("ana") == phone.extension, (sessions, phone.ref)
+    # someone else's session never changes who rings for ana
+    alone = {k: v for k, v in sessions.items() if k == "ana"}
+    assert plan == ring_plan(target, live_presence(target, online, alone))
