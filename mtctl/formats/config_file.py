@@ -410,7 +410,9 @@ def _load_toml(text: str) -> tuple[dict[str, Any], Problem | None]:
         return toml_rs.loads(text, toml_version="1.0.0"), None
     except toml_rs.TOMLDecodeError as exc:
         reason = str(exc.msg).strip().splitlines()[-1]
-        return {}, _toml_problem(text, reason, exc.lineno, exc.colno)
+        last = max(text.count("\n") + (not text.endswith("\n")), 1)  # not the end-of-file line
+        return {}, _toml_problem(text, reason, min(exc.lineno, last) if exc.lineno else None,
+                                 exc.colno)
 
 
 def _toml_problem(text: str, reason: str, line: int | None, column: int | None = None,

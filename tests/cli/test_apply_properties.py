@@ -164,6 +164,9 @@ def test_a_damaged_file_never_half_applies(mtctl: Mtctl, tmp_path: Path, text: s
     assert result.exit_code in (0, 1), (text, result.output)
     report = json.loads(result.stdout)
     event(f"exit {result.exit_code}" + (", with changes" if report["changes"] else ""))
+    if result.exit_code == 1:  # every problem of the file names its line
+        assert [e for e in report["errors"] if e["location"] != "(store)"
+                and not isinstance(e["line"], int)] == [], (text, report["errors"])
     if result.exit_code == 1 or dry_run:
         assert report["applied"] is False or not report["changes"]
         assert dump_store(mtctl.url) == before, text
