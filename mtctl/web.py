@@ -13,9 +13,11 @@ import asyncio
 import contextlib
 import functools
 import logging
+import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from queue import Empty, SimpleQueue
 from typing import Any
 
 from starlette.applications import Starlette
@@ -46,6 +48,8 @@ READ_TIMEOUT = 10.0  # seconds before a fetch gives up with 503
 WRITE_TIMEOUT = 15.0  # the SQLite busy timeout (10 s) and some
 HEALTH_TIMEOUT = 0.8  # /healthz answers within 1 s whatever the store does
 SUMMARY_SECONDS = 60  # a log line counting fetches, at most this often
+BATCH_THREADS = 2   # PostgreSQL: lookups in flight at once, each for many fetches
+BATCH_MAX = 256
 TRIES = 3            # looks at a token when concurrent first fetches race
 
 
@@ -71,6 +75,64 @@ class _Endpoint:
         await self.app(scope, receive, send)
 
 
+class _Batcher:
+    """PostgreSQL lookups from a few threads of their own: each takes every fetch waiting at
+    that moment into one query (one round trip, one wake-up of the event loop), so the cost
+    per fetch falls as the load rises."""
+
+    def __init__(self, reader: TokenReader) -> None:
+        self.reader = reader
+        self.queue: SimpleQueue[tuple[str, asyncio.Future[Lookup | None]] | None] = \
+            SimpleQueue()
+        self.threads: list[threading.Thread] = []
+
+    def lookup(self, token: str) -> asyncio.Future[Lookup | None]:
+        loop = asyncio.get_running_loop()
+        if not self.threads:
+            self.threads = [threading.Thread(target=self._run, args=(loop,), daemon=True,
+                                             name=f"mtctl-batch-{i}")
+                            for i in range(BATCH_THREADS)]
+            for thread in self.threads:
+                thread.start()
+        future: asyncio.Future[Lookup | None] = loop.create_future()
+        self.queue.put((token, future))
+        return future
+
+    def _run(self, loop: asyncio.AbstractEventLoop) -> None:
+        while (item := self.queue.get()) is not None:
+            batch = [item]
+            while len(batch) < BATCH_MAX:
+                try:
+                    item = self.queue.get_nowait()
+                except Empty:
+                    break
+                if item is None:
+                    self.queue.put(None)  # for this thread's next turn
+                    break
+                batch.append(item)
+            try:
+                found: list[Lookup | None] | BaseException = self.reader.lookup_many(
+                    [token for token, _ in batch])
+            except Exception as exc:  # every fetch of the batch gets it (503)
+                found = exc
+            loop.call_soon_threadsafe(self._deliver, batch, found)
+
+    @staticmethod
+    def _deliver(batch: list[tuple[str, asyncio.Future[Lookup | None]]],
+                 found: list[Lookup | None] | BaseException) -> None:
+        for i, (_, future) in enumerate(batch):
+            if future.done():  # timed out meanwhile
+                continue
+            if isinstance(found, BaseException):
+                future.set_exception(found)
+            else:
+                future.set_result(found[i])
+
+    def stop(self) -> None:
+        for _ in self.threads:
+            self.queue.put(None)
+
+
 def create_app(db_url: str) -> Starlette:
     """An app serving provisioning XML from the store at db_url."""
     store = open_store(db_url)
@@ -78,6 +140,7 @@ def create_app(db_url: str) -> Starlette:
     reads = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="mtctl-read")
     writes = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="mtctl-write")
     probes = ThreadPoolExecutor(1, thread_name_prefix="mtctl-health")
+    batcher = _Batcher(reader)
     tally: Counter[tuple[str, int]] = Counter()  # (method, status): fetches since the summary
     probe: list[Future[Any]] = []  # the store check running now, shared by concurrent probes
 
@@ -91,8 +154,8 @@ def create_app(db_url: str) -> Starlette:
         if reader.never_blocks:
             with contextlib.suppress(Busy):
                 return reader.lookup(token, wait=False)
-        elif reader.has_async:
-            return await asyncio.wait_for(reader.lookup_async(token), READ_TIMEOUT)
+        elif reader.batches:
+            return await asyncio.wait_for(batcher.lookup(token), READ_TIMEOUT)
         return await run(reads, READ_TIMEOUT, reader.lookup, token)
 
     def first_fetch(token: str, device: str) -> Account | None:
@@ -177,7 +240,7 @@ def create_app(db_url: str) -> Starlette:
         summarise("since the last summary")
         for pool in (reads, writes, probes):
             pool.shutdown(wait=False, cancel_futures=True)
-        await reader.aclose()
+        batcher.stop()
         reader.close()
         store.close()
 

@@ -421,3 +421,21 @@ def test_responses_keep_their_shape(provisioned, server):
         assert "cache-control" not in headers
     assert raw("POST", f"/{TOKEN}", UA)[0] == 405
     assert raw("GET", f"/{TOKEN}", UA)[0] == 200  # a POST changed nothing
+
+
+def test_a_batch_of_lookups_answers_each_token_for_itself(provisioned, db_url):
+    """PostgreSQL serves concurrent fetches with one query for many tokens."""
+    if db_url.startswith("sqlite"):
+        pytest.skip("SQLite looks tokens up one by one, on the event loop")
+    from mtctl.store.db import open_store
+    from mtctl.store.provisioning import TokenReader
+
+    store = open_store(db_url)
+    reader = TokenReader(store)
+    try:
+        found = reader.lookup_many([TOKEN, "B" * 43, "not-a-token", TOKEN])
+    finally:
+        reader.close()
+        store.close()
+    assert [f and f.account.auth_user for f in found] == ["40710-2", None, None, "40710-2"]
+    assert found[0].redeemed_at is None and found[0].phone_ref == "40710:2"

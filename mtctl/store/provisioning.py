@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import logging
@@ -14,7 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, insert, select, update
+from sqlalchemy import Select, any_, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from mtctl.domain import provisioning
@@ -149,8 +148,11 @@ def _setting(name: str):  # type: ignore[no-untyped-def]
     return select(setting.c.value).where(setting.c.key == name).scalar_subquery()
 
 
-def _lookup_query() -> Select:
-    """One indexed query: the token, its phone and the settings an account needs."""
+def _lookup_query(many: bool = False) -> Select:
+    """One indexed query: the token, its phone and the settings an account needs.
+
+    many: for a list of token hashes (PostgreSQL), each row ending with its token's hash.
+    """
     t = provisioning_token.c
     return (phone_query()
             .add_columns(t.id.label("token_id"), t.redeem_by, t.redeemed_at, t.device,
@@ -160,7 +162,8 @@ def _lookup_query() -> Select:
                          _setting("sip.proxy").label("s_proxy"),
                          _setting("flexisip.proxy").label("s_flexisip"))
             .join(provisioning_token, t.phone_id == phone.c.id)
-            .where(t.token_hash == bindparam("token_hash")))
+            .where(t.token_hash == any_(bindparam("token_hashes")) if many
+                   else t.token_hash == bindparam("token_hash")))
 
 
 def _account(m: Mapping[str, Any], spec: PhoneSpec) -> Account | None:
@@ -188,9 +191,6 @@ class _Row:
 
     def __init__(self, mapping: Mapping[str, Any]) -> None:
         self._mapping = mapping
-
-
-ASYNC_CONNECTIONS = 8  # PostgreSQL connections for lookups on the event loop
 
 
 class Busy(Exception):
@@ -234,8 +234,12 @@ class TokenReader:
         self._busy = 0          # queries running now
         self._reopening = False
         self._open: list[Any] = []
-        self._async_idle: list[Any] = []
-        self._async_slots = asyncio.Semaphore(ASYNC_CONNECTIONS)
+        if dialect.name == "postgresql":  # lookup_many: token_hash = ANY(%(token_hashes)s)
+            t = provisioning_token.c
+            many = _lookup_query(many=True).add_columns(t.token_hash.label("found_hash"))
+            compiled_many = many.compile(dialect=dialect)
+            self._many_sql = str(compiled_many)
+            self._many_params = dict(compiled_many.params)
 
     def _connect(self) -> Any:
         pooled = self.store.engine.raw_connection()  # the engine's pragmas apply
@@ -336,8 +340,8 @@ class TokenReader:
         return self._path is not None
 
     @property
-    def has_async(self) -> bool:
-        """True on PostgreSQL, where lookup_async() runs on the event loop."""
+    def batches(self) -> bool:
+        """True on PostgreSQL, where lookup_many() saves round trips."""
         return self.store.dialect == "postgresql"
 
     def _params_for(self, token: str) -> Any:
@@ -373,49 +377,16 @@ class TokenReader:
         params = self._params_for(token)
         return None if params is None else self._found(self._query(self._sql, params, wait))
 
-    async def lookup_async(self, token: str) -> Lookup | None:
-        """PostgreSQL: the same lookup, on the event loop over psycopg's async connections."""
-        params = self._params_for(token)
-        if params is None:
-            return None
-        conn = await self._async_checkout()
-        try:
-            cursor = await conn.execute(self._sql, params)
-            rows = await cursor.fetchall()
-        except BaseException as exc:  # a failed or cancelled query: the connection goes
-            self._async_slots.release()
-            with contextlib.suppress(Exception):
-                await conn.close()
-            if isinstance(exc, self._driver_error):
-                raise StoreError(f"store unavailable: {_first_line(exc)}",
-                                 "check --db / MTCTL_DATABASE_URL") from exc
-            raise
-        self._async_idle.append(conn)
-        self._async_slots.release()
-        return self._found(rows)
-
-    async def _async_checkout(self) -> Any:
-        await self._async_slots.acquire()
-        if self._async_idle:
-            return self._async_idle.pop()
-        import psycopg
-
-        args, kwargs = self.store.engine.dialect.create_connect_args(self.store.engine.url)
-        kwargs.pop("context", None)
-        try:
-            return await psycopg.AsyncConnection.connect(*args, **kwargs, autocommit=True)
-        except BaseException as exc:
-            self._async_slots.release()
-            if isinstance(exc, psycopg.Error):
-                raise StoreError(f"store unavailable: {_first_line(exc)}",
-                                 "check --db / MTCTL_DATABASE_URL") from exc
-            raise
-
-    async def aclose(self) -> None:
-        """Close the async connections (PostgreSQL)."""
-        while self._async_idle:
-            with contextlib.suppress(Exception):
-                await self._async_idle.pop().close()
+    def lookup_many(self, tokens: list[str]) -> list[Lookup | None]:
+        """lookup() for several tokens at once: one query, one round trip (PostgreSQL)."""
+        digests = [provisioning.token_hash(t) if provisioning.looks_like_token(t) else None
+                   for t in tokens]
+        wanted = [d for d in digests if d is not None]
+        rows = self._query(self._many_sql, {**self._many_params, "token_hashes": wanted}
+                           ) if wanted else []
+        by_hash = {row[-1]: row[:-1] for row in rows}
+        found = [by_hash.get(d) if d is not None else None for d in digests]
+        return [self._from_row(row) if row is not None else None for row in found]
 
     def revision(self) -> str | None:
         """The store's schema revision, read the same way (what /healthz checks)."""
