@@ -388,9 +388,9 @@ class TokenReader:
         found = [by_hash.get(d) if d is not None else None for d in digests]
         return [self._from_row(row) if row is not None else None for row in found]
 
-    def revision(self) -> str | None:
+    def revision(self, wait: bool = True) -> str | None:
         """The store's schema revision, read the same way (what /healthz checks)."""
-        rows = self._query("SELECT version_num FROM alembic_version", ())
+        rows = self._query("SELECT version_num FROM alembic_version", (), wait)
         return rows[0][0] if rows else None
 
     def check_replaced(self) -> None:
