@@ -35,7 +35,9 @@ def test_subscriber_has_one_row_per_phone_with_a_key(seeded):
 def test_subscriber_prev_holds_the_previous_key_during_its_grace_period_only(seeded):
     seeded.ok("phone", "add", "40710", "--position", "2", "--model",
               "VIVAit Call Business Android", "--secure")
-    seeded.ok("keys", "rotate", "--within", "1000")
+    plant(seeded.url, update(phone).values(  # due: it has expired
+        key_expires_at=datetime.now(UTC) - timedelta(minutes=1)))
+    seeded.ok("keys", "rotate")
     current = rows(seeded.url, "SELECT ha1 FROM subscriber WHERE username = '40710-2'")
     previous = rows(seeded.url, "SELECT ha1 FROM subscriber_prev WHERE username = '40710-2'")
     assert len(current) == len(previous) == 1 and current != previous
