@@ -25,8 +25,12 @@ DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
 _DELETE = bytes(b for b in range(256) if b not in b"[]{}")
 _SIGN = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
-_MANY_DOTS = re.compile(rf"^(?:[^\n.]*\.){{{MAX_KEY_PARTS}}}", re.M)
 _LONG_LINE = re.compile(rf"^[^\n]{{{MAX_KEY_CHARS + 1}}}", re.M)
+_STRINGS_AND_COMMENTS = re.compile(
+    r'"""[^"\\]*(?:(?:\\.|"(?!""))[^"\\]*)*"""'  # multi-line basic
+    r"|'''[^']*(?:'(?!'')[^']*)*'''"  # multi-line literal
+    r'|"[^"\\\n]*(?:\\.[^"\\\n]*)*"'  # basic
+    r"|'[^'\n]*'|#[^\n]*", re.S)
 _SPECIAL = re.compile(r"""[\[\]{}"'#\n=,]""")
 _BASIC = re.compile(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"')
 
@@ -48,9 +52,21 @@ def nesting_bound(text: str) -> int:
 
 def check_text(text: str) -> Exceeded | None:
     """Nesting and dotted keys over the limits, found before parsing; None if within them."""
-    if nesting_bound(text) <= MAX_NESTING and not _MANY_DOTS.search(text):
+    if nesting_bound(text) <= MAX_NESTING and not _many_dots(text, b"\n"):
         return None
-    return _Scan(text).run()
+    code = _STRINGS_AND_COMMENTS.sub('""', text)  # still in C: what is left is TOML syntax
+    if nesting_bound(code) <= MAX_NESTING and not _many_dots(code, b"\n=,[]{}"):
+        return None
+    return _Scan(text).run()  # over a limit: where exactly (in Python, so only now)
+
+
+def _many_dots(text: str, ends: bytes) -> bool:
+    """Whether MAX_KEY_PARTS dots come in a row with none of `ends` between them (in C:
+    keep only dots and ends, then look for that many dots together)."""
+    data = text.encode("utf-8", "surrogatepass")
+    kept = data.translate(bytes.maketrans(ends, b"\n" * len(ends)),
+                          bytes(b for b in range(256) if b not in ends + b"."))
+    return b"." * MAX_KEY_PARTS in kept
 
 
 def has_long_lines(text: str) -> bool:
