@@ -3,8 +3,10 @@
     uvicorn --factory mtctl.web:app_from_env     # reads MTCTL_DATABASE_URL
 
 Fetches that change nothing are plain reads (no write lock); only a token's first fetch writes,
-briefly, to redeem or bind it. Store work runs in small thread pools of its own, so a fetch
-waiting for a writer never holds up reads or `/healthz`.
+briefly, to redeem or bind it, in a small thread pool of its own, so a fetch waiting for a
+writer never holds up the others or `/healthz`. SQLite reads run on the event loop (in WAL
+mode they never wait; a locked file falls back to a thread); PostgreSQL reads are batched by
+_Batcher.
 """
 
 from __future__ import annotations
