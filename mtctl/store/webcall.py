@@ -101,6 +101,7 @@ def start_session(conn: Connection, *, actor: str, username: str, number: str | 
         raise Conflict(f"extension {chosen} is in use by {busy[chosen]}'s Web Call session",
                        f"choose another extension, or: mtctl webcall stop {busy[chosen]}")
     ext_id = conn.execute(select(extension.c.id).where(extension.c.number == chosen)).scalar()
+    now = now.replace(microsecond=0)  # what list and the audit trail show, exactly
     conn.execute(insert(webcall_session).values(user_id=user_id, extension_id=ext_id, since=now))
     after = {"user": username, "extension": chosen,
              "since": now.isoformat(timespec="seconds")}
