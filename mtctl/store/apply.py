@@ -257,7 +257,7 @@ class _Planner:
         self.touched_extensions: set[str] = set()
         self.touched_users: set[str] = set()
         self.changed_groups: set[str] = set()
-        self.needs_key = False
+        self.needs_key: tuple[str | int, ...] | None = None  # the first phone that needs one
 
     def problem(self, path: tuple[str | int, ...] | None, message: str, hint: str = "",
                 rule: str | None = None) -> None:
@@ -422,7 +422,8 @@ class _Planner:
                 if before is None:
                     changes.append(Change("add", "phone", f"{number}:{position}", target))
                     touched = True
-                    self.needs_key = self.needs_key or target[6]
+                    if target[6] and self.needs_key is None:
+                        self.needs_key = ("extensions", number, "phones", index)
                 elif before[2:10] != target or before[1] != home:
                     diff = {f: [b, a] for f, b, a in zip(PHONE_FIELDS, before[2:10], target,
                                                          strict=True) if b != a}
@@ -431,7 +432,8 @@ class _Planner:
                     changes.append(Change("change", "phone", f"{number}:{position}",
                                           diff=diff))
                     touched = True
-                    self.needs_key = self.needs_key or (target[6] and not before[8])
+                    if target[6] and not before[8] and self.needs_key is None:
+                        self.needs_key = ("extensions", number, "phones", index)
             if self.prune and stored_phones:
                 listed = {p.position for p in phones}
                 for position in sorted(stored_phones):
@@ -631,9 +633,9 @@ class _Planner:
                         violation.message:
                     continue  # reported with its location among the references
                 self._user_problem(violation, username)
-        if self.needs_key and not (self.settings.get("sip.realm")
-                                   or self.settings.get("sip.domain")):
-            self.problem(("settings",) if "settings" in self.doc else (),
+        if self.needs_key is not None and not (self.settings.get("sip.realm")
+                                               or self.settings.get("sip.domain")):
+            self.problem(("settings",) if "settings" in self.doc else self.needs_key,
                          "secure phones need keys, and keys need the SIP domain, which is "
                          "not set", "add [settings] sip.domain = \"pbx.example.com\", or run: "
                          "mtctl config set sip.domain pbx.example.com", "MT011")

@@ -371,7 +371,8 @@ def test_a_secure_phone_needs_the_sip_domain(mtctl, tmp_path):
     text = ('nodes = ["m"]\n\n[extensions.40710]\nnode = "m"\nphones = [{ position = 0, '
             'model = "VIVAit Call Business Android", secure = true }]\n')
     data = json.loads(mtctl("apply", write(tmp_path, text), "--json").stdout)
-    assert [(e["rule"], e["location"]) for e in data["errors"]] == [("MT011", "(file)")]
+    assert [(e["rule"], e["location"], e["line"]) for e in data["errors"]] == [
+        ("MT011", 'extensions."40710".phones[0]', 5)]  # the phone that needs a key
     assert "sip.domain" in data["errors"][0]["hint"]
 
 

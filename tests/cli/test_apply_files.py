@@ -118,3 +118,15 @@ def test_an_unreadable_file_is_a_usage_error(mtctl: Mtctl, tmp_path: Path):
 def test_a_missing_file_is_a_usage_error(mtctl: Mtctl, tmp_path: Path):
     [error] = refused(mtctl, tmp_path / "nope.toml", code=2)
     assert "No such file or directory — check the path" in error
+
+
+def test_a_missing_sip_domain_is_reported_at_the_phone_that_needs_a_key(mtctl: Mtctl,
+                                                                        tmp_path: Path):
+    path = tmp_path / "secure.toml"
+    path.write_text('nodes = ["m"]\n\n[templates.mobile]\nsecure = true\n\n[extensions.40710]\n'
+                    'node = "m"\nphones = [\n    { position = 0, model = "VIVAit Call Web" },\n'
+                    '    { position = 1, model = "VIVAit Call Business Android", '
+                    'template = "mobile" },\n]\n', encoding="utf-8")
+    [error] = refused(mtctl, path)
+    assert error.startswith(f'mtctl: error: {path}:10: extensions."40710".phones[1]: MT011 '
+                            "secure phones need keys"), error
