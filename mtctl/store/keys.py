@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from mtctl.domain import keys
+from mtctl.domain.config_keys import MAX_LIFETIME_DAYS
 from mtctl.errors import MtctlError
 from mtctl.store import config
 from mtctl.store.audit import as_utc
@@ -233,6 +234,11 @@ def _rotate_batch(conn: Connection, rows: list, *, realm: str, now: datetime,
     passwords = iter(keys.new_passwords(len(rows)))
     for pid, auth_user, position, number, expires_raw, lifetime_days in rows:
         lifetime = lifetime_days or default_lifetime
+        if not 1 <= lifetime <= MAX_LIFETIME_DAYS:  # a template stored before ranges existed
+            failed.append({"extension": number, "position": position, "error": (
+                f"its template's key lifetime ({lifetime} days) is out of range; see: mtctl "
+                "check")})
+            continue
         if lifetime not in expiry:
             expires = now + timedelta(days=lifetime)
             expiry[lifetime] = (expires, expires.isoformat(timespec="seconds"))

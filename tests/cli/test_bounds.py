@@ -332,3 +332,26 @@ def test_text_that_is_not_utf8_is_refused_at_every_write(store):
     assert done.returncode == 2, done.stderr
     assert b"Traceback" not in done.stderr and done.stderr.count(b"\n") == 1, done.stderr
     assert dump_store(store.url) == before
+
+
+def test_cron_rotation_skips_a_phone_whose_stored_template_lifetime_is_out_of_range(store):
+    from datetime import UTC, datetime, timedelta
+
+    store.ok("template", "add", "long", "--key-lifetime", "30", "--secure")
+    store.ok("phone", "add", "40710", "--position", "3", "--model",
+             "VIVAit Call Business iOS", "--template", "long")
+    past = datetime.now(UTC) - timedelta(days=1)
+    plant(store.url,
+          update(template).where(template.c.name == "long")
+          .values(key_lifetime_days=2_000_000_000),
+          update(phone).where(phone.c.sip_auth_user.in_(["40710-2", "40710-3"]))
+          .values(key_expires_at=past))
+    r = store("keys", "rotate")
+    assert r.exit_code == 1, r.output
+    assert "Traceback" not in r.output
+    assert r.stderr.strip() == ("mtctl: error: rotating phone 40710:3 failed: its template's "
+                                "key lifetime (2000000000 days) is out of range; see: mtctl "
+                                "check"), r.stderr
+    states = {k["position"]: k["state"] for k in json.loads(
+        store.ok("keys", "list", "--json").stdout)}
+    assert states[2] != "expired" and states[3] == "expired", states
