@@ -21,6 +21,7 @@ import resource
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -146,12 +147,35 @@ def problems_of(result: Any, *, as_json: bool, changed: bool, dry_run: bool) -> 
 
 
 def seeds(mtctl: Mtctl) -> list[str]:
-    """The examples, the properties test's file, and `mtctl export` of a store made from them."""
+    """The examples, the properties test's file, and `mtctl export` of a store made from them;
+    each also written with inline tables and dotted keys instead of table headers."""
     texts = [e.read_text(encoding="utf-8") for e in EXAMPLES] + [BASE]
     for example in EXAMPLES:
         mtctl.ok("apply", str(example))
     texts.append(mtctl.ok("export").stdout)
-    return texts
+    return texts + [inline_form(tomllib.loads(text)) for text in texts]
+
+
+def inline_form(doc: dict[str, Any]) -> str:
+    """The same document as `section."name" = { ... }` lines."""
+    lines = []
+    for section, value in doc.items():
+        if isinstance(value, dict):
+            lines += [f"{section}.{json.dumps(name)} = {inline(entry)}"
+                      for name, entry in value.items()]
+        else:
+            lines.append(f"{section} = {inline(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def inline(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {inline(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(inline(v) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else str(value)
 
 
 def test_mutated_files_are_applied_or_refused_with_their_line(mtctl: Mtctl, tmp_path: Path,
