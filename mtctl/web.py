@@ -187,6 +187,10 @@ def create_app(db_url: str) -> Starlette:
             tally[method, 503] += 1
             log.error("%s /<token> 503: %s", method, str(exc) or "the store did not answer in time")
             return 503, UNAVAILABLE
+        except Exception:  # a bug: 503 and its traceback (code lines, never the token)
+            tally[method, 503] += 1
+            log.exception("%s /<token> 503: unexpected error", method)
+            return 503, UNAVAILABLE
         status = 404 if account is None else 200
         tally[method, status] += 1
         # First fetches one by one (they are few, and the audit trail has them too); repeat

@@ -297,7 +297,12 @@ class TokenReader:
                 self._open.append(raw)
         if self._path is not None and local.wait != wait:
             # SQLite: wait=False answers Busy at once instead of waiting for a locked file.
-            raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS if wait else 0}")
+            try:
+                raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS if wait else 0}")
+            except self._driver_error as exc:
+                self._checkin(raw)
+                raise StoreError(f"store unavailable: {_first_line(exc)}",
+                                 "check --db / MTCTL_DATABASE_URL") from exc
             local.wait = wait
         return raw
 
