@@ -12,7 +12,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, update
 
-from mtctl.store.tables import app_user, extension, node, phone, setting, template
+from mtctl.store.tables import (
+    app_user,
+    category,
+    extension,
+    node,
+    phone,
+    phone_model,
+    setting,
+    template,
+)
 from tests.dump import assert_one_line_error, assert_refused, dump_store, plant
 
 HUGE = "99999999999999999999"  # past SQLite's 64-bit integers
@@ -262,12 +271,17 @@ def test_a_store_holding_control_characters_is_checked_and_listed_escaped(store)
           .values(display_name="Desk\n40710"),
           update(app_user).where(app_user.c.username == "ana")
           .values(display_name="Ana\x1b]0;pwned\x07"),
-          update(phone).where(phone.c.sip_auth_user == "40710-0").values(location="a\x9bb"))
+          update(phone).where(phone.c.sip_auth_user == "40710-0").values(location="a\x9bb"),
+          insert(category).values(name="del\x7fete"),
+          update(phone_model).where(phone_model.c.name == "Generic SIP hardphone")
+          .values(vendor="tab\there"))
     found = json.loads(store("check", "--json").stdout)
     bad = sorted((e["rule"], e["object"], e["message"]) for e in found["errors"]
                  if e["rule"] == "bad-text")
     assert bad == [
+        ("bad-text", "category del\\x7fete", "name contains a delete (DEL)"),
         ("bad-text", "extension 40710", "display name contains a newline"),
+        ("bad-text", "model Generic SIP hardphone", "vendor contains a tab"),
         ("bad-text", "node evil\\x1b[2Jnode", "name contains an escape (ESC)"),
         ("bad-text", "phone 40710:0", "location contains the control character U+009B"),
         ("bad-text", "user ana", "display name contains an escape (ESC)"),
