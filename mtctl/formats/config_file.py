@@ -301,9 +301,17 @@ def format_path(path: Path | None) -> str:
         else:
             if len(part) > 64:  # a key past any name's length: enough of it to find it
                 part = part[:40] + "…"
-            piece = part if _BARE.match(part) else json.dumps(part, ensure_ascii=False)
+            piece = part if _BARE.match(part) else "".join(map(_printable, json.dumps(
+                part, ensure_ascii=False)))
             text += f".{piece}" if text else piece
     return text
+
+
+def _printable(char: str) -> str:
+    """As TOML escapes it, when unprintable: a key's U+2028 would break an error line in two."""
+    if char.isprintable():
+        return char
+    return f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}"
 
 
 @dataclass

@@ -140,7 +140,7 @@ def problems_of(result: Any, *, as_json: bool, changed: bool, dry_run: bool) -> 
         found += [f"no line for {e['location']}: {e['message']}" for e in errors
                   if e["location"] != "(store)" and not isinstance(e["line"], int)]
         return found
-    lines = result.stderr.strip().splitlines()
+    lines = result.stderr.strip().split("\n")  # not splitlines(): U+2028 is not a line end here
     errors = [line for line in lines if line.startswith("mtctl: error: ")]
     if not errors or not lines[-1].endswith("nothing was written"):
         found.append(f"no error list: {result.stderr[:300]!r}")

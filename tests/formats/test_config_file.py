@@ -227,6 +227,10 @@ def test_paths_are_written_as_in_toml():
         'extensions."40710".phones[2].order'
     assert format_path(("models", "Cisco 8841", "kind")) == 'models."Cisco 8841".kind'
     assert format_path(("users", "ana")) == "users.ana"
+    # Unprintable characters escaped as TOML does: an error stays one line, and valid TOML.
+    path = format_path(("settings", "sip\u2028", "x\x85\ufeff"))
+    assert path == 'settings."sip\\u2028"."x\\u0085\\ufeff"'
+    assert tomllib.loads(f"{path} = 1") == {"settings": {"sip\u2028": {"x\x85\ufeff": 1}}}
 
 
 LOCATED = '''# a comment [not.a.header]
