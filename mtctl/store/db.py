@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from operator import itemgetter
@@ -16,6 +17,7 @@ from sqlalchemy.exc import (
     DBAPIError,
     IntegrityError,
     NoSuchModuleError,
+    OperationalError,
 )
 
 from mtctl.errors import Conflict, StoreError, UsageError
@@ -24,6 +26,7 @@ from mtctl.errors import Conflict, StoreError, UsageError
 HEAD_REVISION = "0005"
 UPGRADE_HINT = "run: mtctl db upgrade"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+SQLITE_BUSY_STEP_MS = 100  # a writer waits in steps this long, so Ctrl-C is seen at once
 # How long a PostgreSQL writer waits for the write lock or a row lock, like SQLite's busy timeout.
 PG_LOCK_TIMEOUT_MS = 10_000
 # First key of the write lock (pg_advisory_xact_lock(int, int)); the second is the schema's.
@@ -117,9 +120,27 @@ def _tune_sqlite(engine: Engine) -> None:
         # A writer takes the write lock up front, so two writers wait for each other
         # (busy timeout) instead of failing with "database is locked" on lock upgrade.
         if conn.get_execution_options().get("mtctl_write"):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            _begin_immediate(conn)
         else:
             conn.exec_driver_sql("BEGIN")
+
+
+def _begin_immediate(conn: Connection) -> None:
+    """BEGIN IMMEDIATE, waiting for the write lock in short steps up to the busy timeout:
+    SQLite's own busy wait sleeps in C, where Python would see a Ctrl-C only at its end."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_STEP_MS}")
+    try:
+        while True:
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except OperationalError as exc:
+                name = str(getattr(exc.orig, "sqlite_errorname", ""))
+                if not name.startswith("SQLITE_BUSY") or time.monotonic() >= deadline:
+                    raise
+    finally:
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
 
 class WriteLog:
