@@ -21,7 +21,7 @@ def out() -> Console:
     if _out is None:
         # On a terminal Rich fits its width; in a pipe, lines stay whole for grep and awk.
         piped = not sys.stdout.isatty()
-        _out = Console(file=sys.stdout, highlight=False, soft_wrap=False,
+        _out = Console(file=sys.stdout, highlight=False, soft_wrap=False, emoji=False,
                        width=10_000 if piped else None)
     return _out
 
@@ -30,7 +30,8 @@ def err() -> Console:
     """Progress, notes, warnings and errors go to stderr."""
     global _err
     if _err is None:
-        _err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+        # emoji=False on both consoles: "pbx.toml:100:" printed as "pbx.toml💯".
+        _err = Console(file=sys.stderr, highlight=False, soft_wrap=True, emoji=False)
     return _err
 
 

@@ -130,3 +130,14 @@ def test_a_missing_sip_domain_is_reported_at_the_phone_that_needs_a_key(mtctl: M
     [error] = refused(mtctl, path)
     assert error.startswith(f'mtctl: error: {path}:10: extensions."40710".phones[1]: MT011 '
                             "secure phones need keys"), error
+
+
+def test_line_100_is_not_an_emoji(mtctl: Mtctl, tmp_path: Path):
+    path = tmp_path / "long.toml"
+    path.write_text("nodes = [\n" + '    "madrid",\n' * 98 + "]\n", encoding="utf-8")
+    errors = refused(mtctl, path)
+    assert errors[0].startswith(f"mtctl: error: {path}:3: nodes[1]: lists node"), errors[0]
+    assert any(e.startswith(f"mtctl: error: {path}:100: nodes[98]: ") for e in errors), errors
+    mtctl.ok("node", "add", "m")
+    mtctl.ok("ext", "add", "40710", "--node", "m", "--name", "Desk :smile: :100:")
+    assert "Desk :smile: :100:" in mtctl.ok("ext", "list").stdout
