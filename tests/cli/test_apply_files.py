@@ -134,7 +134,7 @@ def test_a_missing_sip_domain_is_reported_at_the_phone_that_needs_a_key(mtctl: M
 
 def test_line_100_is_not_an_emoji(mtctl: Mtctl, tmp_path: Path):
     path = tmp_path / "long.toml"
-    path.write_text("nodes = [\n" + '    "madrid",\n' * 98 + "]\n", encoding="utf-8")
+    path.write_text("nodes = [\n" + '    "madrid",\n' * 99 + "]\n", encoding="utf-8")
     errors = refused(mtctl, path)
     assert errors[0].startswith(f"mtctl: error: {path}:3: nodes[1]: lists node"), errors[0]
     assert any(e.startswith(f"mtctl: error: {path}:100: nodes[98]: ") for e in errors), errors
