@@ -31,12 +31,6 @@ from mtctl.errors import ExitCode, MtctlError
 class MtctlGroup(TyperGroup):
     """Maps every MtctlError to its message on stderr and its exit code (SPEC §6)."""
 
-    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
-        # `export kamailio` is its own command beside `export` (TOML): see mtctl/cli/kamailio.py.
-        from mtctl.cli.kamailio import routed
-
-        return routed(self, ctx, args) or super().resolve_command(ctx, args)
-
     def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:
         """Refuse arguments that are not UTF-8 before anything reads them."""
         argv = sys.argv[1:] if args is None else list(args)

@@ -68,6 +68,14 @@ def export(
     from mtctl.formats.config_file import to_toml
     from mtctl.store.export import export_document
 
+    if ctx.invoked_subcommand is not None:  # `export kamailio`: its own options, not these
+        if to is not None or as_json:
+            from mtctl.errors import UsageError
+
+            raise UsageError(f"-o/--json belong to the TOML export, not to export "
+                             f"{ctx.invoked_subcommand}",
+                             f"see: mtctl export {ctx.invoked_subcommand} --help")
+        return
     path = _output_path(to)
     with reading(ctx) as conn:
         doc = export_document(conn)
@@ -179,4 +187,11 @@ def _value(value: Any) -> str:
 
 def register(app: typer.Typer) -> None:
     app.command("apply")(apply)
-    app.command("export")(export)
+    from mtctl.cli.kamailio import export_kamailio
+
+    # `mtctl export` writes TOML; `mtctl export kamailio` is a subcommand of the same group.
+    export_app = typer.Typer(no_args_is_help=False, add_completion=False,
+                             subcommand_metavar="[kamailio ...]")
+    export_app.callback(invoke_without_command=True)(export)
+    export_app.command("kamailio")(export_kamailio)
+    app.add_typer(export_app, name="export")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -52,15 +52,3 @@ def _write(directory: Path, name: str, text: str, *, mode: int) -> None:
     # Created 0600 when private, atomically; a failure leaves no temporary file behind.
     atomic_write(directory / name, text, private=mode == PRIVATE, hint=hint)
 
-
-def routed(group: Any, ctx: Any, args: list[str]) -> tuple[str, Any, list[str]] | None:
-    """`export kamailio ...` goes to export_kamailio; anything else is left to the group."""
-    if len(args) >= 2 and args[0] == "export" and args[1] == "kamailio":
-        from typer.main import get_command
-
-        single = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
-        single.command("kamailio")(export_kamailio)
-        command = get_command(single)  # a one-command app is that command itself
-        command.name = "export kamailio"
-        return "export kamailio", command, args[2:]
-    return None

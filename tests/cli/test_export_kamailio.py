@@ -35,6 +35,14 @@ def test_the_toml_export_is_still_the_plain_export(seeded):
     assert "40710" in r.stdout
 
 
+def test_toml_export_options_before_kamailio_are_refused(seeded, tmp_path):
+    out = tmp_path / "pbx.toml"
+    r = seeded("export", "-o", str(out), "kamailio", "--out", str(tmp_path / "k"))
+    assert r.exit_code == 2, r.output
+    assert "-o/--json belong to the TOML export" in r.stderr
+    assert not out.exists() and not (tmp_path / "k").exists()
+
+
 def test_a_bad_listen_address_is_a_usage_error(seeded, tmp_path):
     r = seeded("export", "kamailio", "--out", str(tmp_path / "k"), "--listen", "5060")
     assert r.exit_code == 2, r.output
