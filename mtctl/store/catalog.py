@@ -162,7 +162,7 @@ def list_groups(conn: Connection) -> list[dict[str, Any]]:
 
 def add_group_extensions(conn: Connection, *, actor: str, name: str, numbers: list[str]) -> None:
     """Add extensions to a Web Call pool; its users must still satisfy MT010."""
-    from mtctl.store.extensions import require_extension
+    from mtctl.store.lookup import require_extension
     from mtctl.store.validate import enforce
 
     group_id = id_by_name(conn, "group", name)

@@ -12,6 +12,7 @@ from mtctl.domain.rules import Violation, extension_number_violation
 from mtctl.errors import Conflict, NotFound, RuleViolation, UsageError
 from mtctl.store import audit
 from mtctl.store.catalog import id_by_name
+from mtctl.store.lookup import require_extension
 from mtctl.store.snapshots import users_touching
 from mtctl.store.tables import (
     app_user,
@@ -23,14 +24,6 @@ from mtctl.store.tables import (
 )
 from mtctl.store.validate import check_text, enforce
 from mtctl.store.webcall import end_invalid_sessions
-
-
-def require_extension(conn: Connection, number: str) -> int:
-    """The id of extension NUMBER, or NotFound (exit 3)."""
-    found = conn.execute(select(extension.c.id).where(extension.c.number == number)).scalar()
-    if found is None:
-        raise NotFound(f"unknown extension {number!r}", "see: mtctl ext list")
-    return found
 
 
 def _check_number(number: str) -> None:
