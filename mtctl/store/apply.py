@@ -20,7 +20,6 @@ them, so a file that does not list them keeps them as shipped.
 
 from __future__ import annotations
 
-import importlib
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from mtctl.domain.catalog import SEEDED_MODELS, SEEDED_TEMPLATES
 from mtctl.domain.model import DEFAULT_RING_TIMEOUT, ExtensionSpec, PhoneSpec, UserSpec
 from mtctl.domain.rules import Violation, extension_violations, user_violations
 from mtctl.formats.config_file import ParsedConfig, Problem, flat_settings
@@ -68,11 +68,10 @@ EXPIRY_TO_COME = datetime(9999, 12, 31, tzinfo=UTC)
 
 @cache
 def seed() -> tuple[dict[str, tuple[Any, ...]], dict[str, tuple[Any, ...]]]:
-    """The phone models and templates the first migration ships, in FIELDS order."""
-    initial = importlib.import_module("mtctl.store.migrations.versions.0001_initial")
-    models = {m["name"]: (m["vendor"], m["kind"], m["qr_provisionable"]) for m in initial.MODELS}
-    templates = {t["name"]: (t["for_webcall"], t["secure"], t.get("key_lifetime_days"),
-                             t.get("category")) for t in initial.TEMPLATES}
+    """The phone models and templates a new store starts with, in FIELDS order."""
+    models = {m.name: (m.vendor, m.kind, m.qr_provisionable) for m in SEEDED_MODELS}
+    templates = {t.name: (t.for_webcall, t.secure, t.key_lifetime_days, t.category)
+                 for t in SEEDED_TEMPLATES}
     return models, templates
 
 
