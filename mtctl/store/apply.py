@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -32,9 +32,19 @@ from sqlalchemy.engine import Connection
 
 from mtctl.domain.catalog import SEEDED_MODELS, SEEDED_TEMPLATES
 from mtctl.domain.model import DEFAULT_RING_TIMEOUT, ExtensionSpec, PhoneSpec, UserSpec
+from mtctl.domain.plan import (
+    EXTENSION_FIELDS,
+    FIELDS,
+    PHONE_FIELDS,
+    USER_FIELDS,
+    Change,
+    Plan,
+    State,
+)
 from mtctl.domain.rules import Violation, extension_violations, user_violations
 from mtctl.formats.config_file import ParsedConfig, Problem, flat_settings
 from mtctl.store import config as settings_store
+from mtctl.store.rows import rows_of
 from mtctl.store.tables import (
     app_user,
     category,
@@ -49,18 +59,6 @@ from mtctl.store.tables import (
     webcall_group_extension,
 )
 
-PHONE_FIELDS = ("order", "enabled", "model", "template", "category", "location", "secure",
-                "publishable")
-EXTENSION_FIELDS = ("node", "display_name", "ring_timeout")
-USER_FIELDS = ("display_name", "login", "webcall_mode", "webcall_license",
-               "webcall_extensions", "webcall_group", "webcall_position")
-MODEL_FIELDS = ("vendor", "kind", "qr_provisionable")
-TEMPLATE_FIELDS = ("for_webcall", "secure", "key_lifetime_days", "category")
-FIELDS: dict[str, tuple[str, ...]] = {
-    "config": ("value",), "node": (), "category": (), "model": MODEL_FIELDS,
-    "template": TEMPLATE_FIELDS, "group": ("extensions",), "extension": EXTENSION_FIELDS,
-    "phone": PHONE_FIELDS, "user": USER_FIELDS,
-}
 # What the rules ask of a secure phone's key is only whether it has an expiry; a phone that
 # gets its key in this very apply will have one.
 EXPIRY_TO_COME = datetime(9999, 12, 31, tzinfo=UTC)
@@ -76,35 +74,6 @@ def seed() -> tuple[dict[str, tuple[Any, ...]], dict[str, tuple[Any, ...]]]:
 
 
 # --- the store, as plain values -----------------------------------------------------------
-
-@dataclass
-class State:
-    """Everything apply compares with, keyed by name; phones by extension id and position."""
-
-    settings: dict[str, str]
-    ids: dict[str, dict[str, int]]  # kind → name → id, for node/category/model/template/group
-    models: dict[str, tuple[Any, ...]]  # name → MODEL_FIELDS
-    templates: dict[str, tuple[Any, ...]]  # name → TEMPLATE_FIELDS
-    groups: dict[str, tuple[str, ...]]  # name → extension numbers in rank order
-    # number → (id, node, display_name, ring_timeout)
-    extensions: dict[str, tuple[Any, ...]]
-    # extension id → position → (id, node, *PHONE_FIELDS, has_key, has_expiry)
-    phones: dict[int, dict[int, tuple[Any, ...]]]
-    # username → (id, *USER_FIELDS)
-    users: dict[str, tuple[Any, ...]]
-
-
-def rows_of(conn: Connection, query) -> list[tuple[Any, ...]]:  # type: ignore[no-untyped-def]
-    """Rows of a query without parameters, as the driver returns them: the bulk reads skip
-    SQLAlchemy's per-row work."""
-    sql = str(query.compile(dialect=conn.dialect))
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(sql)
-        return cursor.fetchall()
-    finally:
-        cursor.close()
-
 
 def load_state(conn: Connection) -> State:
     """Read the whole store (without keys) in a handful of queries."""
@@ -165,55 +134,6 @@ def load_state(conn: Connection) -> State:
 
 
 # --- the plan -----------------------------------------------------------------------------
-
-@dataclass(slots=True)
-class Change:
-    """One object to add, change or remove."""
-
-    action: str  # add | change | remove
-    kind: str  # a key of FIELDS
-    name: str  # phones: "EXT:POS"
-    values: tuple[Any, ...] | None = None  # add: new values, remove: old ones (FIELDS order)
-    diff: dict[str, list[Any]] | None = None  # change: {field: [before, after]}
-
-    @property
-    def object(self) -> str:
-        return f"{self.kind} {self.name}"
-
-    def fields(self) -> dict[str, Any]:
-        """add/remove: {field: value}; change: {field: [before, after]}."""
-        if self.action == "change":
-            return dict(self.diff or {})
-        return dict(zip(FIELDS[self.kind], self.values or (), strict=False))
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"action": self.action, "object": self.object,
-                "fields": {k: _plain(v) for k, v in self.fields().items()}}
-
-    def audit_changes(self) -> dict[str, list[Any]]:
-        if self.action == "change":
-            return {k: [_plain(b), _plain(a)] for k, (b, a) in (self.diff or {}).items()}
-        pairs = zip(FIELDS[self.kind], self.values or (), strict=False)
-        if self.action == "add":
-            return {k: [None, _plain(v)] for k, v in pairs}
-        return {k: [_plain(v), None] for k, v in pairs}
-
-
-def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
-
-
-@dataclass
-class Plan:
-    changes: list[Change] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-
-    def summary(self) -> dict[str, int]:
-        counts = {"add": 0, "change": 0, "remove": 0}
-        for change in self.changes:
-            counts[change.action] += 1
-        return counts
-
 
 @dataclass(slots=True)
 class _FilePhone:

@@ -18,8 +18,7 @@ from sqlalchemy import JSON, String, bindparam, cast, delete, insert, null, sele
 from sqlalchemy.engine import Connection
 
 from mtctl.domain import keys
-from mtctl.store import config as settings_store
-from mtctl.store.apply import (
+from mtctl.domain.plan import (
     EXTENSION_FIELDS,
     FIELDS,
     MODEL_FIELDS,
@@ -28,8 +27,9 @@ from mtctl.store.apply import (
     Change,
     Plan,
     State,
-    rows_of,
 )
+from mtctl.store import config as settings_store
+from mtctl.store.rows import rows_of
 from mtctl.store.tables import (
     app_user,
     audit_log,
