@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mtctl.cli import output
-from mtctl.cli.common import JsonOpt, reading, writing
+from mtctl.cli.common import JsonOpt, reading, whole_number, writing
 
 if TYPE_CHECKING:
     from mtctl.formats.config_file import ParsedConfig
@@ -30,8 +30,9 @@ def apply(
     prune: Annotated[bool, typer.Option("--prune", help="Remove what the file does not name "
                                         "(seeded models and templates are reset).")] = False,
     as_json: JsonOpt = False,
-    max_size: Annotated[int, typer.Option("--max-size", metavar="MIB", min=1, help=(
-        "Refuse a file larger than this many MiB."))] = 64,
+    max_size: Annotated[int, typer.Option("--max-size", metavar="MIB", help=(
+        "Refuse a file larger than this many MiB (1–1024)."), parser=whole_number(
+        "--max-size", 1, 1024, "use 1 to 1024 MiB"))] = 64,
 ) -> None:
     """Make the store match a config file: all of it is checked first, then written at once.
 

@@ -63,6 +63,7 @@ def store(seeded):
     ("ext", "set", "40710", "--ring-timeout", HUGE),
     ("user", "set", "ana", "--webcall-position", HUGE),
     ("template", "add", "t", "--key-lifetime", "2000000000"),
+    ("apply", "pbx.toml", "--max-size", "36501"),  # would allocate 36 GiB to read the file
 ])
 def test_numbers_past_their_range_are_one_line_exit_2(store, args):
     r = assert_refused(store, *args, exit_code=2)
