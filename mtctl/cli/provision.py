@@ -3,41 +3,48 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from mtctl.cli import output
-from mtctl.cli.common import JsonOpt, check_host, globals_of, whole_number, writing
+from mtctl.cli.common import JsonOpt, check_host, globals_of, position_arg, whole_number, writing
 
 
-def _phone_ref(words: list[str]) -> tuple[str, int]:
-    from mtctl.domain.values import parse_int
-    from mtctl.errors import UsageError
+class _PairByDefault(TyperGroup):
+    """`provision EXT POS` means `provision pair EXT POS`; `provision revoke EXT POS` is a verb."""
 
-    hint = "name it as EXT POS, e.g. mtctl provision 40710 2"
-    if len(words) != 2:
-        raise UsageError(f"cannot read a phone from {' '.join(words)[:80]!r}", hint)
-    return words[0], parse_int(words[1], what="POS", low=0, high=2**31 - 1, hint=hint)
+    default_verb = "pair"
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ctx.help_option_names):
+            args = [self.default_verb, *args]
+        return super().parse_args(ctx, args)
 
 
+provision_app = typer.Typer(
+    cls=_PairByDefault, no_args_is_help=False, add_completion=False,
+    subcommand_metavar="[pair] EXT POS | revoke EXT POS",
+    help="Pair a secure app phone by QR code (pair is the default verb), or revoke its code."
+         "\n\nExample: mtctl provision 40710 2 --png ana-android.png")
+
+
+@provision_app.command("pair")
 def provision(
     ctx: typer.Context,
-    words: Annotated[list[str], typer.Argument(metavar="[revoke] EXT POS")],
+    ext: Annotated[str, typer.Argument(metavar="EXT", help="The phone's extension.")],
+    pos: Annotated[int, position_arg()],
     png: Annotated[Path | None, typer.Option(metavar="FILE", help="Also write a PNG.")] = None,
     svg: Annotated[Path | None, typer.Option(metavar="FILE", help="Also write an SVG.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show a QR code that pairs a secure app phone; `provision revoke EXT POS` cancels it.
+    """Show a QR code that pairs a secure app phone (also: mtctl provision EXT POS).
 
     A new code replaces any earlier one. The code carries the only copy of the token.
 
     Example: mtctl provision 40710 2 --png ana-android.png
     """
-    if words and words[0] == "revoke":
-        _revoke(ctx, *_phone_ref(words[1:]))
-        return
-    ext, pos = _phone_ref(words)
     import segno
 
     from mtctl.store.audit import utcnow
@@ -81,7 +88,16 @@ def _hours(until) -> str:  # type: ignore[no-untyped-def]
     return f"{hours} h"
 
 
-def _revoke(ctx: typer.Context, ext: str, pos: int) -> None:
+@provision_app.command("revoke")
+def revoke(
+    ctx: typer.Context,
+    ext: Annotated[str, typer.Argument(metavar="EXT", help="The phone's extension.")],
+    pos: Annotated[int, position_arg()],
+) -> None:
+    """Cancel the phone's provisioning code: it can no longer be redeemed.
+
+    Example: mtctl provision revoke 40710 2
+    """
     from mtctl.store.provisioning import revoke_token
 
     with writing(ctx) as (conn, actor):
@@ -118,5 +134,5 @@ def serve(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("provision")(provision)
+    app.add_typer(provision_app, name="provision")
     app.command("serve")(serve)

@@ -62,6 +62,8 @@ def leaf_commands() -> list[tuple[tuple[str, ...], Any]]:
     found = []
 
     def walk(command: Any, words: tuple[str, ...]) -> None:
+        if runs_itself(command):  # `export`, `provision EXT POS`: a group that is a command too
+            found.append((words, command))
         if hasattr(command, "commands"):
             for name, sub in sorted(command.commands.items()):
                 walk(sub, (*words, name))
@@ -70,6 +72,12 @@ def leaf_commands() -> list[tuple[tuple[str, ...], Any]]:
 
     walk(COMMAND, ())
     return found
+
+
+def runs_itself(group: Any) -> bool:
+    """A group that runs something when no subcommand is named."""
+    return bool(getattr(group, "invoke_without_command", False)
+                or getattr(group, "default_verb", None))
 
 
 def text(rng: random.Random) -> str:

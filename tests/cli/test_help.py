@@ -7,13 +7,15 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from mtctl.cli.app import app
+from tests.cli.test_cli_fuzz import runs_itself
 
 
 def command_paths(command: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     """The path of every command that runs something, walking groups recursively."""
     if hasattr(command, "commands"):
-        return [p for name, sub in sorted(command.commands.items())
-                for p in command_paths(sub, (*path, name))]
+        itself = [path] if path and runs_itself(command) else []  # `export`, `provision`
+        return itself + [p for name, sub in sorted(command.commands.items())
+                         for p in command_paths(sub, (*path, name))]
     return [path]
 
 

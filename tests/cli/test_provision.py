@@ -91,3 +91,15 @@ def test_provisioning_an_unknown_phone_is_not_found(app_phone):
     result = app_phone("provision", "40710", "6")
     assert result.exit_code == 3, result.output
     assert "mtctl phone list 40710" in result.stderr
+
+
+def test_pair_is_the_default_verb_and_revoke_takes_exactly_a_phone(app_phone):
+    shown = app_phone.ok("provision", "pair", "40710", "2", "--json")
+    assert '"position": 2' in shown.stdout
+    options_first = app_phone.ok("provision", "--json", "40710", "2")
+    assert '"extension": "40710"' in options_first.stdout
+    for args in (("revoke", "40710"), ("revoke", "40710", "2", "3"), ()):
+        result = app_phone("provision", *args)
+        assert result.exit_code == 2, result.output
+        assert "Missing argument" in result.output or "unexpected extra" in result.output
+    app_phone.ok("provision", "revoke", "40710", "2")
