@@ -13,6 +13,8 @@ import typer
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
+    from mtctl.store.db import Store
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 INT_MAX = 2**31 - 1  # the store's INTEGER columns
 
@@ -93,27 +95,26 @@ def globals_of(ctx: typer.Context) -> Globals:
 
 
 @contextmanager
-def reading(ctx: typer.Context) -> Iterator[Connection]:
-    """One read transaction on the command's store."""
+def opened(ctx: typer.Context) -> Iterator[Store]:
+    """The command's store, opened once and closed when the command is done."""
     from mtctl.store.db import open_store
 
     store = open_store(globals_of(ctx).url)
     try:
-        with store.read() as conn:
-            yield conn
+        yield store
     finally:
         store.close()
 
 
 @contextmanager
+def reading(ctx: typer.Context) -> Iterator[Connection]:
+    """One read transaction on the command's store."""
+    with opened(ctx) as store, store.read() as conn:
+        yield conn
+
+
+@contextmanager
 def writing(ctx: typer.Context) -> Iterator[tuple[Connection, str]]:
     """One write transaction and the actor to audit: all of the command's changes or none."""
-    from mtctl.store.db import open_store
-
-    g = globals_of(ctx)
-    store = open_store(g.url)
-    try:
-        with store.write() as conn:
-            yield conn, g.who
-    finally:
-        store.close()
+    with opened(ctx) as store, store.write() as conn:
+        yield conn, globals_of(ctx).who

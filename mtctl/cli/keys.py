@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from mtctl.cli import output
-from mtctl.cli.common import INT_MAX, JsonOpt, globals_of, reading, whole_number
+from mtctl.cli.common import INT_MAX, JsonOpt, globals_of, opened, reading, whole_number
 
 DAYS_MAX = 36_500  # a hundred years: keys live at most that long
 DAYS_HINT = f"use a number of days from 0 to {DAYS_MAX}"
@@ -68,27 +68,22 @@ def rotate(
 
     from mtctl.errors import UsageError
     from mtctl.store import config
-    from mtctl.store.db import open_store
     from mtctl.store.keys import rotate_due_keys
 
     if (within is not None and within < 0) or (limit is not None and limit <= 0) \
             or batch_size <= 0:
         raise UsageError("--within, --limit and --batch-size must be positive",
                          "e.g. --within 7 --limit 500")
-    g = globals_of(ctx)
-    store = open_store(g.url)
-    try:
+    with opened(ctx) as store:  # one transaction per batch: rotation commits as it goes
         if within is None:
             with store.read() as conn:
                 within = config.int_value(conn, "keys.rotate_within_days")
         with _progress() as advance:
-            report = rotate_due_keys(store, actor=g.who, now=_clock(),
+            report = rotate_due_keys(store, actor=globals_of(ctx).who, now=_clock(),
                                      within=timedelta(days=within), limit=limit,
                                      dry_run=dry_run, batch_size=batch_size,
                                      collect=as_json or verbose or dry_run,
                                      progress=advance)
-    finally:
-        store.close()
     if as_json:
         output.print_json(report.as_dict())
     elif verbose or dry_run:
