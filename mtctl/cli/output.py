@@ -43,12 +43,13 @@ def reset() -> None:
 
 def print_json(data: Any) -> None:
     text = json.dumps(data, ensure_ascii=False, indent=2, default=str)
-    if _RAW_IN_JSON.search(text):  # DEL and C1 controls, which json leaves raw: escape them
+    if _RAW_IN_JSON.search(text):  # DEL, C1 and Unicode controls json leaves raw
         text = _RAW_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
     sys.stdout.write(text + "\n")
 
 
-_RAW_IN_JSON = re.compile("[\x7f-\x9f]")
+# What json.dumps(ensure_ascii=False) leaves raw of domain/values.py's control characters.
+_RAW_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def _cell(value: Any) -> str:

@@ -7,11 +7,16 @@ import re
 
 from mtctl.errors import UsageError
 
-# C0 controls (newline, tab, ESC...), DEL and C1 controls: what a terminal would act on; and
-# lone surrogates, which is how Python holds argv bytes that were not UTF-8.
-CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# What a terminal or a log line would act on: C0 controls (newline, tab, ESC...), DEL, C1
+# controls, the Unicode line and paragraph separators (a line break to many readers) and the
+# bidirectional overrides and isolates (they reorder what is shown). A regex character class,
+# written so that Python, JSON Schema (ECMA) and PostgreSQL read it alike.
+CONTROL_CLASS = r"\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+# Lone surrogates too: that is how Python holds argv bytes that were not UTF-8.
+CONTROL = re.compile(f"[{CONTROL_CLASS}\ud800-\udfff]")
 _NAMES = {"\n": "a newline", "\r": "a carriage return", "\t": "a tab", "\x00": "a NUL",
-          "\x1b": "an escape (ESC)", "\x7f": "a delete (DEL)"}
+          "\x1b": "an escape (ESC)", "\x7f": "a delete (DEL)",
+          "\u2028": "a line separator (U+2028)", "\u2029": "a paragraph separator (U+2029)"}
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -48,7 +53,9 @@ def _escaped(match: re.Match[str]) -> str:
         return f"\\x{ord(char) - 0xDC00:02x}"
     if "\ud800" <= char <= "\udfff":
         return f"\\u{ord(char):04x}"
-    return _ESCAPES.get(char, f"\\x{ord(char):02x}")
+    if char in _ESCAPES:
+        return _ESCAPES[char]
+    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
 
 
 def parse_int(text: str, *, what: str, low: int, high: int, hint: str | None = None) -> int:

@@ -37,6 +37,7 @@ from pydantic import (
 from typing_extensions import TypedDict
 
 from mtctl.domain.config_keys import MAX_LIFETIME_DAYS
+from mtctl.domain.values import CONTROL_CLASS
 from mtctl.formats.toml_limits import (
     DEFAULT_MAX_BYTES,
     MAX_KEY_CHARS,
@@ -48,7 +49,7 @@ from mtctl.formats.toml_limits import (
 SCHEMA_ID = "https://mtctl.example/schemas/mtctl-config.schema.json"
 MAX_INT = 2**31 - 1  # the store's INTEGER columns
 EXTENSION_PATTERN = r"^[0-9]{1,32}$"
-NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f-\x9f]*$"  # no C0, DEL or C1 (domain/values.py)
+NO_CONTROL_CHARACTERS = rf"^[^{CONTROL_CLASS}]*$"  # as mtctl/domain/values.py refuses
 
 STRICT = ConfigDict(extra="forbid", strict=True)
 

@@ -147,5 +147,9 @@ def _suspect_text(conn: Connection):  # type: ignore[no-untyped-def]
     if dialect == "sqlite":
         return lambda column: column.op("GLOB")("*[^ -~]*")
     if dialect == "postgresql":
-        return lambda column: column.op("~")("[\\x01-\\x1f\\x7f-\\x9f]")
+        from mtctl.domain.values import CONTROL_CLASS
+
+        # PostgreSQL text never holds NUL, and its regex refuses one: start the class at U+0001.
+        pattern = f"[{CONTROL_CLASS.replace('u0000', 'u0001', 1)}]"
+        return lambda column: column.op("~")(pattern)
     return lambda column: true()

@@ -201,7 +201,8 @@ def test_a_store_holding_a_template_lifetime_out_of_range_is_reported(store):
     assert "template 'long' holds a key lifetime of 2000000000 days" in r.stderr
 
 
-CONTROLS = ["a\nb", "a\rb", "a\tb", "a\x1b[31mb", "a\x7fb", "a\x85b", "a\x9bb", "a\x00b"]
+CONTROLS = ["a\nb", "a\rb", "a\tb", "a\x1b[31mb", "a\x7fb", "a\x85b", "a\x9bb", "a\x00b",
+            "a\u2028b", "a\u202eb"]
 
 
 def _writes(text: str) -> list[tuple[str, ...]]:
@@ -254,6 +255,8 @@ def test_control_characters_are_refused_at_every_write_and_the_field_is_named(st
     ('[users."a\\nb"]\nname = "A"\nlogin = "40710"\n', "users"),
     ('[users.ana]\nname = "Ana\\nGarcía"\nlogin = "40710"\n', "users.ana.name"),
     ('[settings]\nsip.proxy = "sip:a\\u001bb"\n', "settings.sip.proxy"),
+    ('[extensions.40710]\nnode = "madrid"\nname = "Desk\\u2029"\n', 'extensions."40710".name'),
+    ('[users.ana]\nname = "\\u202eAna"\nlogin = "40710"\n', "users.ana.name"),
 ])
 def test_a_config_file_refuses_control_characters_in_the_same_fields(store, tmp_path, toml,
                                                                      where):
@@ -274,6 +277,7 @@ def test_a_store_holding_control_characters_is_checked_and_listed_escaped(store)
           .values(display_name="Ana\x1b]0;pwned\x07"),
           update(phone).where(phone.c.sip_auth_user == "40710-0").values(location="a\x9bb"),
           insert(category).values(name="del\x7fete"),
+          insert(category).values(name="rtl\u202eoverride"),
           update(phone_model).where(phone_model.c.name == "Generic SIP hardphone")
           .values(vendor="tab\there"))
     found = json.loads(store("check", "--json").stdout)
@@ -281,6 +285,8 @@ def test_a_store_holding_control_characters_is_checked_and_listed_escaped(store)
                  if e["rule"] == "bad-text")
     assert bad == [
         ("bad-text", "category del\\x7fete", "name contains a delete (DEL)"),
+        ("bad-text", "category rtl\\u202eoverride", "name contains the control character "
+         "U+202E"),
         ("bad-text", "extension 40710", "display name contains a newline"),
         ("bad-text", "model Generic SIP hardphone", "vendor contains a tab"),
         ("bad-text", "node evil\\x1b[2Jnode", "name contains an escape (ESC)"),
