@@ -30,6 +30,8 @@ def atomic_write(path: Path, data: bytes | str, *, private: bool,
     for a full, read-only or failing file system.
     """
     path = Path(path)
+    if "\x00" in str(path):  # os.open would raise ValueError, not OSError
+        raise UsageError("the file name contains a NUL character", hint)
     content = data.encode() if isinstance(data, str) else data
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = -1

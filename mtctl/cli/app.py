@@ -61,6 +61,11 @@ class MtctlGroup(TyperGroup):
             output.error("the input is not valid UTF-8 — give text (arguments, standard input, "
                          "files) in UTF-8")
             raise typer.Exit(int(ExitCode.USAGE)) from None
+        except ValueError as exc:
+            if str(exc) != "embedded null byte":  # os.stat/open of a path with a NUL in it
+                raise
+            output.error("a file name contains a NUL character — check the path")
+            raise typer.Exit(int(ExitCode.USAGE)) from None
         except KeyboardInterrupt:
             report_interrupt()
             raise typer.Exit(INTERRUPTED) from None

@@ -119,6 +119,8 @@ def _read(file: str, limit: int) -> bytes:
 
     if file == "-":
         return sys.stdin.buffer.read(limit)
+    if "\x00" in file:  # open() would raise ValueError, not OSError
+        raise UsageError("the file name contains a NUL character", "check the path")
     try:
         with open(file, "rb") as stream:
             return stream.read(limit)

@@ -61,6 +61,19 @@ def test_an_unwritable_place_issues_no_token_and_leaves_nothing(app_phone, db_ur
     assert _tokens(db_url) == 0 and list(out.iterdir()) == []
 
 
+def test_a_nul_in_a_file_name_is_one_clear_line(app_phone, db_url, tmp_path):
+    # A shell cannot pass a NUL in argv, but a script calling mtctl in-process can.
+    out = tmp_path / "out"
+    out.mkdir()
+    for args in (("provision", "40710", "2", "--svg", f"{out}/q\x00r.svg"),
+                 ("apply", f"{out}/pbx\x00.toml"),
+                 ("export", "-o", f"{out}/pbx\x00.toml")):
+        result = app_phone(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "NUL" in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert _tokens(db_url) == 0 and list(out.iterdir()) == []
+
+
 def test_atomic_write_keeps_the_old_file_when_the_rename_fails(tmp_path):
     target = tmp_path / "taken"
     target.mkdir()
