@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from mtctl.cli import output
 from mtctl.cli.common import JsonOpt, reading, whole_number, writing
-
-node_app = typer.Typer(help="PBX servers.", no_args_is_help=True)
-category_app = typer.Typer(help="Calling permission classes.", no_args_is_help=True)
-model_app = typer.Typer(help="Phone models in the catalog.", no_args_is_help=True)
-template_app = typer.Typer(help="Presets applied to phones.", no_args_is_help=True)
-group_app = typer.Typer(help="Web Call groups: pools of Web Call extensions.",
-                        no_args_is_help=True)
 
 
 class Kind(StrEnum):
@@ -25,85 +20,86 @@ class Kind(StrEnum):
     webcall = "webcall"
 
 
-@node_app.command("add")
-def node_add(ctx: typer.Context, name: str) -> None:
-    """Add a PBX node.
+@dataclass(frozen=True)
+class Entry:
+    """One kind of catalog entry: its group, and how its list, rm (and plain add) read."""
 
-    Example: mtctl node add madrid
-    """
-    from mtctl.store import catalog
-
-    with writing(ctx) as (conn, actor):
-        catalog.add_node(conn, actor=actor, name=name)
-    output.note(f"added node {name}")
-
-
-@node_app.command("list")
-def node_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """List nodes with their number of extensions.
-
-    Example: mtctl node list --json
-    """
-    from mtctl.store import catalog
-
-    with reading(ctx) as conn:
-        items = catalog.list_nodes(conn)
-    output.rows(items, ["name", "extensions"], as_json=as_json, empty="no nodes")
+    what: str
+    help: str
+    example: str  # a name for the examples
+    columns: list[str]
+    list_help: str
+    rm_help: str
+    empty: str
+    titles: dict[str, str] = field(default_factory=dict)
+    plain_add: str | None = None  # help of `add NAME` when a name is all it takes
 
 
-@node_app.command("rm")
-def node_rm(ctx: typer.Context, name: str) -> None:
-    """Remove a node that no extension uses.
-
-    Example: mtctl node rm madrid
-    """
-    from mtctl.store import catalog
-
-    with writing(ctx) as (conn, actor):
-        catalog.remove_node(conn, actor=actor, name=name)
-    output.note(f"removed node {name}")
-
-
-@category_app.command("add")
-def category_add(ctx: typer.Context, name: str) -> None:
-    """Add a calling category.
-
-    Example: mtctl category add national
-    """
-    from mtctl.store import catalog
-
-    with writing(ctx) as (conn, actor):
-        catalog.add_category(conn, actor=actor, name=name)
-    output.note(f"added category {name}")
+CATALOG = [
+    Entry("node", "PBX servers.", "madrid", ["name", "extensions"],
+          "List nodes with their number of extensions.", "Remove a node that no extension uses.",
+          "no nodes", plain_add="Add a PBX node."),
+    Entry("category", "Calling permission classes.", "national", ["name"],
+          "List calling categories.", "Remove a category that no phone or template uses.",
+          "no categories", plain_add="Add a calling category."),
+    Entry("model", "Phone models in the catalog.", '"Yealink T54W"',
+          ["name", "vendor", "kind", "qr_provisionable"], "List phone models.",
+          "Remove a phone model that no phone uses (seeded models stay).", "no models",
+          titles={"qr_provisionable": "QR"}),
+    Entry("template", "Presets applied to phones.", "mobile",
+          ["name", "for_webcall", "secure", "key_lifetime_days", "category"], "List templates.",
+          "Remove a template that no phone uses (seeded templates stay).", "no templates",
+          titles={"key_lifetime_days": "key lifetime (days)"}),
+    Entry("group", "Web Call groups: pools of Web Call extensions.", "webcall-pool",
+          ["name", "extensions"], "List Web Call groups and their extensions.",
+          "Remove a Web Call group that no user draws from (its extensions stay).", "no groups",
+          plain_add="Add a Web Call group (a pool of Web Call extensions)."),
+]
+APPS = {e.what: typer.Typer(help=e.help, no_args_is_help=True) for e in CATALOG}
+model_app, template_app, group_app = APPS["model"], APPS["template"], APPS["group"]
 
 
-@category_app.command("list")
-def category_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """List calling categories.
-
-    Example: mtctl category list
-    """
-    from mtctl.store import catalog
-
-    with reading(ctx) as conn:
-        items = catalog.list_categories(conn)
-    output.rows(items, ["name"], as_json=as_json, empty="no categories")
+def _help(text: str, example: str) -> str:
+    return f"{text}\n\nExample: mtctl {example}"
 
 
-@category_app.command("rm")
-def category_rm(ctx: typer.Context, name: str) -> None:
-    """Remove a category that no phone or template uses.
+def _add_command(entry: Entry) -> Callable[..., None]:
+    def add(ctx: typer.Context, name: str) -> None:
+        from mtctl.store import catalog
 
-    Example: mtctl category rm national
-    """
-    from mtctl.store import catalog
+        with writing(ctx) as (conn, actor):
+            catalog.add_named(conn, actor=actor, what=entry.what, name=name)
+        output.note(f"added {entry.what} {name}")
 
-    with writing(ctx) as (conn, actor):
-        catalog.remove_category(conn, actor=actor, name=name)
-    output.note(f"removed category {name}")
+    return add
 
 
-@model_app.command("add")
+def _list_command(entry: Entry) -> Callable[..., None]:
+    def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+        from mtctl.store import catalog
+
+        with reading(ctx) as conn:
+            items = catalog.LISTS[entry.what](conn)
+        output.rows(items, entry.columns, as_json=as_json, empty=entry.empty,
+                    titles=entry.titles)
+
+    return list_
+
+
+def _rm_command(entry: Entry) -> Callable[..., None]:
+    def rm(ctx: typer.Context, name: str) -> None:
+        from mtctl.store import catalog
+
+        with writing(ctx) as (conn, actor):
+            catalog.REMOVES[entry.what](conn, actor=actor, name=name)
+        output.note(f"removed {entry.what} {name}")
+
+    return rm
+
+
+@model_app.command("add", help=_help(
+    "Add a phone model to the catalog.",
+    'model add "Yealink T54W" --vendor Yealink --kind hardphone'))
 def model_add(
     ctx: typer.Context,
     name: str,
@@ -111,10 +107,6 @@ def model_add(
     kind: Annotated[Kind, typer.Option(help="What kind of device it is.")],
     qr: Annotated[bool, typer.Option("--qr", help="Can be provisioned by QR code.")] = False,
 ) -> None:
-    """Add a phone model to the catalog.
-
-    Example: mtctl model add "Yealink T54W" --vendor Yealink --kind hardphone
-    """
     from mtctl.store import catalog
 
     with writing(ctx) as (conn, actor):
@@ -123,21 +115,8 @@ def model_add(
     output.note(f"added model {name}")
 
 
-@model_app.command("list")
-def model_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """List phone models.
-
-    Example: mtctl model list --json
-    """
-    from mtctl.store import catalog
-
-    with reading(ctx) as conn:
-        items = catalog.list_models(conn)
-    output.rows(items, ["name", "vendor", "kind", "qr_provisionable"], as_json=as_json,
-                titles={"qr_provisionable": "QR"})
-
-
-@template_app.command("add")
+@template_app.command("add", help=_help(
+    "Add a phone template.", "template add mobile --key-lifetime 30 --secure"))
 def template_add(
     ctx: typer.Context,
     name: str,
@@ -149,10 +128,6 @@ def template_add(
     category: Annotated[str | None, typer.Option(help="Default category of its phones.")] = None,
     secure: Annotated[bool, typer.Option("--secure", help="Its phones are secure.")] = False,
 ) -> None:
-    """Add a phone template.
-
-    Example: mtctl template add mobile --key-lifetime 30 --secure
-    """
     from mtctl.store import catalog
 
     with writing(ctx) as (conn, actor):
@@ -162,39 +137,49 @@ def template_add(
     output.note(f"added template {name}")
 
 
-@template_app.command("list")
-def template_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """List templates.
-
-    Example: mtctl template list
-    """
+@template_app.command("set", help=_help(
+    "Change a template: what phones added with it get, and their key lifetime.",
+    "template set mobile --key-lifetime 60 --category national"))
+def template_set(
+    ctx: typer.Context,
+    name: str,
+    key_lifetime: Annotated[int | None, typer.Option(
+        metavar="DAYS", help="Key lifetime of secure phones using it (1–36500; 0: the global "
+        "keys.lifetime_days).",
+        parser=whole_number("--key-lifetime", 0, 36_500, "use 1 to 36500 days, or 0"))] = None,
+    category: Annotated[str | None, typer.Option(
+        metavar="C", help="Default category of its phones; '' clears.")] = None,
+    secure: Annotated[bool | None, typer.Option(
+        "--secure/--not-secure", help="Whether phones added with it are secure.")] = None,
+) -> None:
     from mtctl.store import catalog
 
-    with reading(ctx) as conn:
-        items = catalog.list_templates(conn)
-    output.rows(items, ["name", "for_webcall", "secure", "key_lifetime_days", "category"],
-                as_json=as_json, titles={"key_lifetime_days": "key lifetime (days)"})
-
-
-@group_app.command("add")
-def group_add(ctx: typer.Context, name: str) -> None:
-    """Add a Web Call group (a pool of Web Call extensions).
-
-    Example: mtctl group add webcall-pool
-    """
-    from mtctl.store import catalog
-
+    given: dict[str, Any] = {}
+    if key_lifetime is not None:
+        given["key_lifetime_days"] = key_lifetime or None
+    if category is not None:
+        given["category_name"] = category or None
+    if secure is not None:
+        given["secure"] = secure
     with writing(ctx) as (conn, actor):
-        catalog.add_group(conn, actor=actor, name=name)
-    output.note(f"added group {name}")
+        changes = catalog.set_template(conn, actor=actor, name=name, **given)
+    output.note(f"updated template {name}" if changes else f"template {name}: nothing to change")
 
 
-@group_app.command("add-ext")
+def _show(what: str) -> Callable[..., None]:
+    def show(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
+        from mtctl.store import catalog
+
+        with reading(ctx) as conn:
+            item = catalog.SHOWS[what](conn, name)
+        output.record(item, as_json=as_json)
+
+    return show
+
+
+@group_app.command("add-ext", help=_help("Add Web Call extensions to a group.",
+                                         "group add-ext webcall-pool 40790 40791"))
 def group_add_ext(ctx: typer.Context, name: str, numbers: list[str]) -> None:
-    """Add Web Call extensions to a group.
-
-    Example: mtctl group add-ext webcall-pool 40790 40791
-    """
     from mtctl.store import catalog
 
     with writing(ctx) as (conn, actor):
@@ -202,22 +187,29 @@ def group_add_ext(ctx: typer.Context, name: str, numbers: list[str]) -> None:
     output.note(f"group {name}: added {', '.join(numbers)}")
 
 
-@group_app.command("list")
-def group_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """List Web Call groups and their extensions.
-
-    Example: mtctl group list --json
-    """
+@group_app.command("rm-ext", help=_help(
+    "Take Web Call extensions out of a group; their pool users' sessions on them end.",
+    "group rm-ext webcall-pool 40791"))
+def group_rm_ext(ctx: typer.Context, name: str, numbers: list[str]) -> None:
     from mtctl.store import catalog
 
-    with reading(ctx) as conn:
-        items = catalog.list_groups(conn)
-    output.rows(items, ["name", "extensions"], as_json=as_json, empty="no groups")
+    with writing(ctx) as (conn, actor):
+        catalog.remove_group_extensions(conn, actor=actor, name=name, numbers=numbers)
+    output.note(f"group {name}: removed {', '.join(numbers)}")
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(node_app, name="node")
-    app.add_typer(category_app, name="category")
-    app.add_typer(model_app, name="model")
-    app.add_typer(template_app, name="template")
-    app.add_typer(group_app, name="group")
+    for entry in CATALOG:
+        sub = APPS[entry.what]
+        if entry.plain_add:
+            sub.command("add", help=_help(entry.plain_add, f"{entry.what} add {entry.example}"))(
+                _add_command(entry))
+        sub.command("list", help=_help(entry.list_help, f"{entry.what} list --json"))(
+            _list_command(entry))
+        sub.command("rm", help=_help(entry.rm_help, f"{entry.what} rm {entry.example}"))(
+            _rm_command(entry))
+        if entry.what in ("model", "template"):
+            sub.command("show", help=_help(
+                f"Show a {entry.what}: whether it is seeded and how many phones use it.",
+                f"{entry.what} show {entry.example} --json"))(_show(entry.what))
+        app.add_typer(sub, name=entry.what)

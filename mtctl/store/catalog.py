@@ -183,3 +183,188 @@ def add_group_extensions(conn: Connection, *, actor: str, name: str, numbers: li
                      changes={"extension": [None, number]})
     users = conn.execute(select(app_user.c.id).where(app_user.c.webcall_group_id == group_id))
     enforce(conn, extension_ids=ids, user_ids=users.scalars().all())
+
+
+NAMED = 5  # objects named in a refusal; the rest are counted
+
+
+def _refuse_if_used(conn: Connection, what: str, name: str, labels: Any, hint: str) -> None:
+    """Conflict (exit 4) naming what still uses the entry, like `node rm`."""
+    found = list(conn.execute(labels.limit(NAMED + 1)).all())
+    if not found:
+        return
+    total = conn.execute(select(func.count()).select_from(labels.subquery())).scalar()
+    shown = ", ".join(_label(row) for row in found[:NAMED])
+    more = f" (and {total - NAMED} more)" if total > NAMED else ""
+    raise Conflict(f"{what} {name!r} is still used by {shown}{more}", hint)
+
+
+def _label(row: Any) -> str:
+    return f"phone {row[0]}:{row[1]}" if len(row) == 2 else f"user {row[0]}"
+
+
+def _phones_with(column: Any, row_id: int) -> Any:
+    return (select(extension.c.number, phone.c.position)
+            .join(extension, extension.c.id == phone.c.extension_id)
+            .where(column == row_id).order_by(extension.c.number, phone.c.position))
+
+
+def _refuse_seeded(what: str, name: str, seeded: set[str]) -> None:
+    if name in seeded:
+        from mtctl.errors import MtctlError
+
+        why = ("phone add gives phones the seeded templates" if what == "template"
+               else "export and apply --prune count on every seeded model")
+        raise MtctlError(f"{what} {name!r} is seeded and cannot be removed ({why})",
+                         f"leave it in place; see: mtctl {what} list")
+
+
+def _remove_entry(conn: Connection, *, actor: str, what: str, name: str,
+                  changes: dict[str, Any] | None = None) -> None:
+    table, _ = WHAT[what]
+    conn.execute(delete(table).where(table.c.name == name))
+    audit.record(conn, actor=actor, action="remove", obj=f"{what} {name}", changes=changes)
+
+
+def remove_model(conn: Connection, *, actor: str, name: str) -> None:
+    """Remove a model that no phone uses; seeded models stay."""
+    from mtctl.domain.catalog import SEEDED_MODELS
+
+    row_id = id_by_name(conn, "model", name)
+    _refuse_seeded("model", name, {m.name for m in SEEDED_MODELS})
+    _refuse_if_used(conn, "model", name, _phones_with(phone.c.model_id, row_id),
+                    "give them another model (mtctl phone set EXT POS --model M) or remove "
+                    "them first")
+    before = show_model(conn, name)
+    _remove_entry(conn, actor=actor, what="model", name=name,
+                  changes={k: [before[k], None] for k in ("vendor", "kind", "qr_provisionable")})
+
+
+def remove_template(conn: Connection, *, actor: str, name: str) -> None:
+    """Remove a template that no phone uses; seeded templates stay."""
+    from mtctl.domain.catalog import SEEDED_TEMPLATES
+
+    row_id = id_by_name(conn, "template", name)
+    _refuse_seeded("template", name, {t.name for t in SEEDED_TEMPLATES})
+    _refuse_if_used(conn, "template", name, _phones_with(phone.c.template_id, row_id),
+                    "give them another template (mtctl phone set EXT POS --template T) or "
+                    "remove them first")
+    before = show_template(conn, name)
+    _remove_entry(conn, actor=actor, what="template", name=name,
+                  changes={k: [before[k], None] for k in
+                           ("for_webcall", "secure", "key_lifetime_days", "category")})
+
+
+def remove_group(conn: Connection, *, actor: str, name: str) -> None:
+    """Remove a Web Call group that no user draws from; its extensions stay."""
+    row_id = id_by_name(conn, "group", name)
+    _refuse_if_used(conn, "group", name,
+                    select(app_user.c.username).where(app_user.c.webcall_group_id == row_id)
+                    .order_by(app_user.c.username),
+                    "give those users another group (mtctl user set USER --webcall-group G) "
+                    "first")
+    members = group_extensions(conn, row_id)
+    conn.execute(delete(webcall_group_extension)
+                 .where(webcall_group_extension.c.group_id == row_id))
+    _remove_entry(conn, actor=actor, what="group", name=name,
+                  changes={"extensions": [members, None]} if members else None)
+
+
+def remove_group_extensions(conn: Connection, *, actor: str, name: str,
+                            numbers: list[str]) -> None:
+    """Take extensions out of a Web Call pool; its users must still satisfy MT010, and their
+    sessions on a removed extension end."""
+    from mtctl.store.lookup import require_extension
+    from mtctl.store.validate import enforce
+    from mtctl.store.webcall import end_invalid_sessions
+
+    group_id = id_by_name(conn, "group", name)
+    present = set(group_extensions(conn, group_id))
+    ids = []
+    for number in dict.fromkeys(numbers):
+        ext_id = require_extension(conn, number)
+        if number not in present:
+            raise NotFound(f"extension {number} is not in group {name!r}",
+                           "see: mtctl group list")
+        ids.append(ext_id)
+        conn.execute(delete(webcall_group_extension).where(
+            webcall_group_extension.c.group_id == group_id,
+            webcall_group_extension.c.extension_id == ext_id))
+        audit.record(conn, actor=actor, action="rm-ext", obj=f"group {name}",
+                     changes={"extension": [number, None]})
+    users = conn.execute(select(app_user.c.id).where(app_user.c.webcall_group_id == group_id))
+    user_ids = users.scalars().all()
+    enforce(conn, extension_ids=ids, user_ids=user_ids)
+    end_invalid_sessions(conn, actor=actor, user_ids=user_ids)
+
+
+def _phone_count(conn: Connection, column: Any, row_id: int) -> int:
+    return conn.execute(select(func.count()).select_from(phone).where(column == row_id)).scalar()
+
+
+def show_model(conn: Connection, name: str) -> dict[str, Any]:
+    """One model, whether it is seeded, and how many phones use it."""
+    from mtctl.domain.catalog import SEEDED_MODELS
+
+    row_id = id_by_name(conn, "model", name)
+    item = next(m for m in list_models(conn) if m["name"] == name)
+    return item | {"seeded": name in {m.name for m in SEEDED_MODELS},
+                   "phones": _phone_count(conn, phone.c.model_id, row_id)}
+
+
+def show_template(conn: Connection, name: str) -> dict[str, Any]:
+    """One template, whether it is seeded, and how many phones use it."""
+    from mtctl.domain.catalog import SEEDED_TEMPLATES
+
+    row_id = id_by_name(conn, "template", name)
+    item = next(t for t in list_templates(conn) if t["name"] == name)
+    return item | {"seeded": name in {t.name for t in SEEDED_TEMPLATES},
+                   "phones": _phone_count(conn, phone.c.template_id, row_id)}
+
+
+UNSET = object()  # an option `template set` was not given
+
+
+def set_template(conn: Connection, *, actor: str, name: str, key_lifetime_days: Any = UNSET,
+                 category_name: Any = UNSET, secure: Any = UNSET) -> dict[str, Any]:
+    """Change a template's key lifetime (None: the global one), category (None: none) or
+    secure default; returns the changes (empty: nothing to do)."""
+    from mtctl.domain.config_keys import MAX_LIFETIME_DAYS
+    from mtctl.store.config import check_rotation
+
+    row_id = id_by_name(conn, "template", name)
+    before = show_template(conn, name)
+    values: dict[str, Any] = {}
+    changes: dict[str, Any] = {}
+    if key_lifetime_days is not UNSET:
+        if key_lifetime_days is not None and not 1 <= key_lifetime_days <= MAX_LIFETIME_DAYS:
+            raise UsageError(f"key lifetime {key_lifetime_days} is out of range",
+                             f"use 1 to {MAX_LIFETIME_DAYS} days, e.g. --key-lifetime 90")
+        values["key_lifetime_days"] = key_lifetime_days
+        changes["key_lifetime_days"] = [before["key_lifetime_days"], key_lifetime_days]
+    if category_name is not UNSET:
+        values["category_id"] = (id_by_name(conn, "category", category_name)
+                                 if category_name is not None else None)
+        changes["category"] = [before["category"], category_name]
+    if secure is not UNSET:
+        values["secure"] = secure
+        changes["secure"] = [before["secure"], secure]
+    changes = {k: v for k, v in changes.items() if v[0] != v[1]}
+    if changes:
+        conn.execute(template.update().where(template.c.id == row_id).values(**values))
+        audit.record(conn, actor=actor, action="set", obj=f"template {name}", changes=changes)
+        check_rotation(conn)  # a lifetime within the rotation window would rotate every run
+    return changes
+
+
+def add_named(conn: Connection, *, actor: str, what: str, name: str) -> None:
+    """Add a node, category or group: a name is all it takes."""
+    {"node": add_node, "category": add_category, "group": add_group}[what](
+        conn, actor=actor, name=name)
+
+
+LISTS = {"node": list_nodes, "category": list_categories, "model": list_models,
+         "template": list_templates, "group": list_groups}
+REMOVES = {"node": remove_node, "category": remove_category, "model": remove_model,
+           "template": remove_template, "group": remove_group}
+SHOWS = {"model": show_model, "template": show_template}
