@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import create_engine, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.sql import Executable
 
 from mtctl.store.tables import metadata
@@ -14,14 +15,19 @@ def dump_store(url: str) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table mtctl declares (audit_log included), ordered by primary key."""
     engine = create_engine(url)
     try:
-        with engine.connect() as conn:
-            return {
-                table.name: [tuple(row) for row in conn.execute(
-                    select(table).order_by(*table.primary_key.columns))]
-                for table in metadata.sorted_tables
-            }
+        return dump_engine(engine)
     finally:
         engine.dispose()
+
+
+def dump_engine(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    """dump_store through an engine the caller keeps open (for loops of many dumps)."""
+    with engine.connect() as conn:
+        return {
+            table.name: [tuple(row) for row in conn.execute(
+                select(table).order_by(*table.primary_key.columns))]
+            for table in metadata.sorted_tables
+        }
 
 
 def plant(url: str, *statements: Executable) -> None:

@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine
 
-from mtctl.store.tables import metadata
 from tests.cli.test_apply_properties import BASE
 from tests.conftest import Mtctl
-from tests.dump import dump_store
+from tests.dump import dump_engine, dump_store
+from tests.measure import MeasuredPopen
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.toml"))
@@ -192,7 +192,7 @@ def test_mutated_files_are_applied_or_refused_with_their_line(mtctl: Mtctl, tmp_
     failures: list[str] = []
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     engine = create_engine(mtctl.url)  # one engine for every dump: a new one per case is slow
-    before = dump(engine)
+    before = dump_engine(engine)
     for index in range(CASES):
         data = mutate(rng, rng.choice(texts))
         path.write_bytes(data)
@@ -200,7 +200,7 @@ def test_mutated_files_are_applied_or_refused_with_their_line(mtctl: Mtctl, tmp_
         args = ["apply", str(path), *["--dry-run"] * dry_run, *["--json"] * as_json,
                 *["--prune"] * (rng.random() < 0.2)]
         result, cpu, wall = run_in_process(mtctl, args)
-        after = dump(engine)
+        after = dump_engine(engine)
         found = problems_of(result, as_json=as_json, changed=after != before, dry_run=dry_run)
         if cpu > MAX_SECONDS or wall > 3 * MAX_SECONDS:
             found.append(f"took {cpu:.1f} s of CPU, {wall:.1f} s")
@@ -212,29 +212,6 @@ def test_mutated_files_are_applied_or_refused_with_their_line(mtctl: Mtctl, tmp_
     assert grown < MAX_RSS_KIB, f"the test process grew by {grown // 1024} MiB"
     assert not failures, f"{len(failures)} problems in {CASES} cases:\n" + "\n".join(
         failures[:20])
-
-
-def dump(engine: Any) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, as tests/dump.py's dump_store, through a given engine."""
-    with engine.connect() as conn:
-        return {table.name: [tuple(row) for row in conn.execute(
-            select(table).order_by(*table.primary_key.columns))]
-            for table in metadata.sorted_tables}
-
-
-class MeasuredPopen(subprocess.Popen):
-    """Popen that keeps the child's peak RSS from wait4 when it reaps it."""
-
-    max_rss = 0
-
-    def _try_wait(self, wait_flags: int) -> tuple[int, int]:
-        try:
-            pid, status, usage = os.wait4(self.pid, wait_flags)
-        except ChildProcessError:
-            return self.pid, 0
-        if pid:
-            self.max_rss = usage.ru_maxrss
-        return pid, status
 
 
 def _address_space() -> None:

@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine
 from typer.testing import CliRunner
 
 from mtctl.cli import output
-from mtctl.store.tables import metadata
 from tests.conftest import COMMAND
+from tests.dump import dump_engine
+from tests.measure import MeasuredPopen
 
 CASES = int(os.environ.get("MTCTL_FUZZ_CASES", "300"))
 PROCESSES = int(os.environ.get("MTCTL_FUZZ_PROCESSES", "12"))
@@ -222,10 +223,7 @@ class Dumper:
         self.engine = create_engine(url)
 
     def __call__(self) -> dict[str, list[tuple[Any, ...]]]:
-        with self.engine.connect() as conn:
-            return {table.name: [tuple(row) for row in conn.execute(
-                select(table).order_by(*table.primary_key.columns))]
-                for table in metadata.sorted_tables}
+        return dump_engine(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -309,21 +307,6 @@ def shown(argv: list[str | None]) -> str:
 def encode_arg(arg: str) -> bytes:
     """argv bytes: surrogates become the raw bytes they stand for; a NUL cannot be passed."""
     return os.fsencode(arg).replace(b"\x00", b"")
-
-
-class MeasuredPopen(subprocess.Popen):
-    """Popen that keeps the child's peak RSS from wait4 when it reaps it."""
-
-    max_rss = 0
-
-    def _try_wait(self, wait_flags: int) -> tuple[int, int]:
-        try:
-            pid, status, usage = os.wait4(self.pid, wait_flags)
-        except ChildProcessError:
-            return self.pid, 0
-        if pid:
-            self.max_rss = usage.ru_maxrss
-        return pid, status
 
 
 def test_real_processes_stay_bounded_on_fuzzed_and_non_utf8_arguments(fuzz_store, tmp_path,
