@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -163,6 +164,82 @@ def phones(ctx: typer.Context, username: str, as_json: JsonOpt = False) -> None:
         items = users.user_phones(conn, username)
     output.rows(items, ["model", "extension", "location", "position", "order", "enabled",
                         "provisionable"], as_json=as_json, empty=f"{username} has no phones")
+
+
+@user_app.command("login-link")
+def login_link(
+    ctx: typer.Context,
+    username: str,
+    qr: Annotated[bool, typer.Option("--qr", help="Also show the link as a QR code.")] = False,
+) -> None:
+    """Print a one-time link that logs USERNAME into the user portal (mtctl serve's /portal/).
+
+    The link is the secret: it is shown only here, stored only as a hash, works once, and
+    expires after portal.link_ttl_minutes (15). Needs the setting portal.base_url.
+
+    Example: mtctl user login-link ana --qr
+    """
+    from mtctl.store import portal
+    from mtctl.store.audit import utcnow
+
+    with writing(ctx) as (conn, actor):
+        link = portal.issue_link(conn, actor=actor, username=username, now=utcnow())
+    if qr:
+        import segno
+
+        segno.make(link.url, error="m").terminal(out=sys.stdout, compact=True, border=2)
+    sys.stdout.write(link.url + "\n")
+    output.note(f"login link for {username}: works once, until "
+                f"{link.expires_at:%Y-%m-%d %H:%M} UTC")
+
+
+@user_app.command("logout-all")
+def logout_all(ctx: typer.Context, username: str) -> None:
+    """End every portal session of USERNAME and revoke its unused login links.
+
+    Example: mtctl user logout-all ana
+    """
+    from mtctl.store import portal
+
+    with writing(ctx) as (conn, actor):
+        sessions, links = portal.logout_all(conn, actor=actor, username=username)
+    output.note(f"{username}: ended {sessions} portal session(s), revoked {links} login "
+                "link(s)")
+
+
+@user_app.command("set-portal-password")
+def set_portal_password(
+    ctx: typer.Context,
+    username: str,
+    password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="Read the password from standard input.")] = False,
+    remove: Annotated[bool, typer.Option(
+        "--remove", help="Remove the password: only login links work then.")] = False,
+) -> None:
+    """Let USERNAME log into the portal with a password too (read from a prompt or stdin, never
+    argv; kept as an argon2 hash).
+
+    Example: printf '%s\\n' "$PW" | mtctl user set-portal-password ana --password-stdin
+    """
+    from mtctl.errors import UsageError
+    from mtctl.store import portal
+    from mtctl.store.audit import utcnow
+
+    if remove:
+        password = ""
+    elif password_stdin:
+        password = sys.stdin.readline(portal.MAX_PASSWORD + 2).rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = typer.prompt("Portal password", hide_input=True, confirmation_prompt=True)
+    else:
+        raise UsageError("no terminal to ask for the password",
+                         "pipe it in with --password-stdin")
+    if not remove and not password:
+        raise UsageError("the password is empty", "to remove it use --remove")
+    with writing(ctx) as (conn, actor):
+        portal.set_password(conn, actor=actor, username=username, password=password,
+                            now=utcnow())
+    output.note(f"{'removed' if remove else 'set'} the portal password of {username}")
 
 
 def register(app: typer.Typer) -> None:

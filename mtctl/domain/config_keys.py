@@ -91,6 +91,13 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
             form=_url),
     Setting("provisioning.token_ttl_hours", "24", "hours a provisioning token stays usable "
             "before it is redeemed (1–8760)", low=1, high=8_760),
+    Setting("portal.base_url", None, "base of the user portal's one-time login links, where "
+            "mtctl serve's /portal/ is reached, e.g. https://pbx.example.com/portal",
+            form=_url),
+    Setting("portal.link_ttl_minutes", "15", "minutes a portal login link stays usable "
+            "(1–1440)", low=1, high=1_440),
+    Setting("portal.session_hours", "8", "hours a portal session lasts after login (1–720)",
+            low=1, high=720),
     Setting("keys.lifetime_days", str(DEFAULT_LIFETIME_DAYS), "lifetime of a secure phone's "
             "key, unless its template says otherwise (1–36500)", low=1, high=MAX_LIFETIME_DAYS),
     Setting("keys.rotate_within_days", str(DEFAULT_ROTATE_WITHIN_DAYS), "keys rotate "

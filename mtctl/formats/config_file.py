@@ -192,6 +192,15 @@ class ProvisioningSettings(TypedDict, total=False):
 
 
 @with_config(STRICT)
+class PortalSettings(TypedDict, total=False):
+    base_url: Annotated[SipUri, Field(description="Base of the user portal's login links.")]
+    link_ttl_minutes: Annotated[StrictInt, _range("portal.link_ttl_minutes"), Field(
+        description="Minutes a login link stays usable.")]
+    session_hours: Annotated[StrictInt, _range("portal.session_hours"), Field(
+        description="Hours a portal session lasts.")]
+
+
+@with_config(STRICT)
 class KeysSettings(TypedDict, total=False):
     lifetime_days: Annotated[StrictInt, _range("keys.lifetime_days"), Field(
         description="Default key lifetime.")]
@@ -208,6 +217,7 @@ class Settings(TypedDict, total=False):
     sip: SipSettings
     flexisip: FlexisipSettings
     provisioning: ProvisioningSettings
+    portal: PortalSettings
     keys: KeysSettings
 
 

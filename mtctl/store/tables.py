@@ -129,6 +129,35 @@ webcall_session = Table(
     Column("since", DateTime(timezone=True), nullable=False),
 )
 
+# The user portal (SPEC §11). Only SHA-256 digests of the 256-bit link tokens and session ids
+# are kept; a portal password only as a passlib hash.
+portal_login_link = Table(
+    "portal_login_link", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+portal_session = Table(
+    "portal_session", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("session_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+portal_password = Table(
+    "portal_password", metadata,
+    Column("user_id", ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 phone = Table(
     "phone", metadata,
     Column("id", Integer, primary_key=True),
