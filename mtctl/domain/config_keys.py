@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from mtctl.domain.keys import (
     DEFAULT_GRACE_DAYS,
@@ -109,6 +110,21 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
 ]}
 
 WINDOW, LIFETIME = "keys.rotate_within_days", "keys.lifetime_days"
+
+
+def flat_settings(settings: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """A config file's [settings] table ({"sip": {"domain": ...}}) by setting name."""
+    return {f"{group}.{key}": value for group, values in settings.items()
+            for key, value in values.items()}
+
+
+def nested_settings(flat: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Settings by name ("sip.domain") as a config file's [settings] table."""
+    nested: dict[str, dict[str, Any]] = {}
+    for name, value in flat.items():
+        group, key = name.split(".", 1)
+        nested.setdefault(group, {})[key] = value
+    return nested
 
 
 @dataclass(frozen=True)

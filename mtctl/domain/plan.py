@@ -1,15 +1,14 @@
 """What `mtctl apply` compares and decides, as plain values: the store read as names, and the
-changes a config file asks for. Planning (store/apply.py) makes these; writing
+changes a config file asks for. Planning (domain/planning.py) makes these; writing
 (store/apply_writer.py) carries them out.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from mtctl.formats.config_file import Problem
+from mtctl.domain.problems import Problem
 
 # Each kind's values, in the order Change.values and State hold them.
 PHONE_FIELDS = ("order", "enabled", "model", "template", "category", "location", "secure",

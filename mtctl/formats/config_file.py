@@ -16,7 +16,6 @@ from __future__ import annotations
 import difflib
 import gc
 import json
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from pydantic import (
 from typing_extensions import TypedDict
 
 from mtctl.domain.config_keys import MAX_LIFETIME_DAYS
+from mtctl.domain.problems import KeyPath, Problem, format_path
 from mtctl.domain.values import CONTROL_CLASS
 from mtctl.formats.toml_limits import (
     DEFAULT_MAX_BYTES,
@@ -280,76 +280,9 @@ def setting_types() -> dict[str, type]:
     return found
 
 
-def flat_settings(settings: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    return {f"{group}.{key}": value for group, values in settings.items()
-            for key, value in values.items()}
-
-
-def nested_settings(flat: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    nested: dict[str, dict[str, Any]] = {}
-    for name, value in flat.items():
-        group, key = name.split(".", 1)
-        nested.setdefault(group, {})[key] = value
-    return nested
-
-
 # --- problems and where they are ---------------------------------------------------------
 
-Path = tuple[str | int, ...]
-_BARE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-
-
-def format_path(path: Path | None) -> str:
-    """A TOML path as people write it: extensions."40710".phones[2].order."""
-    if path is None:
-        return "(store)"
-    if not path:
-        return "(file)"
-    text = ""
-    for part in path:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            if len(part) > 64:  # a key past any name's length: enough of it to find it
-                part = part[:40] + "…"
-            piece = part if _BARE.match(part) else "".join(map(_printable, json.dumps(
-                part, ensure_ascii=False)))
-            text += f".{piece}" if text else piece
-    return text
-
-
-def _printable(char: str) -> str:
-    """As TOML escapes it, when unprintable: a key's U+2028 would break an error line in two."""
-    if char.isprintable():
-        return char
-    return f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}"
-
-
-@dataclass
-class Problem:
-    """One thing wrong with a file: where (TOML path and line), which rule, what, how to fix."""
-
-    path: Path | None  # None: an object of the store that the file does not name
-    message: str
-    hint: str = ""
-    rule: str | None = None
-    line: int | None = None
-
-    @property
-    def location(self) -> str:
-        return format_path(self.path)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"location": self.location, "line": self.line, "rule": self.rule,
-                "message": self.message, "hint": self.hint}
-
-    def text(self, source: str) -> str:
-        """`FILE:LINE: PATH: RULE message — hint`, one line."""
-        where = f"{source}:{self.line}" if self.line else source
-        path = f" {self.location}:" if self.path != () else ""
-        rule = f" {self.rule}" if self.rule else ""
-        hint = f" — {self.hint}" if self.hint else ""
-        return f"{where}:{path}{rule} {self.message}{hint}"
+Path = KeyPath
 
 
 @dataclass

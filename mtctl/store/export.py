@@ -13,9 +13,12 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from mtctl.domain.config_keys import nested_settings
 from mtctl.domain.model import DEFAULT_RING_TIMEOUT
-from mtctl.formats.config_file import nested_settings, setting_types
-from mtctl.store.apply import State, load_state, seed
+from mtctl.domain.plan import State
+from mtctl.domain.planning import seed
+from mtctl.formats.config_file import setting_types
+from mtctl.store.apply import load_state
 
 
 def export_document(conn: Connection) -> dict[str, Any]:

@@ -1,0 +1,621 @@
+"""Planning `mtctl apply`: compare a config file with the store, as plain values.
+
+`plan_config` takes the store read as names (a `State`) and a parsed file, and returns what to
+add, change and remove, and every problem — unknown references, and the rules MT001–MT015
+run by the same domain functions single writes use, over the state the store would reach
+(each extension and user the plan touches, with what the store keeps of it). No I/O: the
+store reads the state (store/apply.py) and writes the plan (store/apply_writer.py).
+
+Objects the plan does not touch are not checked again: every write keeps the store valid
+(and `mtctl check` looks at all of it), so a file equal to the store plans in seconds.
+
+Objects the file does not name are left alone, unless `prune`. The seeded phone models and
+templates count as part of every file: `prune` resets them to the seed instead of removing
+them, so a file that does not list them keeps them as shipped.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any, Protocol
+
+from mtctl.domain.catalog import SEEDED_MODELS, SEEDED_TEMPLATES
+from mtctl.domain.config_keys import SETTINGS, flat_settings
+from mtctl.domain.model import DEFAULT_RING_TIMEOUT, ExtensionSpec, PhoneSpec, UserSpec
+from mtctl.domain.plan import (
+    EXTENSION_FIELDS,
+    FIELDS,
+    PHONE_FIELDS,
+    USER_FIELDS,
+    Change,
+    Plan,
+    State,
+)
+from mtctl.domain.problems import Problem
+from mtctl.domain.rules import Violation, extension_violations, user_violations
+
+
+class ParsedFile(Protocol):
+    """What planning needs of a parsed file (formats/pbx_file gives it)."""
+
+    doc: dict[str, Any]
+    problems: list[Problem]
+
+    def is_broken(self, section: str, name: str | None = None) -> bool: ...
+
+
+# What the rules ask of a secure phone's key is only whether it has an expiry; a phone that
+# gets its key in this very apply will have one.
+EXPIRY_TO_COME = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+@cache
+def seed() -> tuple[dict[str, tuple[Any, ...]], dict[str, tuple[Any, ...]]]:
+    """The phone models and templates a new store starts with, in FIELDS order."""
+    models = {m.name: (m.vendor, m.kind, m.qr_provisionable) for m in SEEDED_MODELS}
+    templates = {t.name: (t.for_webcall, t.secure, t.key_lifetime_days, t.category)
+                 for t in SEEDED_TEMPLATES}
+    return models, templates
+
+
+# --- the plan -----------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class _FilePhone:
+    index: int
+    position: int
+    values: tuple[Any, ...]  # PHONE_FIELDS, defaults resolved
+    entry: dict[str, Any]
+    store: tuple[Any, ...] | None  # the store's phone at this position
+
+
+@dataclass(slots=True)
+class _FileExtension:
+    number: str
+    values: tuple[Any, ...]  # EXTENSION_FIELDS
+    phones: list[_FilePhone]
+    store: tuple[Any, ...] | None
+
+
+def plan_config(state: State, parsed: ParsedFile, *, prune: bool) -> Plan:
+    """Compare the file with the store: the changes, and every problem with its location."""
+    planner = _Planner(state, parsed, prune)
+    planner.run()
+    return planner.plan
+
+
+class _Planner:
+    def __init__(self, state: State, parsed: ParsedFile, prune: bool) -> None:
+        self.state, self.parsed, self.doc, self.prune = state, parsed, parsed.doc, prune
+        self.plan = Plan(problems=list(parsed.problems))
+        self.changes = self.plan.changes
+        self.removals: list[Change] = []
+        self.settings: dict[str, str] = {}
+        self.nodes: set[str] = set()
+        self.categories: set[str] = set()
+        self.models: dict[str, tuple[Any, ...]] = {}
+        self.templates: dict[str, tuple[Any, ...]] = {}
+        self.groups: dict[str, tuple[str, ...]] = {}
+        self.file_extensions: dict[str, _FileExtension] = {}
+        self.users: dict[str, tuple[Any, ...]] = {}  # username → USER_FIELDS, merged
+        self.touched_extensions: set[str] = set()
+        self.touched_users: set[str] = set()
+        self.changed_groups: set[str] = set()
+        self.needs_key: tuple[str | int, ...] | None = None  # the first phone that needs one
+
+    def problem(self, path: tuple[str | int, ...] | None, message: str, hint: str = "",
+                rule: str | None = None) -> None:
+        self.plan.problems.append(Problem(path, message, hint, rule))
+
+    def run(self) -> None:
+        self._settings()
+        self.nodes = self._names("node", "nodes")
+        self.categories = self._names("category", "categories")
+        self._models()
+        self._templates()
+        self._rotation()
+        self._groups()
+        self._extensions()
+        self._users()
+        self._group_members()
+        self._logins()
+        self._validate()
+        self.changes.extend(self.removals)
+
+    # catalog and settings
+
+    def _settings(self) -> None:
+        state = self.state.settings
+        wanted: dict[str, str] = {}
+        for name, value in flat_settings(self.doc.get("settings", {})).items():
+            try:
+                wanted[name] = SETTINGS[name].parse(str(value).strip())
+            except ValueError as exc:
+                group, key = name.split(".", 1)
+                self.problem(("settings", group, key), f"{value!r} is not a valid {name}",
+                             f"use {exc}")
+        for name, value in wanted.items():
+            before = state.get(name)
+            if before is None:
+                self.changes.append(Change("add", "config", name, (value,)))
+            elif before != value:
+                self.changes.append(Change("change", "config", name,
+                                           diff={"value": [before, value]}))
+        if self.prune:
+            self.removals += [Change("remove", "config", name, (value,))
+                              for name, value in sorted(state.items()) if name not in wanted]
+        self.settings = ({} if self.prune else dict(state)) | wanted
+
+    def _names(self, kind: str, section: str) -> set[str]:
+        stored = self.state.ids[kind]
+        wanted = list(dict.fromkeys(self.doc.get(section, [])))
+        self.changes += [Change("add", kind, name) for name in wanted if name not in stored]
+        merged = set(wanted)
+        if self.prune:
+            self.removals += [Change("remove", kind, name) for name in sorted(stored)
+                              if name not in merged]
+        else:
+            merged |= set(stored)
+        return merged
+
+    def _catalog(self, kind: str, wanted: dict[str, tuple[Any, ...]],
+                 stored: Mapping[str, tuple[Any, ...]], seeded: Mapping[str, tuple[Any, ...]],
+                 ) -> dict[str, tuple[Any, ...]]:
+        if self.prune:
+            wanted = {name: values for name, values in seeded.items() if name not in wanted} \
+                | wanted
+        for name, values in wanted.items():
+            before = stored.get(name)
+            if before is None:
+                self.changes.append(Change("add", kind, name, values))
+            elif before != values:
+                self.changes.append(Change("change", kind, name, diff={
+                    f: [b, a] for f, b, a in zip(FIELDS[kind], before, values, strict=True)
+                    if b != a}))
+        if self.prune:
+            self.removals += [Change("remove", kind, name, values)
+                              for name, values in sorted(stored.items()) if name not in wanted]
+            return dict(wanted)
+        return dict(stored) | wanted
+
+    def _models(self) -> None:
+        wanted = {name: (m.get("vendor", ""), m["kind"], m.get("qr", False))
+                  for name, m in self.doc.get("models", {}).items()}
+        self.models = self._catalog("model", wanted, self.state.models, seed()[0])
+
+    def _templates(self) -> None:
+        wanted = {}
+        for name, t in self.doc.get("templates", {}).items():
+            cat = t.get("category")
+            if cat is not None and cat not in self.categories and not self.parsed.is_broken(
+                    "categories"):
+                self.problem(("templates", name, "category"), f"unknown category {cat!r}",
+                             "list it under categories, or see: mtctl category list")
+            wanted[name] = (t.get("for_webcall", False), t.get("secure", False),
+                            t.get("key_lifetime_days"), cat)
+        self.templates = self._catalog("template", wanted, self.state.templates, seed()[1])
+
+    def _rotation(self) -> None:
+        """A rotation window at least as long as a key lifetime would rotate every key."""
+        from mtctl.domain.config_keys import rotation_conflicts
+
+        lifetimes = {name: values[2] for name, values in self.templates.items()}
+        for conflict in rotation_conflicts(self.settings, lifetimes):
+            if conflict.where.startswith("template "):
+                name = conflict.where.removeprefix("template ")
+                path: tuple[str, ...] | None = (("templates", name, "key_lifetime_days")
+                                                if name in self.doc.get("templates", {})
+                                                else None)
+            else:
+                path = ("settings", "keys", "rotate_within_days")
+            self.problem(path, conflict.message, conflict.hint)
+
+    def _groups(self) -> None:
+        wanted = {name: tuple(g.get("extensions", ())) for name, g in
+                  self.doc.get("groups", {}).items()}
+        for name, numbers in wanted.items():
+            before = self.state.groups.get(name)
+            if before is None:
+                self.changes.append(Change("add", "group", name, (numbers,)))
+                self.changed_groups.add(name)
+            elif before != numbers:
+                self.changes.append(Change("change", "group", name,
+                                           diff={"extensions": [before, numbers]}))
+                self.changed_groups.add(name)
+        if self.prune:
+            self.removals += [Change("remove", "group", name, (numbers,))
+                              for name, numbers in sorted(self.state.groups.items())
+                              if name not in wanted]
+            self.groups = wanted
+        else:
+            self.groups = dict(self.state.groups) | wanted
+
+    # extensions and phones
+
+    def _extensions(self) -> None:
+        state = self.state
+        resolve = self._phone_resolver()
+        changes = self.changes
+        check_nodes = not self.parsed.is_broken("nodes")
+        for number, entry in self.doc.get("extensions", {}).items():
+            values = (entry["node"], entry.get("name"), entry.get("ring_timeout",
+                                                                  DEFAULT_RING_TIMEOUT))
+            if check_nodes and values[0] not in self.nodes:
+                self.problem(("extensions", number, "node"), f"unknown node {values[0]!r}",
+                             "list it under nodes, or see: mtctl node list")
+            stored = state.extensions.get(number)
+            touched = False
+            if stored is None:
+                changes.append(Change("add", "extension", number, values))
+                touched = True
+            elif stored[1:] != values:
+                changes.append(Change("change", "extension", number, diff={
+                    f: [b, a] for f, b, a in zip(EXTENSION_FIELDS, stored[1:], values,
+                                                 strict=True) if b != a}))
+                touched = True
+            stored_phones = state.phones.get(stored[0], {}) if stored else {}
+            # A phone on another node than its extension (MT008) is put back on it; phones
+            # that follow their extension to a new node are not changes of their own.
+            home = stored[1] if stored else None
+            phones = []
+            for index, p in enumerate(entry.get("phones", ())):
+                position = p["position"]
+                target = resolve(p, number, index)
+                before = stored_phones.get(position)
+                phones.append(_FilePhone(index, position, target, p, before))
+                if before is None:
+                    changes.append(Change("add", "phone", f"{number}:{position}", target))
+                    touched = True
+                    if target[6] and self.needs_key is None:
+                        self.needs_key = ("extensions", number, "phones", index)
+                elif before[2:10] != target or before[1] != home:
+                    diff = {f: [b, a] for f, b, a in zip(PHONE_FIELDS, before[2:10], target,
+                                                         strict=True) if b != a}
+                    if before[1] != home:
+                        diff["node"] = [before[1], values[0]]
+                    changes.append(Change("change", "phone", f"{number}:{position}",
+                                          diff=diff))
+                    touched = True
+                    if target[6] and not before[8] and self.needs_key is None:
+                        self.needs_key = ("extensions", number, "phones", index)
+            if self.prune and stored_phones:
+                listed = {p.position for p in phones}
+                for position in sorted(stored_phones):
+                    if position not in listed:
+                        self.removals.append(Change("remove", "phone", f"{number}:{position}",
+                                                    stored_phones[position][2:10]))
+                        touched = True
+            self.file_extensions[number] = _FileExtension(number, values, phones, stored)
+            if touched:
+                self.touched_extensions.add(number)
+        if self.prune:
+            for number, stored in sorted(state.extensions.items()):
+                if number in self.file_extensions:
+                    continue
+                for position, row in sorted(state.phones.get(stored[0], {}).items()):
+                    self.removals.append(Change("remove", "phone", f"{number}:{position}",
+                                                row[2:10]))
+                self.removals.append(Change("remove", "extension", number, stored[1:]))
+        self._catalog_touches()
+
+    def _phone_resolver(self) -> Callable[[dict[str, Any], str, int], tuple[Any, ...]]:
+        """A function from a file phone to its PHONE_FIELDS, defaults resolved and references
+        checked; resolutions are cached by the keys that decide them."""
+        cache_: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+        def resolve(p: dict[str, Any], number: str, index: int) -> tuple[Any, ...]:
+            model = p["model"]
+            key = (model, p.get("template"), p.get("category"), p.get("secure"))
+            found = cache_.get(key)
+            if found is None:
+                found = self._defaults(key, number, index)
+                if found is not None:
+                    cache_[key] = found
+                else:
+                    found = (p.get("template") or "default", p.get("category") or None,
+                             bool(p.get("secure")))
+            return (p.get("order", 1), p.get("enabled", True), model, found[0], found[1],
+                    p.get("location"), found[2], p.get("publishable", False))
+
+        return resolve
+
+    def _defaults(self, key: tuple[Any, ...], number: str, index: int,
+                  ) -> tuple[Any, ...] | None:
+        """(template, category, secure) of a phone; None (and problems) when a name is unknown."""
+        models, templates = self.models, self.templates
+        model, template_name, category_name, secure = key
+        path = ("extensions", number, "phones", index)
+        ok = True
+        model_values = models.get(model)
+        if model_values is None:
+            self.problem((*path, "model"), f"unknown model {model!r}",
+                         "list it under [models], or see: mtctl model list")
+            ok = False
+        kind = model_values[1] if model_values else None
+        if template_name is None:
+            template_name = "webfon" if kind == "webcall" else "default"
+        template_values = templates.get(template_name)
+        if template_values is None:
+            self.problem((*path, "template") if key[1] else path,
+                         f"unknown template {template_name!r}",
+                         "list it under [templates], or see: mtctl template list")
+            ok = False
+        if category_name is None:
+            category_name = template_values[3] if template_values else None
+        elif category_name == "":
+            category_name = None
+        elif category_name not in self.categories and not self.parsed.is_broken("categories"):
+            self.problem((*path, "category"), f"unknown category {category_name!r}",
+                         "list it under categories, or see: mtctl category list")
+            ok = False
+        if secure is None:
+            secure = bool(template_values and template_values[1] and kind != "webcall")
+        return (template_name, category_name, secure) if ok else None
+
+    def _catalog_touches(self) -> None:
+        """Extensions whose phones use a model or template this file changes."""
+        changed = {(c.kind, c.name) for c in self.changes
+                   if c.action == "change" and c.kind in ("model", "template")}
+        if not changed:
+            return
+        for number, stored in self.state.extensions.items():
+            for row in self.state.phones.get(stored[0], {}).values():
+                if ("model", row[4]) in changed or ("template", row[5]) in changed:
+                    self.touched_extensions.add(number)
+                    break
+
+    def _extension_known(self, number: str) -> bool:
+        if number in self.file_extensions:
+            return True
+        return not self.prune and number in self.state.extensions
+
+    # users
+
+    def _users(self) -> None:
+        state = self.state
+        check_groups = not self.parsed.is_broken("groups")
+        file_users: dict[str, tuple[Any, ...]] = {}
+        for username, u in self.doc.get("users", {}).items():
+            mode = u.get("webcall_mode")
+            values = (u["name"], u["login"], mode,
+                      u.get("webcall_license", "dedicated" if mode else None),
+                      tuple(u.get("webcall_extensions", ())), u.get("webcall_group"),
+                      u.get("webcall_position"))
+            self._user_references(username, values, check_groups)
+            file_users[username] = values
+            stored = state.users.get(username)
+            if stored is None:
+                self.changes.append(Change("add", "user", username, values))
+                self.touched_users.add(username)
+            elif stored[1:] != values:
+                self.changes.append(Change("change", "user", username, diff={
+                    f: [b, a] for f, b, a in zip(USER_FIELDS, stored[1:], values, strict=True)
+                    if b != a}))
+                self.touched_users.add(username)
+        if self.prune:
+            self.removals[:0] = [Change("remove", "user", name, stored[1:])
+                                 for name, stored in sorted(state.users.items())
+                                 if name not in file_users]
+            self.users = file_users
+        else:
+            self.users = {name: stored[1:] for name, stored in state.users.items()} | file_users
+
+    def _user_references(self, username: str, values: tuple[Any, ...],
+                         check_groups: bool) -> None:
+        path = ("users", username)
+        if not self._extension_known(values[1]) and not self.parsed.is_broken(
+                "extensions", values[1]):
+            self.problem((*path, "login"), f"user {username} has login number {values[1]!r}, "
+                         "which is not an existing extension", "add the extension under "
+                         "[extensions], or choose another login", "MT012")
+        for index, number in enumerate(values[4]):
+            if not self._extension_known(number) and not self.parsed.is_broken(
+                    "extensions", number):
+                self.problem((*path, "webcall_extensions", index),
+                             f"unknown extension {number!r}", "add it under [extensions]")
+        group = values[5]
+        if group is not None and group not in self.groups and check_groups \
+                and not self.parsed.is_broken("groups", group):
+            self.problem((*path, "webcall_group"), f"unknown Web Call group {group!r}",
+                         "add it under [groups], or see: mtctl group list")
+
+    def _group_members(self) -> None:
+        for name, group in self.doc.get("groups", {}).items():
+            for index, number in enumerate(group.get("extensions", ())):
+                if not self._extension_known(number) and not self.parsed.is_broken(
+                        "extensions", number):
+                    self.problem(("groups", name, "extensions", index),
+                                 f"unknown extension {number!r}", "add it under [extensions]")
+
+    def _logins(self) -> None:
+        """MT012: one owner per login extension."""
+        owners: dict[str, list[str]] = defaultdict(list)
+        for username, values in self.users.items():
+            owners[values[1]].append(username)
+        file_users = self.doc.get("users", {})
+        for number, names in owners.items():
+            if len(names) < 2:
+                continue
+            for username in names:
+                others = ", ".join(n for n in names if n != username)
+                path = ("users", username, "login") if username in file_users else None
+                self.problem(path, f"user {username} logs in with {number}, which is also "
+                             f"the login of {others}", "give each user its own login "
+                             "extension (or --prune the users the file no longer lists)",
+                             "MT012")
+
+    # the rules, over the state the store would reach
+
+    def _validate(self) -> None:
+        touched_users = set(self.touched_users)
+        if self.touched_extensions or self.changed_groups:
+            touched = self.touched_extensions
+            for username, values in self.users.items():
+                named = {values[1], *values[4], *self.groups.get(values[5] or "", ())}
+                if values[5] in self.changed_groups or not touched.isdisjoint(named):
+                    touched_users.add(username)
+        specs = _Prospect(self)
+        for number in sorted(self.touched_extensions):
+            spec = specs.get(number)
+            if spec is None:
+                continue
+            for violation in extension_violations(spec):
+                self._extension_problem(violation, number)
+        for username in sorted(touched_users):
+            values = self.users[username]
+            named = {values[1], *values[4], *self.groups.get(values[5] or "", ())}
+            if any(self.parsed.is_broken("extensions", n) for n in named) or (
+                    values[5] and self.parsed.is_broken("groups", values[5])):
+                continue  # its schema problems are reported; the rules would only guess
+            user = UserSpec(username=username, display_name=values[0], login=values[1],
+                            webcall_mode=values[2], webcall_license=values[3],
+                            webcall_extensions=values[4], webcall_group=values[5],
+                            group_extensions=self.groups.get(values[5] or "", ()),
+                            webcall_position=values[6])
+            for violation in user_violations(user, specs, login_owner=username):
+                if violation.rule == "MT012" and "not an existing extension" in \
+                        violation.message:
+                    continue  # reported with its location among the references
+                self._user_problem(violation, username)
+        if self.needs_key is not None and not (self.settings.get("sip.realm")
+                                               or self.settings.get("sip.domain")):
+            self.problem(("settings",) if "settings" in self.doc else self.needs_key,
+                         "secure phones need keys, and keys need the SIP domain, which is "
+                         "not set", "add [settings] sip.domain = \"pbx.example.com\", or run: "
+                         "mtctl config set sip.domain pbx.example.com", "MT011")
+
+    def _extension_problem(self, violation: Violation, number: str) -> None:
+        entry = self.file_extensions.get(number)
+        path: tuple[str | int, ...] | None = ("extensions", number) if entry else None
+        if violation.object.startswith("phone ") and entry is not None:
+            position = int(violation.object.rsplit(":", 1)[1])
+            matches = [p for p in entry.phones if p.position == position]
+            if matches:
+                phone_ = matches[-1] if violation.rule == "MT002" else matches[0]
+                path = ("extensions", number, "phones", phone_.index)
+                field_ = _phone_field(violation.rule, phone_.entry)
+                if field_ in phone_.entry:
+                    path = (*path, field_)
+        elif violation.rule == "MT001" and entry is not None:
+            path = ("extensions", number, "phones")
+        self._rule_problem(path, violation)
+
+    def _user_problem(self, violation: Violation, username: str) -> None:
+        entry = self.doc.get("users", {}).get(username)
+        path: tuple[str | int, ...] | None = None
+        if entry is not None:
+            path = ("users", username)
+            for field_ in USER_RULE_FIELDS.get(violation.rule, ()):
+                if field_ in entry:
+                    path = (*path, field_)
+                    break
+        self._rule_problem(path, violation)
+
+    def _rule_problem(self, path: tuple[str | int, ...] | None, violation: Violation) -> None:
+        hint = FILE_HINTS.get(violation.rule, violation.hint)
+        if path is None:
+            hint = f"{hint} (it is in the store, not in this file)"
+        self.problem(path, f"{violation.object} {violation.message}", hint, violation.rule)
+
+
+PHONE_RULE_FIELDS = {"MT002": "position", "MT003": "position", "MT004": "order",
+                     "MT005": "publishable", "MT011": "secure", "MT013": "template"}
+USER_RULE_FIELDS = {"MT007": ("webcall_license", "webcall_mode"),
+                    "MT009": ("webcall_position", "webcall_mode"),
+                    "MT010": ("webcall_extensions", "webcall_group", "webcall_mode"),
+                    "MT012": ("login",)}
+FILE_HINTS = {
+    "MT001": "an extension has at most 8 phones: remove some",
+    "MT002": "give each phone of the extension its own position, 0 to 7",
+    "MT003": "put Cisco phones at position 0",
+    "MT004": "use an order of 0 (never rings) or more",
+    "MT005": "set secure = true, or drop publishable",
+    "MT006": "drop secure and publishable from Web Call phones",
+    "MT007": "use webcall_mode = \"exclusive\", or webcall_license = \"dedicated\"",
+    "MT008": "keep the extension's phones on its node",
+    "MT009": "put a Web Call phone with order 1 or more at the user's webcall_position of "
+             "the login extension, and no other Web Call extension",
+    "MT010": "give each Web Call extension a Web Call phone at position 0, apart from the "
+             "login extension",
+    "MT011": "secure phones get their keys from mtctl; run: mtctl keys rotate",
+    "MT012": "log in with an extension the user owns",
+    "MT013": "use template = \"webfon\", or a template with for_webcall = true",
+    "MT014": "use digits only, e.g. \"40710\"",
+}
+
+
+def _phone_field(rule: str, entry: dict[str, Any]) -> str:
+    if rule == "MT006":
+        return "secure" if entry.get("secure") else "publishable"
+    if rule == "MT013" and "template" not in entry:
+        return "model"
+    return PHONE_RULE_FIELDS.get(rule, "")
+
+
+class _Prospect(Mapping[str, ExtensionSpec]):
+    """The extensions as the store would hold them after the plan, built on demand."""
+
+    def __init__(self, planner: _Planner) -> None:
+        self.p = planner
+        self.built: dict[str, ExtensionSpec | None] = {}
+
+    def __getitem__(self, number: str) -> ExtensionSpec:
+        if number not in self.built:
+            self.built[number] = self._build(number)
+        found = self.built[number]
+        if found is None:
+            raise KeyError(number)
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.p.file_extensions)
+
+    def __len__(self) -> int:
+        return len(self.p.file_extensions)
+
+    def _build(self, number: str) -> ExtensionSpec | None:
+        p = self.p
+        entry = p.file_extensions.get(number)
+        stored = p.state.extensions.get(number)
+        if entry is None and (stored is None or p.prune):
+            return None
+        ext_node, display, timeout = entry.values if entry else stored[1:]  # type: ignore[index]
+        expiry: datetime | None
+        phones: list[PhoneSpec] = []
+        listed: set[int] = set()
+        if entry is not None:
+            for fp in entry.phones:
+                listed.add(fp.position)
+                before = fp.store
+                secure = fp.values[6]
+                if secure and (before is None or not before[8]):
+                    has_key, expiry = True, EXPIRY_TO_COME
+                elif before is not None:
+                    has_key, expiry = before[10], EXPIRY_TO_COME if before[11] else None
+                else:
+                    has_key, expiry = False, None
+                phones.append(self._spec(number, fp.position, fp.values, ext_node, has_key,
+                                         expiry))
+        if stored is not None and not (p.prune and entry is not None):
+            for position, row in p.state.phones.get(stored[0], {}).items():
+                if position not in listed:
+                    phones.append(self._spec(number, position, row[2:10], row[1], row[10],
+                                             EXPIRY_TO_COME if row[11] else None))
+        phones.sort(key=lambda s: s.position)
+        return ExtensionSpec(number=number, node=ext_node, display_name=display,
+                             ring_timeout=timeout, phones=tuple(phones))
+
+    def _spec(self, number: str, position: int, values: tuple[Any, ...], node_name: str,
+              has_key: bool, expiry: datetime | None) -> PhoneSpec:
+        order, enabled, model, template_name, category_name, location, secure, pub = values
+        vendor, kind, qr = self.p.models.get(model, ("", "unknown", False))
+        for_webcall = self.p.templates.get(template_name, (False,))[0]
+        return PhoneSpec(extension=number, position=position, order=order, model=model,
+                         kind=kind, vendor=vendor, qr_provisionable=qr, enabled=enabled,
+                         template=template_name, template_for_webcall=for_webcall,
+                         secure=secure, publishable=pub, node=node_name, location=location,
+                         category=category_name, has_key=has_key, key_expires_at=expiry)
