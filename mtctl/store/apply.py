@@ -100,15 +100,13 @@ def load_state(conn: Connection) -> State:
 def apply_config(conn: Connection, parsed: ParsedFile, *, actor: str, prune: bool,
                  dry_run: bool, now: datetime | None = None) -> Plan:
     """Plan, and unless dry_run or the file has problems, write the plan in this transaction."""
-    from mtctl.formats.config_file import gc_paused
     from mtctl.store.apply_writer import write_plan
 
-    with gc_paused():
-        state = load_state(conn)
-        plan = plan_config(state, parsed, prune=prune)
-        if not dry_run and not plan.problems and plan.changes:
-            write_plan(conn, state, plan, actor=actor, now=now or datetime.now(UTC))
-            from mtctl.store.webcall import end_invalid_sessions
+    state = load_state(conn)
+    plan = plan_config(state, parsed, prune=prune)
+    if not dry_run and not plan.problems and plan.changes:
+        write_plan(conn, state, plan, actor=actor, now=now or datetime.now(UTC))
+        from mtctl.store.webcall import end_invalid_sessions
 
-            end_invalid_sessions(conn, actor=actor)  # a user's Web Call extensions changed
+        end_invalid_sessions(conn, actor=actor)  # a user's Web Call extensions changed
     return plan

@@ -17,7 +17,7 @@ from mtctl.domain.config_keys import nested_settings
 from mtctl.domain.model import DEFAULT_RING_TIMEOUT
 from mtctl.domain.plan import State
 from mtctl.domain.planning import seed
-from mtctl.formats.config_file import setting_types
+from mtctl.formats.pbx_file.schema import setting_types
 from mtctl.store.apply import load_state
 
 

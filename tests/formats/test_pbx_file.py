@@ -1,4 +1,4 @@
-"""The config file format: its schema, its parser and where its problems are."""
+"""The declarative PBX file: its schema, its parser and where its problems are."""
 
 from __future__ import annotations
 
@@ -11,13 +11,9 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from mtctl.formats.config_file import (
-    add_lines,
-    format_path,
-    parse_config,
-    schema_text,
-    setting_types,
-)
+from mtctl.domain.problems import format_path
+from mtctl.formats.pbx_file.load import add_lines, parse_config
+from mtctl.formats.pbx_file.schema import schema_text, setting_types
 from mtctl.formats.toml_locator import Locator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,11 +24,11 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.toml"))
 def test_the_checked_in_schema_is_generated_from_the_loader():
     assert SCHEMA.read_text(encoding="utf-8") == schema_text(), (
         "schemas/mtctl-config.schema.json is stale; regenerate it with: "
-        "python -m mtctl.formats.config_file > schemas/mtctl-config.schema.json")
+        "python -m mtctl.formats.pbx_file > schemas/mtctl-config.schema.json")
 
 
 def test_the_schema_regenerates_from_the_command_line():
-    result = subprocess.run([sys.executable, "-m", "mtctl.formats.config_file"],  # noqa: S603
+    result = subprocess.run([sys.executable, "-m", "mtctl.formats.pbx_file"],  # noqa: S603
                             capture_output=True, text=True, check=True, timeout=60)
     assert result.stdout == schema_text()
 
@@ -103,7 +99,7 @@ def test_the_fast_parser_refuses_what_tomllib_refuses(text):
 def test_deep_nesting_is_a_problem_not_a_crash():
     # toml-rs has no recursion limit (a stack overflow kills the process), so nesting is
     # refused before parsing; a child process keeps a crash from taking the suite down.
-    code = ("import sys; from mtctl.formats.config_file import parse_config; "
+    code = ("import sys; from mtctl.formats.pbx_file.load import parse_config; "
             "p = parse_config('a = ' + '[' * 100000 + ']' * 100000); "
             "print(p.problems[0].line, p.problems[0].message)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,  # noqa: S603
