@@ -20,6 +20,12 @@ class Kind(StrEnum):
     webcall = "webcall"
 
 
+class Profile(StrEnum):
+    linphone = "linphone"
+    cisco_mpp = "cisco-mpp"
+    yealink = "yealink"
+
+
 @dataclass(frozen=True)
 class Entry:
     """One kind of catalog entry: its group, and how its list, rm (and plain add) read."""
@@ -42,8 +48,8 @@ CATALOG = [
     Entry("category", "Calling permission classes.", "national", ["name"],
           "List calling categories.", "Remove a category that no phone or template uses.",
           "no categories", plain_add="Add a calling category."),
-    Entry("model", "Phone models in the catalog.", '"Yealink T54W"',
-          ["name", "vendor", "kind", "qr_provisionable"], "List phone models.",
+    Entry("model", "Phone models in the catalog.", '"Yealink T46U"',
+          ["name", "vendor", "kind", "qr_provisionable", "profile"], "List phone models.",
           "Remove a phone model that no phone uses (seeded models stay).", "no models",
           titles={"qr_provisionable": "QR"}),
     Entry("template", "Presets applied to phones.", "mobile",
@@ -99,19 +105,22 @@ def _rm_command(entry: Entry) -> Callable[..., None]:
 
 @model_app.command("add", help=_help(
     "Add a phone model to the catalog.",
-    'model add "Yealink T54W" --vendor Yealink --kind hardphone'))
+    'model add "Yealink T46U" --vendor Yealink --kind hardphone --profile yealink'))
 def model_add(
     ctx: typer.Context,
     name: str,
     vendor: Annotated[str, typer.Option(help="Maker; Cisco phones must sit at position 0.")],
     kind: Annotated[Kind, typer.Option(help="What kind of device it is.")],
     qr: Annotated[bool, typer.Option("--qr", help="Can be provisioned by QR code.")] = False,
+    profile: Annotated[Profile | None, typer.Option(
+        help="How its phones are provisioned: linphone (QR), cisco-mpp or yealink (by MAC, "
+             "from mtctl serve's /d/).")] = None,
 ) -> None:
     from mtctl.store import catalog
 
     with writing(ctx) as (conn, actor):
         catalog.add_model(conn, actor=actor, name=name, vendor=vendor, kind=kind.value,
-                          qr_provisionable=qr)
+                          qr_provisionable=qr, profile=profile.value if profile else None)
     output.note(f"added model {name}")
 
 

@@ -40,6 +40,9 @@ def add(
     location: Annotated[str | None, typer.Option(metavar="L")] = None,
     node: Annotated[str | None, typer.Option(
         metavar="NODE", help="Must be the extension's node (the default).")] = None,
+    mac: Annotated[str | None, typer.Option(
+        metavar="MAC", help="A desk phone's MAC (00:1a:2b:3c:4d:5e or any usual spelling), "
+                            "for provisioning by MAC.")] = None,
 ) -> None:
     """Add a phone to an extension; a secure phone gets a key nobody knows.
 
@@ -51,7 +54,7 @@ def add(
         phones.add_phone(conn, actor=actor, number=ext, position=position, model=model,
                          order=order, enabled=not disabled, secure=secure,
                          publishable=publishable, template_name=template,
-                         category_name=category, location=location, node_name=node)
+                         category_name=category, location=location, node_name=node, mac=mac)
     output.note(f"added phone {ext}:{position}")
 
 
@@ -72,7 +75,8 @@ def list_(ctx: typer.Context,
 
 @phone_app.command("show")
 def show(ctx: typer.Context, ext: Ext, pos: Pos, as_json: JsonOpt = False) -> None:
-    """Show one phone.
+    """Show one phone (for a desk phone: its MAC, and when and to which address its file last
+    carried a fresh key).
 
     Example: mtctl phone show 40710 0
     """
@@ -101,6 +105,8 @@ def set_(
         "--secure/--not-secure", help="Secure phones get a system key; others lose it.")]
     = None,
     publishable: Annotated[bool | None, typer.Option("--publishable/--not-publishable")] = None,
+    mac: Annotated[str | None, typer.Option(
+        metavar="MAC", help="A desk phone's MAC, any usual spelling; '' clears.")] = None,
 ) -> None:
     """Change a phone.
 
@@ -116,7 +122,7 @@ def set_(
     with writing(ctx) as (conn, actor):
         phones.update_phone(conn, actor=actor, number=ext, position=pos, new_position=position,
                             order=order, model=model, template_name=template, secure=secure,
-                            publishable=publishable, **optional)
+                            publishable=publishable, mac=mac, **optional)
     output.note(f"updated phone {ext}:{pos}")
 
 

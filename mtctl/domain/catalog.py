@@ -19,6 +19,7 @@ class SeededModel:
     vendor: str
     kind: str
     qr_provisionable: bool = False
+    profile: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,12 +34,15 @@ class SeededTemplate:
 
 
 SEEDED_MODELS: tuple[SeededModel, ...] = (
-    SeededModel("Cisco 8841", "Cisco", "hardphone"),
+    SeededModel("Cisco 8841", "Cisco", "hardphone", profile="cisco-mpp"),
     SeededModel("Generic SIP hardphone", "Generic", "hardphone"),
     SeededModel("Linphone (no proxy)", "Belledonne", "softphone"),
-    SeededModel("VIVAit Call Business iOS", "VIVAit", "app", qr_provisionable=True),
-    SeededModel("VIVAit Call Business Android", "VIVAit", "app", qr_provisionable=True),
+    SeededModel("VIVAit Call Business iOS", "VIVAit", "app", qr_provisionable=True,
+                profile="linphone"),
+    SeededModel("VIVAit Call Business Android", "VIVAit", "app", qr_provisionable=True,
+                profile="linphone"),
     SeededModel("VIVAit Call Web", "VIVAit", "webcall"),
+    SeededModel("Yealink T54W", "Yealink", "hardphone", profile="yealink"),
 )
 SEEDED_TEMPLATES: tuple[SeededTemplate, ...] = (
     SeededTemplate("default"),

@@ -92,12 +92,17 @@ def remove_category(conn: Connection, *, actor: str, name: str) -> None:
 
 
 def add_model(conn: Connection, *, actor: str, name: str, vendor: str, kind: str,
-              qr_provisionable: bool) -> None:
+              qr_provisionable: bool, profile: str | None = None) -> None:
+    from mtctl.domain.devices import PROFILES
+
     if kind not in PHONE_KINDS:
         raise UsageError(f"unknown phone kind {kind!r}", "use one of: " + ", ".join(PHONE_KINDS))
+    if profile is not None and profile not in PROFILES:
+        raise UsageError(f"unknown provisioning profile {profile!r}",
+                         "use one of: " + ", ".join(PROFILES))
     _add_named(conn, actor=actor, what="model",
                values={"name": name, "vendor": vendor.strip(), "kind": kind,
-                       "qr_provisionable": qr_provisionable})
+                       "qr_provisionable": qr_provisionable, "profile": profile})
 
 
 def add_template(conn: Connection, *, actor: str, name: str, for_webcall: bool,
@@ -136,7 +141,7 @@ def list_categories(conn: Connection) -> list[dict[str, Any]]:
 def list_models(conn: Connection) -> list[dict[str, Any]]:
     rows = conn.execute(select(phone_model).order_by(phone_model.c.name))
     return [{"name": r.name, "vendor": r.vendor, "kind": r.kind,
-             "qr_provisionable": bool(r.qr_provisionable)} for r in rows]
+             "qr_provisionable": bool(r.qr_provisionable), "profile": r.profile} for r in rows]
 
 
 def list_templates(conn: Connection) -> list[dict[str, Any]]:
@@ -237,7 +242,8 @@ def remove_model(conn: Connection, *, actor: str, name: str) -> None:
                     "them first")
     before = show_model(conn, name)
     _remove_entry(conn, actor=actor, what="model", name=name,
-                  changes={k: [before[k], None] for k in ("vendor", "kind", "qr_provisionable")})
+                  changes={k: [before[k], None] for k in ("vendor", "kind", "qr_provisionable",
+                                                          "profile")})
 
 
 def remove_template(conn: Connection, *, actor: str, name: str) -> None:

@@ -12,7 +12,8 @@ from sqlalchemy.engine import Connection
 from mtctl.domain import keys
 from mtctl.domain.model import ExtensionSpec, PhoneSpec
 from mtctl.domain.rules import extension_violations, password_violation, provisioning_violation
-from mtctl.errors import NotFound, RuleViolation
+from mtctl.domain.values import escape
+from mtctl.errors import Conflict, NotFound, RuleViolation, UsageError
 from mtctl.store import audit, config
 from mtctl.store.audit import as_utc
 from mtctl.store.catalog import id_by_name
@@ -28,6 +29,7 @@ def public(row) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """A phone as listings and --json show it: never a digest."""
     spec = phone_spec(row)
     expires = as_utc(row.key_expires_at)
+    delivered = as_utc(row.key_delivered_at)
     return {
         "extension": row.number, "position": row.position, "order": row.ring_order,
         "enabled": bool(row.enabled), "model": row.model, "kind": row.kind,
@@ -36,6 +38,9 @@ def public(row) -> dict[str, Any]:  # type: ignore[no-untyped-def]
         "sip_auth_user": row.sip_auth_user, "has_key": bool(row.has_key),
         "key_expires_at": expires.isoformat(timespec="seconds") if expires else None,
         "provisionable": provisioning_violation(spec) is None,
+        "mac": row.mac,
+        "key_delivered_at": delivered.isoformat(timespec="seconds") if delivered else None,
+        "key_delivered_to": row.key_delivered_to,
     }
 
 
@@ -99,6 +104,28 @@ def _lifetime(conn: Connection, template_row) -> int:  # type: ignore[no-untyped
     return config.key_lifetime(conn, template_row.name, template_row.key_lifetime_days)
 
 
+def _mac(conn: Connection, text: str | None, *, phone_id: int | None = None) -> str | None:
+    """A MAC in any usual spelling as 12 lowercase hex digits ('' clears), unique in the store."""
+    from mtctl.domain.devices import normalise_mac, shown_mac
+
+    if not text:
+        return None
+    try:
+        mac = normalise_mac(text)
+    except ValueError as exc:
+        raise UsageError(f"bad MAC address {escape(text[:40])!r}", f"use {exc}") from None
+    holder = conn.execute(
+        select(extension.c.number, phone.c.position, phone.c.id)
+        .join(extension, extension.c.id == phone.c.extension_id).where(phone.c.mac == mac)
+    ).first()
+    if holder is not None and holder.id != phone_id:
+        raise Conflict(f"MAC {shown_mac(mac)} is already used by phone "
+                       f"{holder.number}:{holder.position}",
+                       f"give that phone another MAC first (mtctl phone set {holder.number} "
+                       f"{holder.position} --mac '')")
+    return mac
+
+
 def _key_values(key: keys.KeyDigests, now: datetime) -> dict[str, Any]:
     return {"ha1": key.ha1, "ha1_sha256": key.ha1_sha256, "key_expires_at": key.expires_at,
             "key_updated_at": now}
@@ -108,9 +135,11 @@ def add_phone(conn: Connection, *, actor: str, number: str, position: int, model
               order: int = 1, enabled: bool = True, secure: bool = False,
               publishable: bool = False, template_name: str | None = None,
               category_name: str | None = None, location: str | None = None,
-              node_name: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+              node_name: str | None = None, mac: str | None = None,
+              now: datetime | None = None) -> dict[str, Any]:
     """Add a phone; a secure phone gets its system key here (MT011)."""
     now = now or audit.utcnow()
+    mac = _mac(conn, mac)
     ext_id = require_extension(conn, number)
     ext = extension_specs(conn, [ext_id])[ext_id]
     model_row = _model(conn, model)
@@ -140,7 +169,7 @@ def add_phone(conn: Connection, *, actor: str, number: str, position: int, model
         "extension_id": ext_id, "node_id": node_id, "position": position, "ring_order": order,
         "enabled": enabled, "model_id": model_row.id, "template_id": template_row.id,
         "category_id": category_id, "location": location, "secure": secure,
-        "publishable": publishable, "sip_auth_user": auth_user,
+        "publishable": publishable, "sip_auth_user": auth_user, "mac": mac,
     }
     check_text(phone, values)
     if key is not None:
@@ -158,8 +187,8 @@ def update_phone(conn: Connection, *, actor: str, number: str, position: int,
                  enabled: bool | None = None, model: str | None = None,
                  template_name: str | None = None, category_name: Any = UNCHANGED,
                  location: Any = UNCHANGED, secure: bool | None = None,
-                 publishable: bool | None = None, now: datetime | None = None,
-                 action: str = "set") -> dict[str, Any]:
+                 publishable: bool | None = None, mac: str | None = None,
+                 now: datetime | None = None, action: str = "set") -> dict[str, Any]:
     """Change a phone. Making it secure gives it a system key; making it not secure drops it."""
     now = now or audit.utcnow()
     row = _row(conn, number, position)
@@ -193,6 +222,8 @@ def update_phone(conn: Connection, *, actor: str, number: str, position: int,
         values["location"] = changed["location"] = location or None
     if publishable is not None:
         values["publishable"] = changed["publishable"] = publishable
+    if mac is not None:
+        values["mac"] = _mac(conn, mac, phone_id=row.id)
     if secure is not None and secure != current.secure:
         values["secure"] = changed["secure"] = secure
         if secure:

@@ -37,6 +37,8 @@ def phone_query() -> Select:
             phone.c.secure, phone.c.publishable, phone_node.c.name.label("node"),
             phone.c.location, category.c.name.label("category"), phone.c.sip_auth_user,
             (phone.c.ha1.is_not(None)).label("has_key"), phone.c.key_expires_at,
+            phone_model.c.profile, phone.c.mac, phone.c.key_delivered_at,
+            phone.c.key_delivered_to,
         )
         .select_from(phone)
         .join(extension, extension.c.id == phone.c.extension_id)

@@ -53,7 +53,10 @@ phone_model = Table(
     Column("vendor", String(64), nullable=False, server_default=""),
     Column("kind", String(16), nullable=False),
     Column("qr_provisionable", Boolean, nullable=False, server_default="0"),
+    # How phones of this model get their account (SPEC §9): see domain/devices.py.
+    Column("profile", String(16), nullable=True),
     CheckConstraint("kind IN ('hardphone', 'softphone', 'app', 'webcall')", name="kind"),
+    CheckConstraint("profile IN ('linphone', 'cisco-mpp', 'yealink')", name="profile"),
 )
 
 template = Table(
@@ -186,6 +189,13 @@ phone = Table(
     Column("prev_ha1", String(32), nullable=True),
     Column("prev_ha1_sha256", String(64), nullable=True),
     Column("prev_key_valid_until", DateTime(timezone=True), nullable=True),
+    # A desk phone's MAC (12 lowercase hex digits) and its rotate-on-fetch trail: when and to
+    # which address its file last carried a fresh key, and since when `keys rotate` found its
+    # key due (the next fetch replaces it).
+    Column("mac", String(12), nullable=True, unique=True),
+    Column("key_delivered_at", DateTime(timezone=True), nullable=True),
+    Column("key_delivered_to", String(64), nullable=True),
+    Column("key_due_at", DateTime(timezone=True), nullable=True),
     UniqueConstraint("extension_id", "position", name="uq_phone_extension_position"),
     CheckConstraint("position >= 0 AND position <= 7", name="position"),
     CheckConstraint("ring_order >= 0", name="ring_order"),
@@ -195,6 +205,15 @@ setting = Table(
     "setting", metadata,
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+# Hashes (passlib) of secrets mtctl checks, such as provisioning.device_password: apart from
+# the settings, so export, apply and `config list` never see them.
+secret = Table(
+    "secret", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("hash", Text, nullable=False),
+    Column("set_at", DateTime(timezone=True), nullable=False),
 )
 
 audit_log = Table(

@@ -19,24 +19,28 @@ def test_model_show_and_rm(seeded):
     shown = json.loads(seeded.ok("model", "show", "Cisco 8841", "--json").stdout)
     validate("model", shown)
     assert shown == {"name": "Cisco 8841", "vendor": "Cisco", "kind": "hardphone",
-                     "qr_provisionable": False, "seeded": True, "phones": 1}
-    seeded.ok("model", "add", "Yealink T54W", "--vendor", "Yealink", "--kind", "hardphone")
-    text = seeded.ok("model", "show", "Yealink T54W").stdout
+                     "qr_provisionable": False, "profile": "cisco-mpp", "seeded": True,
+                     "phones": 1}
+    seeded.ok("model", "add", "Yealink T46U", "--vendor", "Yealink", "--kind", "hardphone",
+              "--profile", "yealink")
+    assert json.loads(seeded.ok("model", "show", "Yealink T46U", "--json").stdout)[
+        "profile"] == "yealink"
+    text = seeded.ok("model", "show", "Yealink T46U").stdout
     assert "Yealink" in text and "seeded" in text
-    r = seeded.ok("model", "rm", "Yealink T54W")
-    assert "removed model Yealink T54W" in r.stderr
-    assert "Yealink T54W" not in seeded.ok("model", "list").stdout
-    [removed] = [row for row in audit_of(seeded, "model Yealink T54W")
+    r = seeded.ok("model", "rm", "Yealink T46U")
+    assert "removed model Yealink T46U" in r.stderr
+    assert "Yealink T46U" not in seeded.ok("model", "list").stdout
+    [removed] = [row for row in audit_of(seeded, "model Yealink T46U")
                  if row["action"] == "remove"]
     assert removed["actor"] == "tester"
     assert removed["changes"]["vendor"] == ["Yealink", None]
 
 
 def test_a_model_in_use_is_refused_naming_its_phones(seeded):
-    seeded.ok("model", "add", "Yealink T54W", "--vendor", "Yealink", "--kind", "hardphone")
+    seeded.ok("model", "add", "Yealink T46U", "--vendor", "Yealink", "--kind", "hardphone")
     for pos in ("2", "3", "4", "5", "6", "7"):
-        seeded.ok("phone", "add", "40710", "--position", pos, "--model", "Yealink T54W")
-    r = assert_refused(seeded, "model", "rm", "Yealink T54W", exit_code=4)
+        seeded.ok("phone", "add", "40710", "--position", pos, "--model", "Yealink T46U")
+    r = assert_refused(seeded, "model", "rm", "Yealink T46U", exit_code=4)
     assert "phone 40710:2, phone 40710:3" in r.stderr and "(and 1 more)" in r.stderr
     assert "mtctl phone set" in r.stderr
 

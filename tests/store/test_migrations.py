@@ -57,15 +57,16 @@ def test_an_upgraded_store_checks_clean(empty_url):
 def test_upgrade_seeds_the_catalog_the_spec_names(empty_url):
     mtctl = Mtctl(empty_url)
     mtctl.ok("db", "upgrade")
-    models = {m["name"]: (m["kind"], m["qr_provisionable"])
+    models = {m["name"]: (m["kind"], m["qr_provisionable"], m["profile"])
               for m in json.loads(mtctl.ok("model", "list", "--json").stdout)}
     assert models == {
-        "Cisco 8841": ("hardphone", False),
-        "Generic SIP hardphone": ("hardphone", False),
-        "Linphone (no proxy)": ("softphone", False),
-        "VIVAit Call Business iOS": ("app", True),
-        "VIVAit Call Business Android": ("app", True),
-        "VIVAit Call Web": ("webcall", False),
+        "Cisco 8841": ("hardphone", False, "cisco-mpp"),
+        "Generic SIP hardphone": ("hardphone", False, None),
+        "Linphone (no proxy)": ("softphone", False, None),
+        "VIVAit Call Business iOS": ("app", True, "linphone"),
+        "VIVAit Call Business Android": ("app", True, "linphone"),
+        "VIVAit Call Web": ("webcall", False, None),
+        "Yealink T54W": ("hardphone", False, "yealink"),
     }
     templates = {t["name"]: t["for_webcall"]
                  for t in json.loads(mtctl.ok("template", "list", "--json").stdout)}

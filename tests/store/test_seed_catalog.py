@@ -20,7 +20,8 @@ def stored_catalog(url: str) -> tuple[set[SeededModel], set[SeededTemplate]]:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            models = {SeededModel(r.name, r.vendor, r.kind, bool(r.qr_provisionable))
+            models = {SeededModel(r.name, r.vendor, r.kind, bool(r.qr_provisionable),
+                                  r.profile)
                       for r in conn.execute(select(phone_model))}
             rows = conn.execute(
                 select(template, category.c.name.label("category_name"))

@@ -1,0 +1,50 @@
+"""Desk phones by MAC: model profiles and phone MACs through the CLI."""
+
+import json
+
+import pytest
+
+from tests.dump import assert_refused
+
+
+def phone(mtctl, ext="40710", pos="0"):
+    return json.loads(mtctl.ok("phone", "show", ext, pos, "--json").stdout)
+
+
+@pytest.mark.parametrize("spelling", ["00:1A:2B:3C:4D:5E", "00-1a-2b-3c-4d-5e", "001a.2b3c.4d5e",
+                                      "001a2b3c4d5e"])
+def test_a_mac_in_any_usual_spelling_is_kept_as_twelve_lowercase_hex_digits(seeded, spelling):
+    seeded.ok("phone", "set", "40710", "0", "--mac", spelling)
+    assert phone(seeded)["mac"] == "001a2b3c4d5e"
+    seeded.ok("phone", "add", "40710", "--position", "2", "--model", "Yealink T54W",
+              "--mac", "80:5e:c0:12:34:56")
+    assert phone(seeded, pos="2")["mac"] == "805ec0123456"
+
+
+def test_a_mac_is_unique_and_can_be_cleared(seeded):
+    seeded.ok("phone", "set", "40710", "0", "--mac", "00:1a:2b:3c:4d:5e")
+    r = assert_refused(seeded, "phone", "add", "40710", "--position", "2", "--model",
+                       "Yealink T54W", "--mac", "001A2B3C4D5E", exit_code=4)
+    assert "phone 40710:0" in r.stderr
+    seeded.ok("phone", "set", "40710", "0", "--mac", "")
+    assert phone(seeded)["mac"] is None
+    seeded.ok("phone", "add", "40710", "--position", "2", "--model", "Yealink T54W",
+              "--mac", "001A2B3C4D5E")
+
+
+@pytest.mark.parametrize("bad", ["00:1a:2b:3c:4d", "00:1a:2b:3c:4d:5g", "zz", "00:1a:2b:3c:4d:5e\n"])
+def test_a_bad_mac_is_a_usage_error_that_changes_nothing(seeded, bad):
+    r = assert_refused(seeded, "phone", "set", "40710", "0", "--mac", bad, exit_code=2)
+    assert "MAC" in r.stderr
+
+
+def test_model_add_takes_a_provisioning_profile(seeded):
+    seeded.ok("model", "add", "SPA 525", "--vendor", "Cisco", "--kind", "hardphone",
+              "--profile", "cisco-mpp")
+    models = {m["name"]: m["profile"] for m in
+              json.loads(seeded.ok("model", "list", "--json").stdout)}
+    assert models["SPA 525"] == "cisco-mpp"
+    assert models["Cisco 8841"] == "cisco-mpp" and models["Yealink T54W"] == "yealink"
+    r = seeded("model", "add", "X", "--vendor", "X", "--kind", "hardphone", "--profile",
+               "polycom")
+    assert r.exit_code == 2 and "'cisco-mpp', 'yealink'" in r.stderr
