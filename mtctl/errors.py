@@ -14,6 +14,7 @@ class ExitCode(IntEnum):
     NOT_FOUND = 3
     CONFLICT = 4
     STORE = 5
+    PENDING = 6  # apply --dry-run --detailed-exitcode: the store does not match the file yet
 
 
 class MtctlError(Exception):

@@ -29,6 +29,9 @@ def apply(
                                           help="Print the plan; write nothing.")] = False,
     prune: Annotated[bool, typer.Option("--prune", help="Remove what the file does not name "
                                         "(seeded models and templates are reset).")] = False,
+    detailed_exitcode: Annotated[bool, typer.Option(
+        "--detailed-exitcode", help="With --dry-run: exit 0 when the store matches the file, "
+        "6 when there are changes to make, 1 on errors.")] = False,
     as_json: JsonOpt = False,
     max_size: Annotated[int, typer.Option("--max-size", metavar="MIB", help=(
         "Refuse a file larger than this many MiB (1–1024)."), parser=whole_number(
@@ -36,9 +39,14 @@ def apply(
 ) -> None:
     """Make the store match a config file: all of it is checked first, then written at once.
 
-    Example: mtctl apply pbx.toml --dry-run
+    Example: mtctl apply pbx.toml --dry-run --detailed-exitcode
     """
     from mtctl.domain.plan import Plan
+    from mtctl.errors import ExitCode, UsageError
+
+    if detailed_exitcode and not dry_run:
+        raise UsageError("--detailed-exitcode needs --dry-run",
+                         "add --dry-run to ask whether the store matches the file")
     from mtctl.formats.pbx_file.load import parse_config
     from mtctl.store.apply import apply_config
 
@@ -55,7 +63,9 @@ def apply(
                                         dry_run=dry_run)
         _render(plan, parsed, source=_source(file), dry_run=dry_run, as_json=as_json)
     if plan.problems:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.RULE)
+    if detailed_exitcode and plan.changes:
+        raise typer.Exit(ExitCode.PENDING)
 
 
 def export(

@@ -156,6 +156,47 @@ def test_dry_run_prints_the_plan_and_leaves_the_store_byte_identical(seeded, tmp
     assert dump_store(seeded.url) == before
 
 
+def test_detailed_exitcode_says_whether_the_store_matches_the_file(seeded, tmp_path):
+    path = write(tmp_path, CHANGED)
+    before = dump_store(seeded.url)
+    pending = seeded("apply", path, "--dry-run", "--detailed-exitcode")
+    assert pending.exit_code == 6, pending.output
+    assert "+ extension 40720" in pending.stdout.splitlines()
+    assert "dry run: 3 to add, 2 to change, 0 to remove" in pending.stderr
+    as_json = seeded("apply", path, "--dry-run", "--detailed-exitcode", "--json")
+    assert as_json.exit_code == 6, as_json.output
+    validate_output(json.loads(as_json.stdout))
+    assert dump_store(seeded.url) == before
+
+    seeded.ok("apply", path)
+    in_sync = seeded("apply", path, "--dry-run", "--detailed-exitcode")
+    assert in_sync.exit_code == 0, in_sync.output
+    assert "no changes" in in_sync.stderr
+
+
+@pytest.mark.parametrize("text", [
+    CHANGED.replace('node = "sevilla"', 'node = "nowhere"'),  # a problem the plan finds
+    CHANGED + "[extensions.40720]\nnode = \"madrid\"\n",  # one the parser finds
+    CHANGED.replace("position = 2", "position = 9"),  # one the schema finds
+])
+def test_detailed_exitcode_is_1_for_a_file_with_errors(seeded, tmp_path, text):
+    path = write(tmp_path, text)
+    before = dump_store(seeded.url)
+    result = seeded("apply", path, "--dry-run", "--detailed-exitcode")
+    assert result.exit_code == 1, result.output
+    assert "nothing was written" in result.stderr
+    assert dump_store(seeded.url) == before
+
+
+def test_detailed_exitcode_needs_dry_run(seeded, tmp_path):
+    path = write(tmp_path, CHANGED)
+    before = dump_store(seeded.url)
+    result = seeded("apply", path, "--detailed-exitcode")
+    assert result.exit_code == 2, result.output
+    assert "--detailed-exitcode needs --dry-run" in result.stderr
+    assert dump_store(seeded.url) == before
+
+
 def test_apply_writes_the_plan_with_keys_and_one_audit_row_per_object(seeded, tmp_path):
     path = write(tmp_path, CHANGED)
     audit_before = len(dump_store(seeded.url)["audit_log"])
