@@ -44,6 +44,7 @@ from mtctl.store.tables import (
     webcall_group,
     webcall_group_extension,
 )
+from mtctl.store.webcall import end_invalid_sessions, end_sessions_on
 
 BATCH = 5_000
 AUDIT_ACTION = {"add": "add", "change": "set", "remove": "remove"}
@@ -207,6 +208,9 @@ class _Writer:
         self.relogin = {c.name for c in self.changes("change", "user")
                         if "login" in (c.diff or {})}
         names = [c.name for c in self.changes("remove", "user")] + sorted(self.relogin)
+        # their sessions end audited (the rows would go silently with the users)
+        end_invalid_sessions(self.conn, actor=self.actor, user_ids=[],
+                             ending_users=[self.state.users[name][0] for name in names])
         for batch in _chunks([self.state.users[name][0] for name in names]):
             self.conn.execute(delete(user_webcall_extension)
                               .where(user_webcall_extension.c.user_id.in_(batch)))
@@ -223,6 +227,7 @@ class _Writer:
             conn.execute(delete(phone).where(phone.c.id.in_(batch)))
         ext_ids = [self.state.extensions[c.name][0]
                    for c in self.changes("remove", "extension")]
+        end_sessions_on(conn, actor=self.actor, extension_ids=ext_ids)
         for batch in _chunks(ext_ids):
             conn.execute(delete(webcall_group_extension)
                          .where(webcall_group_extension.c.extension_id.in_(batch)))

@@ -48,15 +48,18 @@ def _check_name(what: str, name: str) -> str:
     return name
 
 
-def _add_named(conn: Connection, *, actor: str, what: str, values: dict[str, Any]) -> None:
+def _add_named(conn: Connection, *, actor: str, what: str, values: dict[str, Any],
+               audited: dict[str, Any] | None = None) -> None:
+    """Insert a catalog entry; the audit row has its values (ids replaced by AUDITED names)."""
     table, _ = WHAT[what]
     name = values["name"] = _check_name(what, values["name"])
     check_text(table, values)
     if conn.execute(select(table.c.id).where(table.c.name == name)).first():
         raise Conflict(f"{what} {name!r} already exists", f"see: mtctl {what} list")
     conn.execute(insert(table).values(**values))
+    shown = {k: v for k, v in values.items() if not k.endswith("_id")} | (audited or {})
     audit.record(conn, actor=actor, action="add", obj=f"{what} {name}",
-                 changes={k: [None, v] for k, v in values.items()})
+                 changes={k: [None, v] for k, v in shown.items()})
 
 
 def _remove_named(conn: Connection, *, actor: str, what: str, name: str,
@@ -117,7 +120,8 @@ def add_template(conn: Connection, *, actor: str, name: str, for_webcall: bool,
     category_id = id_by_name(conn, "category", category_name) if category_name else None
     _add_named(conn, actor=actor, what="template",
                values={"name": name, "for_webcall": for_webcall, "secure": secure,
-                       "key_lifetime_days": key_lifetime_days, "category_id": category_id})
+                       "key_lifetime_days": key_lifetime_days, "category_id": category_id},
+               audited={"category": category_name or None})
     check_rotation(conn)  # a lifetime within the rotation window would rotate every run
 
 
@@ -175,6 +179,7 @@ def add_group_extensions(conn: Connection, *, actor: str, name: str, numbers: li
     rank = conn.execute(select(func.coalesce(func.max(webcall_group_extension.c.rank), -1))
                         .where(webcall_group_extension.c.group_id == group_id)).scalar()
     ids = []
+    before = group_extensions(conn, group_id)
     for number in numbers:
         ext_id = require_extension(conn, number)
         ids.append(ext_id)
@@ -184,8 +189,10 @@ def add_group_extensions(conn: Connection, *, actor: str, name: str, numbers: li
         present.add(number)
         conn.execute(insert(webcall_group_extension).values(group_id=group_id,
                                                             extension_id=ext_id, rank=rank))
+    after = group_extensions(conn, group_id)
+    if after != before:
         audit.record(conn, actor=actor, action="add-ext", obj=f"group {name}",
-                     changes={"extension": [None, number]})
+                     changes={"extensions": [before, after]})
     users = conn.execute(select(app_user.c.id).where(app_user.c.webcall_group_id == group_id))
     enforce(conn, extension_ids=ids, user_ids=users.scalars().all())
 
@@ -287,6 +294,7 @@ def remove_group_extensions(conn: Connection, *, actor: str, name: str,
     group_id = id_by_name(conn, "group", name)
     present = set(group_extensions(conn, group_id))
     ids = []
+    before = group_extensions(conn, group_id)
     for number in dict.fromkeys(numbers):
         ext_id = require_extension(conn, number)
         if number not in present:
@@ -296,8 +304,8 @@ def remove_group_extensions(conn: Connection, *, actor: str, name: str,
         conn.execute(delete(webcall_group_extension).where(
             webcall_group_extension.c.group_id == group_id,
             webcall_group_extension.c.extension_id == ext_id))
-        audit.record(conn, actor=actor, action="rm-ext", obj=f"group {name}",
-                     changes={"extension": [number, None]})
+    audit.record(conn, actor=actor, action="rm-ext", obj=f"group {name}",
+                 changes={"extensions": [before, group_extensions(conn, group_id)]})
     users = conn.execute(select(app_user.c.id).where(app_user.c.webcall_group_id == group_id))
     user_ids = users.scalars().all()
     enforce(conn, extension_ids=ids, user_ids=user_ids)

@@ -23,7 +23,7 @@ from sqlalchemy.exc import (
 from mtctl.errors import Conflict, StoreError, UsageError
 
 # The newest migration this mtctl knows; tests/store/test_migrations.py keeps it true.
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 UPGRADE_HINT = "run: mtctl db upgrade"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SQLITE_BUSY_STEP_MS = 100  # a writer waits in steps this long, so Ctrl-C is seen at once

@@ -8,18 +8,20 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from mtctl.domain.model import DEFAULT_RING_TIMEOUT
+from mtctl.domain.plan import EXTENSION_FIELDS
 from mtctl.domain.rules import Violation, extension_number_violation
 from mtctl.errors import Conflict, NotFound, RuleViolation, UsageError
 from mtctl.store import audit
 from mtctl.store.catalog import id_by_name
 from mtctl.store.lookup import require_extension
-from mtctl.store.snapshots import users_touching
+from mtctl.store.snapshots import phone_query, users_touching
 from mtctl.store.tables import (
     app_user,
     extension,
     node,
     phone,
     user_webcall_extension,
+    webcall_group,
     webcall_group_extension,
 )
 from mtctl.store.validate import check_text, enforce
@@ -132,14 +134,37 @@ def remove_extension(conn: Connection, *, actor: str, number: str) -> None:
     if problems:
         raise RuleViolation(problems)
     pool_users = users_touching(conn, [ext_id])
-    positions = conn.execute(select(phone.c.position).where(phone.c.extension_id == ext_id)
-                             .order_by(phone.c.position)).scalars().all()
+    phones = [{"position": row.position, "order": row.ring_order, "enabled": bool(row.enabled),
+               "model": row.model, "template": row.template, "category": row.category,
+               "location": row.location, "secure": bool(row.secure),
+               "publishable": bool(row.publishable)}
+              for row in conn.execute(phone_query().where(phone.c.extension_id == ext_id)
+                                      .order_by(phone.c.position))]
+    before = get_extension(conn, number)
+    groups = _groups_of(conn, ext_id)
     conn.execute(delete(webcall_group_extension)
                  .where(webcall_group_extension.c.extension_id == ext_id))
+    for name, members in groups:
+        audit.record(conn, actor=actor, action="rm-ext", obj=f"group {name}",
+                     changes={"extensions": [members, [n for n in members if n != number]]})
     end_invalid_sessions(conn, actor=actor, user_ids=pool_users)  # a pool session there
     conn.execute(delete(phone).where(phone.c.extension_id == ext_id))
     conn.execute(delete(extension).where(extension.c.id == ext_id))
-    for position in positions:
-        audit.record(conn, actor=actor, action="remove", obj=f"phone {number}:{position}")
-    audit.record(conn, actor=actor, action="remove", obj=f"extension {number}")
+    for item in phones:
+        audit.record(conn, actor=actor, action="remove",
+                     obj=f"phone {number}:{item['position']}", changes=audit.diff(item, {}))
+    audit.record(conn, actor=actor, action="remove", obj=f"extension {number}",
+                 changes=audit.diff({k: before[k] for k in EXTENSION_FIELDS}, {}))
     enforce(conn, user_ids=pool_users)
+
+
+def _groups_of(conn: Connection, ext_id: int) -> list[tuple[str, list[str]]]:
+    """The Web Call groups holding an extension, each with its members in rank order."""
+    from mtctl.store.catalog import group_extensions
+
+    rows = conn.execute(select(webcall_group.c.id, webcall_group.c.name)
+                        .join(webcall_group_extension,
+                              webcall_group_extension.c.group_id == webcall_group.c.id)
+                        .where(webcall_group_extension.c.extension_id == ext_id)
+                        .order_by(webcall_group.c.name)).all()
+    return [(name, group_extensions(conn, group_id)) for group_id, name in rows]

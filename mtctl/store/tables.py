@@ -284,3 +284,61 @@ location = Table(
     Index("location_tcpcon_idx", "connection_id"),
     Index("location_connection_idx", "server_id", "connection_id"),
 )
+
+
+# Real calls (SPEC §10), written by the exported Kamailio; mtctl reads them and prunes them.
+# Times are epoch milliseconds (UTC by definition): Kamailio computes them from its clock with
+# no time zone, and nodes in different zones agree.
+call_record = Table(
+    "call_record", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("call_id", String(255), nullable=False),
+    Column("node", String(64), nullable=False, server_default=""),
+    Column("caller", String(255), nullable=False, server_default=""),
+    Column("called", String(64), nullable=False),
+    Column("started_ms", BigInteger, nullable=False, index=True),
+    Column("ended_ms", BigInteger, nullable=True),
+    # answered | no-answer | busy | cancelled | failed | silent; NULL while the call rings
+    Column("outcome", String(16), nullable=True),
+    Column("answered_by", String(64), nullable=True),  # the answering phone's SIP auth user
+    Column("final_code", Integer, nullable=True),
+    Column("final_reason", String(128), nullable=True),
+    UniqueConstraint("call_id", "node", name="uq_call_record_call_id_node"),
+    Index("ix_call_record_called_started", "called", "started_ms"),
+)
+
+# One row per branch the proxy sent: which phone, in which stage, and how it ended.
+call_branch = Table(
+    "call_branch", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("call_id", String(255), nullable=False),
+    Column("node", String(64), nullable=False, server_default=""),
+    Column("stage", Integer, nullable=False),  # 1 = the first stage that rang
+    Column("ring_order", Integer, nullable=False, server_default="0"),
+    Column("auth_user", String(64), nullable=False),
+    Column("contact", String(512), nullable=False, server_default=""),
+    Column("invited_ms", BigInteger, nullable=False),
+    Column("ended_ms", BigInteger, nullable=True),
+    Column("final_code", Integer, nullable=True),
+    Column("final_reason", String(128), nullable=True),
+    Column("answered", Boolean, nullable=False, server_default="0"),
+    Index("ix_call_branch_call_id_node", "call_id", "node"),
+    Index("ix_call_branch_invited_ms", "invited_ms"),
+)
+
+# Registration events per phone, written by triggers on Kamailio's location table (migration
+# 0008): registered (a new contact), refreshed, unregistered (removed before it expired),
+# expired (removed by usrloc's timer after its expiry).
+registration_event = Table(
+    "registration_event", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at_ms", BigInteger, nullable=False, index=True),
+    Column("event", String(16), nullable=False),
+    Column("auth_user", String(64), nullable=False, index=True),
+    Column("contact", String(512), nullable=False, server_default=""),
+    Column("user_agent", String(255), nullable=False, server_default=""),
+    Column("expires", BigInteger, nullable=False, server_default="0"),  # epoch seconds
+    Column("node", String(64), nullable=False, server_default=""),
+    CheckConstraint("event IN ('registered', 'refreshed', 'unregistered', 'expired')",
+                    name="event"),
+)

@@ -164,3 +164,14 @@ def end_invalid_sessions(conn: Connection, *, actor: str,
     Call extensions (mode, list or group changed), and every session of ENDING_USERS."""
     rows = conn.execute(_stale(user_ids, ending_users)).all()
     return [_end(conn, row, actor=actor) for row in rows]
+
+
+def end_sessions_on(conn: Connection, *, actor: str,
+                    extension_ids: Iterable[int]) -> list[dict[str, Any]]:
+    """Stop (audited) every session on these extensions, before they go."""
+    ids = list(extension_ids)
+    if not ids:
+        return []
+    rows = conn.execute(_sessions_query().where(webcall_session.c.extension_id.in_(ids))
+                        .order_by(app_user.c.username)).all()
+    return [_end(conn, row, actor=actor) for row in rows]

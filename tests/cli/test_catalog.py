@@ -128,7 +128,7 @@ def test_group_rm_ext_takes_extensions_out_and_ends_their_sessions(pool):
     assert groups == [{"name": "pool", "extensions": ["40791"]}]
     assert json.loads(pool.ok("webcall", "list", "--json").stdout) == []
     assert [row["changes"] for row in audit_of(pool, "group pool")
-            if row["action"] == "rm-ext"] == [{"extension": ["40790", None]}]
+            if row["action"] == "rm-ext"] == [{"extensions": [["40790", "40791"], ["40791"]]}]
 
 
 def test_group_rm_ext_that_leaves_a_pool_user_nothing_is_refused(pool):
