@@ -12,20 +12,23 @@ Objects the plan does not touch are not checked again: every write keeps the sto
 Objects the file does not name are left alone, unless `prune`. The seeded phone models and
 templates count as part of every file: `prune` resets them to the seed instead of removing
 them, so a file that does not list them keeps them as shipped.
+
+Long because: one planner walks the file once in dependency order (settings, catalog,
+groups, extensions, users, then the rules); each step reads what the earlier ones merged and
+marked as touched, held on one object. The pieces that stand alone are apart: the reached
+state in prospect.py, where a rule points in a file in rule_locations.py.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any, Protocol
 
 from mtctl.domain.catalog import SEEDED_MODELS, SEEDED_TEMPLATES
 from mtctl.domain.config_keys import SETTINGS, flat_settings
-from mtctl.domain.model import DEFAULT_RING_TIMEOUT, ExtensionSpec, PhoneSpec, UserSpec
+from mtctl.domain.model import DEFAULT_RING_TIMEOUT, UserSpec
 from mtctl.domain.plan import (
     EXTENSION_FIELDS,
     FIELDS,
@@ -36,6 +39,8 @@ from mtctl.domain.plan import (
     State,
 )
 from mtctl.domain.problems import Problem
+from mtctl.domain.prospect import FileExtension, FilePhone, Prospect
+from mtctl.domain.rule_locations import FILE_HINTS, USER_RULE_FIELDS, phone_field
 from mtctl.domain.rules import Violation, extension_violations, user_violations
 
 
@@ -48,11 +53,6 @@ class ParsedFile(Protocol):
     def is_broken(self, section: str, name: str | None = None) -> bool: ...
 
 
-# What the rules ask of a secure phone's key is only whether it has an expiry; a phone that
-# gets its key in this very apply will have one.
-EXPIRY_TO_COME = datetime(9999, 12, 31, tzinfo=UTC)
-
-
 @cache
 def seed() -> tuple[dict[str, tuple[Any, ...]], dict[str, tuple[Any, ...]]]:
     """The phone models and templates a new store starts with, in FIELDS order."""
@@ -63,23 +63,6 @@ def seed() -> tuple[dict[str, tuple[Any, ...]], dict[str, tuple[Any, ...]]]:
 
 
 # --- the plan -----------------------------------------------------------------------------
-
-@dataclass(slots=True)
-class _FilePhone:
-    index: int
-    position: int
-    values: tuple[Any, ...]  # PHONE_FIELDS, defaults resolved
-    entry: dict[str, Any]
-    store: tuple[Any, ...] | None  # the store's phone at this position
-
-
-@dataclass(slots=True)
-class _FileExtension:
-    number: str
-    values: tuple[Any, ...]  # EXTENSION_FIELDS
-    phones: list[_FilePhone]
-    store: tuple[Any, ...] | None
-
 
 def plan_config(state: State, parsed: ParsedFile, *, prune: bool) -> Plan:
     """Compare the file with the store: the changes, and every problem with its location."""
@@ -100,7 +83,7 @@ class _Planner:
         self.models: dict[str, tuple[Any, ...]] = {}
         self.templates: dict[str, tuple[Any, ...]] = {}
         self.groups: dict[str, tuple[str, ...]] = {}
-        self.file_extensions: dict[str, _FileExtension] = {}
+        self.file_extensions: dict[str, FileExtension] = {}
         self.users: dict[str, tuple[Any, ...]] = {}  # username → USER_FIELDS, merged
         self.touched_extensions: set[str] = set()
         self.touched_users: set[str] = set()
@@ -266,7 +249,7 @@ class _Planner:
                 position = p["position"]
                 target = resolve(p, number, index)
                 before = stored_phones.get(position)
-                phones.append(_FilePhone(index, position, target, p, before))
+                phones.append(FilePhone(index, position, target, p, before))
                 if before is None:
                     changes.append(Change("add", "phone", f"{number}:{position}", target))
                     touched = True
@@ -289,7 +272,7 @@ class _Planner:
                         self.removals.append(Change("remove", "phone", f"{number}:{position}",
                                                     stored_phones[position][2:10]))
                         touched = True
-            self.file_extensions[number] = _FileExtension(number, values, phones, stored)
+            self.file_extensions[number] = FileExtension(number, values, phones, stored)
             if touched:
                 self.touched_extensions.add(number)
         if self.prune:
@@ -458,7 +441,8 @@ class _Planner:
                 named = {values[1], *values[4], *self.groups.get(values[5] or "", ())}
                 if values[5] in self.changed_groups or not touched.isdisjoint(named):
                     touched_users.add(username)
-        specs = _Prospect(self)
+        specs = Prospect(self.state, self.file_extensions, prune=self.prune,
+                         models=self.models, templates=self.templates)
         for number in sorted(self.touched_extensions):
             spec = specs.get(number)
             if spec is None:
@@ -497,7 +481,7 @@ class _Planner:
             if matches:
                 phone_ = matches[-1] if violation.rule == "MT002" else matches[0]
                 path = ("extensions", number, "phones", phone_.index)
-                field_ = _phone_field(violation.rule, phone_.entry)
+                field_ = phone_field(violation.rule, phone_.entry)
                 if field_ in phone_.entry:
                     path = (*path, field_)
         elif violation.rule == "MT001" and entry is not None:
@@ -520,102 +504,3 @@ class _Planner:
         if path is None:
             hint = f"{hint} (it is in the store, not in this file)"
         self.problem(path, f"{violation.object} {violation.message}", hint, violation.rule)
-
-
-PHONE_RULE_FIELDS = {"MT002": "position", "MT003": "position", "MT004": "order",
-                     "MT005": "publishable", "MT011": "secure", "MT013": "template"}
-USER_RULE_FIELDS = {"MT007": ("webcall_license", "webcall_mode"),
-                    "MT009": ("webcall_position", "webcall_mode"),
-                    "MT010": ("webcall_extensions", "webcall_group", "webcall_mode"),
-                    "MT012": ("login",)}
-FILE_HINTS = {
-    "MT001": "an extension has at most 8 phones: remove some",
-    "MT002": "give each phone of the extension its own position, 0 to 7",
-    "MT003": "put Cisco phones at position 0",
-    "MT004": "use an order of 0 (never rings) or more",
-    "MT005": "set secure = true, or drop publishable",
-    "MT006": "drop secure and publishable from Web Call phones",
-    "MT007": "use webcall_mode = \"exclusive\", or webcall_license = \"dedicated\"",
-    "MT008": "keep the extension's phones on its node",
-    "MT009": "put a Web Call phone with order 1 or more at the user's webcall_position of "
-             "the login extension, and no other Web Call extension",
-    "MT010": "give each Web Call extension a Web Call phone at position 0, apart from the "
-             "login extension",
-    "MT011": "secure phones get their keys from mtctl; run: mtctl keys rotate",
-    "MT012": "log in with an extension the user owns",
-    "MT013": "use template = \"webfon\", or a template with for_webcall = true",
-    "MT014": "use digits only, e.g. \"40710\"",
-}
-
-
-def _phone_field(rule: str, entry: dict[str, Any]) -> str:
-    if rule == "MT006":
-        return "secure" if entry.get("secure") else "publishable"
-    if rule == "MT013" and "template" not in entry:
-        return "model"
-    return PHONE_RULE_FIELDS.get(rule, "")
-
-
-class _Prospect(Mapping[str, ExtensionSpec]):
-    """The extensions as the store would hold them after the plan, built on demand."""
-
-    def __init__(self, planner: _Planner) -> None:
-        self.p = planner
-        self.built: dict[str, ExtensionSpec | None] = {}
-
-    def __getitem__(self, number: str) -> ExtensionSpec:
-        if number not in self.built:
-            self.built[number] = self._build(number)
-        found = self.built[number]
-        if found is None:
-            raise KeyError(number)
-        return found
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.p.file_extensions)
-
-    def __len__(self) -> int:
-        return len(self.p.file_extensions)
-
-    def _build(self, number: str) -> ExtensionSpec | None:
-        p = self.p
-        entry = p.file_extensions.get(number)
-        stored = p.state.extensions.get(number)
-        if entry is None and (stored is None or p.prune):
-            return None
-        ext_node, display, timeout = entry.values if entry else stored[1:]  # type: ignore[index]
-        expiry: datetime | None
-        phones: list[PhoneSpec] = []
-        listed: set[int] = set()
-        if entry is not None:
-            for fp in entry.phones:
-                listed.add(fp.position)
-                before = fp.store
-                secure = fp.values[6]
-                if secure and (before is None or not before[8]):
-                    has_key, expiry = True, EXPIRY_TO_COME
-                elif before is not None:
-                    has_key, expiry = before[10], EXPIRY_TO_COME if before[11] else None
-                else:
-                    has_key, expiry = False, None
-                phones.append(self._spec(number, fp.position, fp.values, ext_node, has_key,
-                                         expiry))
-        if stored is not None and not (p.prune and entry is not None):
-            for position, row in p.state.phones.get(stored[0], {}).items():
-                if position not in listed:
-                    phones.append(self._spec(number, position, row[2:10], row[1], row[10],
-                                             EXPIRY_TO_COME if row[11] else None))
-        phones.sort(key=lambda s: s.position)
-        return ExtensionSpec(number=number, node=ext_node, display_name=display,
-                             ring_timeout=timeout, phones=tuple(phones))
-
-    def _spec(self, number: str, position: int, values: tuple[Any, ...], node_name: str,
-              has_key: bool, expiry: datetime | None) -> PhoneSpec:
-        order, enabled, model, template_name, category_name, location, secure, pub = values
-        vendor, kind, qr = self.p.models.get(model, ("", "unknown", False))
-        for_webcall = self.p.templates.get(template_name, (False,))[0]
-        return PhoneSpec(extension=number, position=position, order=order, model=model,
-                         kind=kind, vendor=vendor, qr_provisionable=qr, enabled=enabled,
-                         template=template_name, template_for_webcall=for_webcall,
-                         secure=secure, publishable=pub, node=node_name, location=location,
-                         category=category_name, has_key=has_key, key_expires_at=expiry)

@@ -2,6 +2,10 @@
 
 Used only to put line numbers on problems, so it is forgiving: it never raises, and where a
 path cannot be found it gives the line of the nearest enclosing path that can.
+
+Long because: it is one hand-written TOML scanner (headers, dotted keys, strings of four
+kinds, arrays and inline tables) whose parts share one cursor over the text; the fuzz test
+(tests/formats/test_toml_locator_fuzz.py) holds it against tomllib as one unit.
 """
 
 from __future__ import annotations

@@ -7,10 +7,8 @@ Python work, not the database, is what the time goes to.
 
 from __future__ import annotations
 
-import json
-import operator
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +27,7 @@ from mtctl.domain.plan import (
     State,
 )
 from mtctl.store import config as settings_store
+from mtctl.store.bulk import Bulk, JsonCache, bind_processor, bulk_insert, bulk_update, chunks
 from mtctl.store.rows import rows_of
 from mtctl.store.tables import (
     app_user,
@@ -46,7 +45,6 @@ from mtctl.store.tables import (
 )
 from mtctl.store.webcall import end_invalid_sessions, end_sessions_on
 
-BATCH = 5_000
 AUDIT_ACTION = {"add": "add", "change": "set", "remove": "remove"}
 NAMED = {"node": node, "category": category, "model": phone_model, "template": template,
          "group": webcall_group}
@@ -58,78 +56,6 @@ def write_plan(conn: Connection, state: State, plan: Plan, *, actor: str,
     _Writer(conn, state, plan, actor=actor, now=now).run()
 
 
-def _chunks(rows: Iterable[Any], size: int = BATCH) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-class _Bulk:
-    """One statement for many rows, each a tuple of bind values in the order of `names`."""
-
-    def __init__(self, conn: Connection, statement, names: Sequence[str]) -> None:  # type: ignore[no-untyped-def]
-        compiled = statement.compile(dialect=conn.dialect)
-        self.conn, self.sql = conn, str(compiled)
-        order = compiled.positiontup
-        self.convert: Callable[[list[tuple[Any, ...]]], list[Any]]
-        if order is None:  # named parameters (psycopg)
-            self.convert = lambda batch: [dict(zip(names, row, strict=True)) for row in batch]
-        elif list(order) == list(names):
-            self.convert = lambda batch: batch
-        else:
-            index = [list(names).index(name) for name in order]
-            pick = operator.itemgetter(*index) if len(index) > 1 else (
-                lambda row: (row[index[0]],))
-            self.convert = lambda batch: list(map(pick, batch))
-
-    def run(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        for batch in _chunks(rows):
-            self.conn.exec_driver_sql(self.sql, self.convert(batch))
-
-
-def _insert(conn: Connection, table, columns: Sequence[str]) -> _Bulk:  # type: ignore[no-untyped-def]
-    names = [f"b_{column}" for column in columns]
-    return _Bulk(conn, insert(table).values({c: bindparam(n) for c, n in zip(
-        columns, names, strict=True)}), names)
-
-
-def _update(conn: Connection, table, key: str, columns: Sequence[str]) -> _Bulk:  # type: ignore[no-untyped-def]
-    """UPDATE table SET columns WHERE key = ?; rows are (*columns, key)."""
-    names = [f"b_{column}" for column in columns]
-    statement = update(table).where(table.c[key] == bindparam("b_key")).values(
-        {c: bindparam(n) for c, n in zip(columns, names, strict=True)})
-    return _Bulk(conn, statement, [*names, "b_key"])
-
-
-def _bind(column, conn: Connection) -> Callable[[Any], Any]:  # type: ignore[no-untyped-def]
-    """The driver value of a column's Python value, as SQLAlchemy would bind it."""
-    process = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
-    return process or (lambda value: value)
-
-
-class _Json:
-    """JSON text of plain values, cached: the audit repeats the same few names and numbers."""
-
-    def __init__(self) -> None:
-        self.cache: dict[tuple[type, Any], str] = {}
-
-    def __call__(self, value: Any) -> str:
-        key = (type(value), value)
-        try:
-            return self.cache[key]
-        except KeyError:
-            text = json.dumps(list(value) if isinstance(value, tuple) else value,
-                              ensure_ascii=False)
-            if len(self.cache) < 50_000:
-                self.cache[key] = text
-            return text
-
-
 class _Writer:
     def __init__(self, conn: Connection, state: State, plan: Plan, *, actor: str,
                  now: datetime) -> None:
@@ -137,7 +63,7 @@ class _Writer:
         self.by_kind: dict[tuple[str, str], list[Change]] = defaultdict(list)
         for change in plan.changes:
             self.by_kind[(change.action, change.kind)].append(change)
-        self.time = _bind(phone.c.key_expires_at, conn)
+        self.time = bind_processor(phone.c.key_expires_at, conn)
         self._lifetimes: dict[str, int] | None = None
         self.realm = ""
 
@@ -211,7 +137,7 @@ class _Writer:
         # their sessions end audited (the rows would go silently with the users)
         end_invalid_sessions(self.conn, actor=self.actor, user_ids=[],
                              ending_users=[self.state.users[name][0] for name in names])
-        for batch in _chunks([self.state.users[name][0] for name in names]):
+        for batch in chunks([self.state.users[name][0] for name in names]):
             self.conn.execute(delete(user_webcall_extension)
                               .where(user_webcall_extension.c.user_id.in_(batch)))
             self.conn.execute(delete(app_user).where(app_user.c.id.in_(batch)))
@@ -223,12 +149,12 @@ class _Writer:
     def _remove_extensions(self) -> None:
         conn = self.conn
         phone_ids = [self._stored_phone(c.name)[0] for c in self.changes("remove", "phone")]
-        for batch in _chunks(phone_ids):
+        for batch in chunks(phone_ids):
             conn.execute(delete(phone).where(phone.c.id.in_(batch)))
         ext_ids = [self.state.extensions[c.name][0]
                    for c in self.changes("remove", "extension")]
         end_sessions_on(conn, actor=self.actor, extension_ids=ext_ids)
-        for batch in _chunks(ext_ids):
+        for batch in chunks(ext_ids):
             conn.execute(delete(webcall_group_extension)
                          .where(webcall_group_extension.c.extension_id.in_(batch)))
             conn.execute(delete(user_webcall_extension)
@@ -238,7 +164,7 @@ class _Writer:
     def _extensions(self) -> None:
         conn, node_ids = self.conn, self.node_ids
         added = self.changes("add", "extension")
-        _insert(conn, extension, ("number", "node_id", "display_name", "ring_timeout")).run(
+        bulk_insert(conn, extension, ("number", "node_id", "display_name", "ring_timeout")).run(
             (c.name, node_ids[c.values[0]], c.values[1], c.values[2])  # type: ignore[index]
             for c in added)
         self.ext_ids = {number: values[0] for number, values in self.state.extensions.items()}
@@ -256,15 +182,15 @@ class _Writer:
             rows.append((node_ids[node_name], display, timeout, stored[0]))
             if "node" in (c.diff or {}):
                 moves.append((node_ids[node_name], stored[0]))
-        _update(conn, extension, "id", ("node_id", "display_name", "ring_timeout")).run(rows)
+        bulk_update(conn, extension, "id", ("node_id", "display_name", "ring_timeout")).run(rows)
         # MT008: an extension's phones move with it, listed in the file or not.
-        _update(conn, phone, "extension_id", ("node_id",)).run(moves)
+        bulk_update(conn, phone, "extension_id", ("node_id",)).run(moves)
 
     def _phones(self) -> None:
         conn = self.conn
         added = self.changes("add", "phone")
         if added:
-            _insert(conn, phone, PHONE_INSERT).run(self._new_phones(added))
+            bulk_insert(conn, phone, PHONE_INSERT).run(self._new_phones(added))
         rows, keyed, unkeyed = [], [], []
         for c in self.changes("change", "phone"):
             stored = self._stored_phone(c.name)
@@ -276,14 +202,14 @@ class _Writer:
                     keyed.append((stored[0], values[3]))
                 else:
                     unkeyed.append((self.time(self.now), stored[0]))
-        _update(conn, phone, "id", PHONE_COLUMNS).run(rows)
+        bulk_update(conn, phone, "id", PHONE_COLUMNS).run(rows)
         if keyed:
             auth = dict(conn.execute(select(phone.c.id, phone.c.sip_auth_user)
                                      .where(phone.c.id.in_([k[0] for k in keyed]))).all())
-            _update(conn, phone, "id", KEY_COLUMNS).run(
+            bulk_update(conn, phone, "id", KEY_COLUMNS).run(
                 (*self._key(auth[phone_id], template_name), phone_id)
                 for phone_id, template_name in keyed)
-        _Bulk(conn, update(phone).where(phone.c.id == bindparam("b_key")).values(
+        Bulk(conn, update(phone).where(phone.c.id == bindparam("b_key")).values(
             ha1=null(), ha1_sha256=null(), key_expires_at=null(), prev_ha1=null(),
             prev_ha1_sha256=null(), prev_key_valid_until=null(),
             key_updated_at=bindparam("b_updated")), ["b_updated", "b_key"]).run(unkeyed)
@@ -332,7 +258,7 @@ class _Writer:
             return
         self.conn.execute(delete(webcall_group_extension).where(
             webcall_group_extension.c.group_id.in_([self.group_ids[n] for n in members])))
-        _insert(self.conn, webcall_group_extension, ("group_id", "extension_id", "rank")).run(
+        bulk_insert(self.conn, webcall_group_extension, ("group_id", "extension_id", "rank")).run(
             (self.group_ids[name], self.ext_ids[number], rank)
             for name, numbers in members.items() for rank, number in enumerate(numbers))
 
@@ -349,17 +275,17 @@ class _Writer:
             rows.append((*self._user_values(values), stored[0]))
             if "webcall_extensions" in (c.diff or {}):
                 webcall.append((stored[0], values[4]))
-        _update(conn, app_user, "id", USER_COLUMNS).run(rows)
+        bulk_update(conn, app_user, "id", USER_COLUMNS).run(rows)
         if fresh:
-            _insert(conn, app_user, ("username", "login_extension_id", *USER_COLUMNS)).run(
+            bulk_insert(conn, app_user, ("username", "login_extension_id", *USER_COLUMNS)).run(
                 (name, self.ext_ids[values[1]], *self._user_values(values))
                 for name, values in fresh)
             user_ids = dict(rows_of(conn, select(app_user.c.username, app_user.c.id)))
             webcall += [(user_ids[name], values[4]) for name, values in fresh if values[4]]
-        for batch in _chunks([user_id for user_id, _ in webcall]):
+        for batch in chunks([user_id for user_id, _ in webcall]):
             conn.execute(delete(user_webcall_extension)
                          .where(user_webcall_extension.c.user_id.in_(batch)))
-        _insert(conn, user_webcall_extension, ("user_id", "extension_id", "rank")).run(
+        bulk_insert(conn, user_webcall_extension, ("user_id", "extension_id", "rank")).run(
             (user_id, self.ext_ids[number], rank)
             for user_id, numbers in webcall for rank, number in enumerate(numbers))
 
@@ -372,7 +298,7 @@ class _Writer:
     def _remove_catalog(self) -> None:
         for kind in ("group", "template", "model", "category", "node"):
             table = NAMED[kind]
-            for batch in _chunks([c.name for c in self.changes("remove", kind)]):
+            for batch in chunks([c.name for c in self.changes("remove", kind)]):
                 self.conn.execute(delete(table).where(table.c.name.in_(batch)))
 
     def _audit(self) -> None:
@@ -383,8 +309,8 @@ class _Writer:
             object=bindparam("b_object"),
             # PostgreSQL will not turn a text parameter into json by itself.
             changes=cast(text, JSON) if self.conn.dialect.name == "postgresql" else text)
-        at = _bind(audit_log.c.at, self.conn)(self.now)
-        encode = _Json()
+        at = bind_processor(audit_log.c.at, self.conn)(self.now)
+        encode = JsonCache()
         expiry_texts: dict[str, str] = {}
         add_parts = {kind: [f'"{f}": [null, ' for f in fields] for kind, fields in FIELDS.items()}
         remove_parts = {kind: [f'"{f}": [' for f in fields] for kind, fields in FIELDS.items()}
@@ -416,7 +342,7 @@ class _Writer:
                 parts.append(f'"key_expires_at": [null, "{expiry_texts[keyed]}"]')
             return "{" + ", ".join(parts) + "}" if parts else None
 
-        _Bulk(self.conn, statement, ["b_at", "b_actor", "b_action", "b_object", "b_changes"]
+        Bulk(self.conn, statement, ["b_at", "b_actor", "b_action", "b_object", "b_changes"]
               ).run((at, self.actor, AUDIT_ACTION[c.action], c.object, changes_text(c))
                     for c in self.plan.changes)
 
@@ -424,12 +350,13 @@ class _Writer:
         """The template of a phone this plan gives a key, else None."""
         if c.kind != "phone":
             return None
+        name: str | None = None
         if c.action == "add":
-            return c.values[3] if c.values[6] else None  # type: ignore[index,no-any-return]
-        if c.action == "change" and (c.diff or {}).get("secure", [None, False])[1]:
-            if "template" in (c.diff or {}):
-                return c.diff["template"][1]  # type: ignore[index,no-any-return]
-            return self._stored_phone(c.name)[5]  # type: ignore[no-any-return]
+            values = c.values or ()
+            name = values[3] if values[6] else None
+        elif c.action == "change" and (diff := c.diff or {}).get("secure", [None, False])[1]:
+            name = diff["template"][1] if "template" in diff else self._stored_phone(c.name)[5]
+        return name
         return None
 
 

@@ -1,0 +1,106 @@
+"""The extensions as the store would hold them after an apply plan, as the rules see them:
+the file's extensions with what the store keeps of each, built on demand (a plan that touches
+a few extensions of 100,000 builds a few)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from mtctl.domain.model import ExtensionSpec, PhoneSpec
+from mtctl.domain.plan import State
+
+# What the rules ask of a secure phone's key is only whether it has an expiry; a phone that
+# gets its key in this very apply will have one.
+EXPIRY_TO_COME = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+
+@dataclass(slots=True)
+class FilePhone:
+    """A phone as the file gives it: its index in the extension's list, and the store's."""
+
+    index: int
+    position: int
+    values: tuple[Any, ...]  # PHONE_FIELDS, defaults resolved
+    entry: dict[str, Any]
+    store: tuple[Any, ...] | None  # the store's phone at this position
+
+
+@dataclass(slots=True)
+class FileExtension:
+    """An extension as the file gives it, with the store's row (None: a new one)."""
+
+    number: str
+    values: tuple[Any, ...]  # EXTENSION_FIELDS
+    phones: list[FilePhone]
+    store: tuple[Any, ...] | None
+
+
+class Prospect(Mapping[str, ExtensionSpec]):
+    """The extensions as the store would hold them after the plan, built on demand."""
+
+    def __init__(self, state: State, file_extensions: Mapping[str, FileExtension], *,
+                 prune: bool, models: Mapping[str, tuple[Any, ...]],
+                 templates: Mapping[str, tuple[Any, ...]]) -> None:
+        self.state, self.file_extensions, self.prune = state, file_extensions, prune
+        self.models, self.templates = models, templates
+        self.built: dict[str, ExtensionSpec | None] = {}
+
+    def __getitem__(self, number: str) -> ExtensionSpec:
+        if number not in self.built:
+            self.built[number] = self._build(number)
+        found = self.built[number]
+        if found is None:
+            raise KeyError(number)
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.file_extensions)
+
+    def __len__(self) -> int:
+        return len(self.file_extensions)
+
+    def _build(self, number: str) -> ExtensionSpec | None:
+        entry = self.file_extensions.get(number)
+        stored = self.state.extensions.get(number)
+        if entry is None and (stored is None or self.prune):
+            return None
+        ext_node, display, timeout = entry.values if entry else stored[1:]  # type: ignore[index]
+        expiry: datetime | None
+        phones: list[PhoneSpec] = []
+        listed: set[int] = set()
+        if entry is not None:
+            for fp in entry.phones:
+                listed.add(fp.position)
+                before = fp.store
+                secure = fp.values[6]
+                if secure and (before is None or not before[8]):
+                    has_key, expiry = True, EXPIRY_TO_COME
+                elif before is not None:
+                    has_key, expiry = before[10], EXPIRY_TO_COME if before[11] else None
+                else:
+                    has_key, expiry = False, None
+                phones.append(self._spec(number, fp.position, fp.values, ext_node, has_key,
+                                         expiry))
+        if stored is not None and not (self.prune and entry is not None):
+            for position, row in self.state.phones.get(stored[0], {}).items():
+                if position not in listed:
+                    phones.append(self._spec(number, position, row[2:10], row[1], row[10],
+                                             EXPIRY_TO_COME if row[11] else None))
+        phones.sort(key=lambda s: s.position)
+        return ExtensionSpec(number=number, node=ext_node, display_name=display,
+                             ring_timeout=timeout, phones=tuple(phones))
+
+    def _spec(self, number: str, position: int, values: tuple[Any, ...], node_name: str,
+              has_key: bool, expiry: datetime | None) -> PhoneSpec:
+        order, enabled, model, template_name, category_name, location, secure, pub = values
+        vendor, kind, qr = self.models.get(model, ("", "unknown", False))
+        for_webcall = self.templates.get(template_name, (False,))[0]
+        return PhoneSpec(extension=number, position=position, order=order, model=model,
+                         kind=kind, vendor=vendor, qr_provisionable=qr, enabled=enabled,
+                         template=template_name, template_for_webcall=for_webcall,
+                         secure=secure, publishable=pub, node=node_name, location=location,
+                         category=category_name, has_key=has_key, key_expires_at=expiry)

@@ -1,0 +1,90 @@
+"""Bulk writes straight to the driver: one statement for many rows, compiled once, rows as
+plain tuples a batch at a time. At 100,000 extensions the per-row Python work, not the
+database, is what the time goes to; `rows.py` is the same for reads."""
+
+from __future__ import annotations
+
+import json
+import operator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, cast
+
+from sqlalchemy import Column, Table, bindparam, insert, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement
+
+BATCH = 5_000
+
+
+def chunks(rows: Iterable[Any], size: int = BATCH) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class Bulk:
+    """One statement for many rows, each a tuple of bind values in the order of `names`."""
+
+    def __init__(self, conn: Connection, statement: ClauseElement, names: Sequence[str]) -> None:
+        compiled = statement.compile(dialect=conn.dialect)
+        self.conn, self.sql = conn, str(compiled)
+        order = cast(SQLCompiler, compiled).positiontup  # a statement compiles to SQL
+        self.convert: Callable[[list[tuple[Any, ...]]], list[Any]]
+        if order is None:  # named parameters (psycopg)
+            self.convert = lambda batch: [dict(zip(names, row, strict=True)) for row in batch]
+        elif list(order) == list(names):
+            self.convert = lambda batch: batch
+        else:
+            index = [list(names).index(name) for name in order]
+            pick = operator.itemgetter(*index) if len(index) > 1 else (
+                lambda row: (row[index[0]],))
+            self.convert = lambda batch: list(map(pick, batch))
+
+    def run(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        for batch in chunks(rows):
+            self.conn.exec_driver_sql(self.sql, self.convert(batch))
+
+
+def bulk_insert(conn: Connection, table: Table, columns: Sequence[str]) -> Bulk:
+    """INSERT INTO table (columns) VALUES (?...); rows are tuples in the order of columns."""
+    names = [f"b_{column}" for column in columns]
+    return Bulk(conn, insert(table).values({c: bindparam(n) for c, n in zip(
+        columns, names, strict=True)}), names)
+
+
+def bulk_update(conn: Connection, table: Table, key: str, columns: Sequence[str]) -> Bulk:
+    """UPDATE table SET columns WHERE key = ?; rows are (*columns, key)."""
+    names = [f"b_{column}" for column in columns]
+    statement = update(table).where(table.c[key] == bindparam("b_key")).values(
+        {c: bindparam(n) for c, n in zip(columns, names, strict=True)})
+    return Bulk(conn, statement, [*names, "b_key"])
+
+
+def bind_processor(column: Column[Any], conn: Connection) -> Callable[[Any], Any]:
+    """The driver value of a column's Python value, as SQLAlchemy would bind it."""
+    process = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    return process or (lambda value: value)
+
+
+class JsonCache:
+    """JSON text of plain values, cached: the audit repeats the same few names and numbers."""
+
+    def __init__(self) -> None:
+        self.cache: dict[tuple[type, Any], str] = {}
+
+    def __call__(self, value: Any) -> str:
+        key = (type(value), value)
+        try:
+            return self.cache[key]
+        except KeyError:
+            text = json.dumps(list(value) if isinstance(value, tuple) else value,
+                              ensure_ascii=False)
+            if len(self.cache) < 50_000:
+                self.cache[key] = text
+            return text
