@@ -14,12 +14,12 @@ fi
 
 step "bash examples/multiterminal.sh   (builds the store with plain mtctl commands)"
 bash "$here/multiterminal.sh" 2>/dev/null
-step "mtctl user phones ana"
-mtctl user phones ana
+step "mtctl user phones ana --format table   (the default on a terminal; piped: tab-separated)"
+mtctl user phones ana --format table
 step "mtctl check"
 mtctl check
-step "mtctl ring-sim 40710"
-mtctl ring-sim 40710
-step "mtctl ring-sim 40710 --webcall-running"
-mtctl ring-sim 40710 --webcall-running
+step "mtctl ring-sim 40710 --format table"
+mtctl ring-sim 40710 --format table
+step "mtctl ring-sim 40710 --webcall-running --format table"
+mtctl ring-sim 40710 --webcall-running --format table
 printf '\nThe demo store lived in %s and is removed now.\n' "$workdir"

@@ -8,7 +8,9 @@ from typing import Annotated
 import typer
 
 from mtctl.cli import output
-from mtctl.cli.common import JsonOpt, reading, whole_number
+from mtctl.cli.common import reading, whole_number
+from mtctl.cli.output import FieldsOpt, FormatOpt, JsonOpt
+from mtctl.shapes import AuditRecord
 
 
 def _since(value: str | None) -> datetime | None:
@@ -34,6 +36,16 @@ def _since(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _changes(changes: dict[str, list[object]]) -> str:
+    """`order: 1 → 3; location: None → 'Home'` (a value added or removed shows alone)."""
+    return "; ".join(f"{name}: {' → '.join(map(repr, values))}"
+                     for name, values in changes.items())
+
+
+AUDIT = output.Shape("audit", AuditRecord, columns=("at", "actor", "action", "object", "changes"),
+                     cells={"changes": _changes}, empty="no audit records")
+
+
 def audit(
     ctx: typer.Context,
     since: Annotated[str | None, typer.Option(metavar="WHEN",
@@ -44,6 +56,8 @@ def audit(
     limit: Annotated[int | None, typer.Option(
         metavar="N", help="At most N records.", parser=whole_number("--limit", 1, 2**31 - 1))]
     = None,
+    fmt: FormatOpt = None,
+    fields: FieldsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show the audit trail, oldest first.
@@ -63,12 +77,7 @@ def audit(
 
     with reading(ctx) as conn:
         items = list_audit(conn, since=_since(since), obj=obj, limit=limit)
-    if not as_json:
-        for item in items:
-            item["changes"] = "; ".join(f"{k}: {v[0]!r} → {v[1]!r}"
-                                        for k, v in item["changes"].items())
-    output.rows(items, ["at", "actor", "action", "object", "changes"], as_json=as_json,
-                empty="no audit records")
+    output.rows(items, AUDIT, output.style(fmt, fields, as_json))
 
 
 def register(app: typer.Typer) -> None:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 
 from mtctl.cli import output
-from mtctl.cli.common import JsonOpt, reading, whole_number, writing
+from mtctl.cli.common import reading, whole_number, writing
+from mtctl.cli.output import FieldsOpt, FormatOpt, JsonOpt
+from mtctl.shapes import Category, Group, Model, ModelRow, Node, Template, TemplateRow
 
 
 class Kind(StrEnum):
@@ -28,37 +30,45 @@ class Profile(StrEnum):
 
 @dataclass(frozen=True)
 class Entry:
-    """One kind of catalog entry: its group, and how its list, rm (and plain add) read."""
+    """One kind of catalog entry: its group, what its list (and show) print, how rm reads."""
 
     what: str
     help: str
     example: str  # a name for the examples
-    columns: list[str]
+    listed: output.Shape
     list_help: str
     rm_help: str
-    empty: str
-    titles: dict[str, str] = field(default_factory=dict)
+    shown: output.Shape | None = None  # what `show` prints, for those that have one
     plain_add: str | None = None  # help of `add NAME` when a name is all it takes
 
 
+def _shape(schema: str, row: type, empty: str,
+           titles: dict[str, str] | None = None) -> output.Shape:
+    return output.Shape(schema, row, columns=tuple(row.__annotations__), empty=empty,
+                        titles=titles or {})
+
+
+MODEL_TITLES = {"qr_provisionable": "QR"}
+TEMPLATE_TITLES = {"key_lifetime_days": "key lifetime (days)"}
 CATALOG = [
-    Entry("node", "PBX servers.", "madrid", ["name", "extensions"],
+    Entry("node", "PBX servers.", "madrid", _shape("node", Node, "no nodes"),
           "List nodes with their number of extensions.", "Remove a node that no extension uses.",
-          "no nodes", plain_add="Add a PBX node."),
-    Entry("category", "Calling permission classes.", "national", ["name"],
+          plain_add="Add a PBX node."),
+    Entry("category", "Calling permission classes.", "national",
+          _shape("category", Category, "no categories"),
           "List calling categories.", "Remove a category that no phone or template uses.",
-          "no categories", plain_add="Add a calling category."),
+          plain_add="Add a calling category."),
     Entry("model", "Phone models in the catalog.", '"Yealink T46U"',
-          ["name", "vendor", "kind", "qr_provisionable", "profile"], "List phone models.",
-          "Remove a phone model that no phone uses (seeded models stay).", "no models",
-          titles={"qr_provisionable": "QR"}),
+          _shape("model-row", ModelRow, "no models", MODEL_TITLES), "List phone models.",
+          "Remove a phone model that no phone uses (seeded models stay).",
+          shown=_shape("model", Model, "", MODEL_TITLES)),
     Entry("template", "Presets applied to phones.", "mobile",
-          ["name", "for_webcall", "secure", "key_lifetime_days", "category"], "List templates.",
-          "Remove a template that no phone uses (seeded templates stay).", "no templates",
-          titles={"key_lifetime_days": "key lifetime (days)"}),
+          _shape("template-row", TemplateRow, "no templates", TEMPLATE_TITLES), "List templates.",
+          "Remove a template that no phone uses (seeded templates stay).",
+          shown=_shape("template", Template, "", TEMPLATE_TITLES)),
     Entry("group", "Web Call groups: pools of Web Call extensions.", "webcall-pool",
-          ["name", "extensions"], "List Web Call groups and their extensions.",
-          "Remove a Web Call group that no user draws from (its extensions stay).", "no groups",
+          _shape("group", Group, "no groups"), "List Web Call groups and their extensions.",
+          "Remove a Web Call group that no user draws from (its extensions stay).",
           plain_add="Add a Web Call group (a pool of Web Call extensions)."),
 ]
 APPS = {e.what: typer.Typer(help=e.help, no_args_is_help=True) for e in CATALOG}
@@ -81,13 +91,13 @@ def _add_command(entry: Entry) -> Callable[..., None]:
 
 
 def _list_command(entry: Entry) -> Callable[..., None]:
-    def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    def list_(ctx: typer.Context, fmt: FormatOpt = None, fields: FieldsOpt = None,
+              as_json: JsonOpt = False) -> None:
         from mtctl.store import catalog
 
         with reading(ctx) as conn:
             items = catalog.LISTS[entry.what](conn)
-        output.rows(items, entry.columns, as_json=as_json, empty=entry.empty,
-                    titles=entry.titles)
+        output.rows(items, entry.listed, output.style(fmt, fields, as_json))
 
     return list_
 
@@ -175,13 +185,14 @@ def template_set(
     output.note(f"updated template {name}" if changes else f"template {name}: nothing to change")
 
 
-def _show(what: str) -> Callable[..., None]:
-    def show(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
+def _show(entry: Entry, shape: output.Shape) -> Callable[..., None]:
+    def show(ctx: typer.Context, name: str, fmt: FormatOpt = None, fields: FieldsOpt = None,
+             as_json: JsonOpt = False) -> None:
         from mtctl.store import catalog
 
         with reading(ctx) as conn:
-            item = catalog.SHOWS[what](conn, name)
-        output.record(item, as_json=as_json)
+            item = catalog.SHOWS[entry.what](conn, name)
+        output.record(item, shape, output.style(fmt, fields, as_json))
 
     return show
 
@@ -217,8 +228,8 @@ def register(app: typer.Typer) -> None:
             _list_command(entry))
         sub.command("rm", help=_help(entry.rm_help, f"{entry.what} rm {entry.example}"))(
             _rm_command(entry))
-        if entry.what in ("model", "template"):
+        if entry.shown is not None:
             sub.command("show", help=_help(
                 f"Show a {entry.what}: whether it is seeded and how many phones use it.",
-                f"{entry.what} show {entry.example} --json"))(_show(entry.what))
+                f"{entry.what} show {entry.example} --json"))(_show(entry, entry.shown))
         app.add_typer(sub, name=entry.what)

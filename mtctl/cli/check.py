@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from typing import cast
+
 import typer
 
 from mtctl.cli import output
-from mtctl.cli.common import JsonOpt, reading
+from mtctl.cli.common import reading
+from mtctl.cli.output import FieldsOpt, FormatOpt, JsonOpt
+from mtctl.shapes import CheckLine, CheckReport, Severity
+
+FINDINGS = output.Shape("check-line", CheckLine, columns=("severity", "rule", "object", "message"),
+                        empty="no problems found")
 
 
-def check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+def check(ctx: typer.Context, fmt: FormatOpt = None, fields: FieldsOpt = None,
+          as_json: JsonOpt = False) -> None:
     """Check every rule (MT001–MT015) over the whole store; exit 1 when any error is found.
 
-    Example: mtctl check --json
+    Findings go to stdout (one per row), the count of errors and warnings to stderr.
+
+    Example: mtctl check --format json
     """
     from datetime import timedelta
 
@@ -19,18 +30,24 @@ def check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     from mtctl.store.audit import utcnow
     from mtctl.store.check import check_store
 
-    found: dict[str, list[dict[str, str]]] = {"errors": [], "warnings": []}
-    with reading(ctx) as conn:
-        within = timedelta(days=config.int_value(conn, "keys.rotate_within_days"))
-        for severity, item in check_store(conn, now=utcnow(), rotate_within=within):
-            found[severity + "s"].append(item.as_dict())
-            if not as_json:
-                line = f"{item.rule} {item.object} {item.message}"
-                (output.error if severity == "error" else output.warning)(line)
+    how = output.style(fmt, fields, as_json)
+    found: CheckReport = {"errors": [], "warnings": []}
+
+    def findings() -> Iterator[CheckLine]:
+        with reading(ctx) as conn:
+            within = timedelta(days=config.int_value(conn, "keys.rotate_within_days"))
+            for severity, item in check_store(conn, now=utcnow(), rotate_within=within):
+                found["errors" if severity == "error" else "warnings"].append(
+                    {"rule": item.rule, "object": item.object, "message": item.message})
+                yield {"severity": cast(Severity, severity), "rule": item.rule,
+                       "object": item.object, "message": item.message}
+
+    # JSON is one document, so every finding is read first; the other formats stream them.
+    lines: Iterable[CheckLine] = (list(findings()) if how.format is output.Format.json
+                                  else findings())
+    output.report(found, lines, FINDINGS, how, lines="rows")
     errors, warnings = len(found["errors"]), len(found["warnings"])
-    if as_json:
-        output.print_json(found)
-    else:
+    if how.format is not output.Format.json:
         output.note(f"{errors} error(s), {warnings} warning(s)")
     if errors:
         raise typer.Exit(1)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import typer
 
 from mtctl.cli import output
-from mtctl.cli.common import JsonOpt, reading, writing
+from mtctl.cli.common import reading, writing
+from mtctl.cli.output import FieldsOpt, FormatOpt, JsonOpt
+from mtctl.shapes import Setting
 
 config_app = typer.Typer(help="Settings kept in the store.", no_args_is_help=True)
+SETTINGS = output.Shape("setting", Setting, columns=("key", "value", "help"))
 
 
 @config_app.command("set")
@@ -54,7 +57,8 @@ def get(ctx: typer.Context, key: str) -> None:
 
 
 @config_app.command("list")
-def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+def list_(ctx: typer.Context, fmt: FormatOpt = None, fields: FieldsOpt = None,
+          as_json: JsonOpt = False) -> None:
     """List every setting with its value and what it is for.
 
     Example: mtctl config list --json
@@ -63,7 +67,7 @@ def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
     with reading(ctx) as conn:
         items = config.list_values(conn)
-    output.rows(items, ["key", "value", "help"], as_json=as_json)
+    output.rows(items, SETTINGS, output.style(fmt, fields, as_json))
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,9 @@ from typing import Annotated
 import typer
 
 from mtctl.cli import output
-from mtctl.cli.common import JsonOpt, reading, whole_number, writing
+from mtctl.cli.common import reading, whole_number, writing
+from mtctl.cli.output import FieldsOpt, FormatOpt, JsonOpt
+from mtctl.shapes import Extension
 
 ext_app = typer.Typer(help="Extensions: dialable numbers with up to eight phones.",
                       no_args_is_help=True)
@@ -17,7 +19,8 @@ NameOpt = Annotated[str | None, typer.Option("--name", metavar="DISPLAY",
 TimeoutOpt = Annotated[int | None, typer.Option(
     metavar="SECONDS", help="How long each ring stage lasts (1–600).",
     parser=whole_number("--ring-timeout", 1, 600, "use 1 to 600 seconds"))]
-COLUMNS = ["number", "node", "display_name", "owner", "ring_timeout", "phones"]
+EXTENSIONS = output.Shape("extension", Extension, columns=(
+    "number", "node", "display_name", "owner", "ring_timeout", "phones"), empty="no extensions")
 
 
 @ext_app.command("add")
@@ -43,7 +46,7 @@ def add(
 @ext_app.command("list")
 def list_(ctx: typer.Context,
           node: Annotated[str | None, typer.Option(help="Only this node's.")] = None,
-          as_json: JsonOpt = False) -> None:
+          fmt: FormatOpt = None, fields: FieldsOpt = None, as_json: JsonOpt = False) -> None:
     """List extensions.
 
     Example: mtctl ext list --node madrid --json
@@ -52,11 +55,12 @@ def list_(ctx: typer.Context,
 
     with reading(ctx) as conn:
         items = extensions.list_extensions(conn, node_name=node)
-    output.rows(items, COLUMNS, as_json=as_json, empty="no extensions")
+    output.rows(items, EXTENSIONS, output.style(fmt, fields, as_json))
 
 
 @ext_app.command("show")
-def show(ctx: typer.Context, number: str, as_json: JsonOpt = False) -> None:
+def show(ctx: typer.Context, number: str, fmt: FormatOpt = None, fields: FieldsOpt = None,
+         as_json: JsonOpt = False) -> None:
     """Show one extension.
 
     Example: mtctl ext show 40710 --json
@@ -65,7 +69,7 @@ def show(ctx: typer.Context, number: str, as_json: JsonOpt = False) -> None:
 
     with reading(ctx) as conn:
         item = extensions.get_extension(conn, number)
-    output.record(item, as_json=as_json)
+    output.record(item, EXTENSIONS, output.style(fmt, fields, as_json))
 
 
 @ext_app.command("set")

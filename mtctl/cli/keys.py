@@ -9,10 +9,15 @@ import typer
 
 from mtctl.cli import output
 from mtctl.cli.common import INT_MAX, JsonOpt, globals_of, opened, reading, whole_number
+from mtctl.cli.output import FieldsOpt, FormatOpt
+from mtctl.shapes import Key
 
 DAYS_MAX = 36_500  # a hundred years: keys live at most that long
 DAYS_HINT = f"use a number of days from 0 to {DAYS_MAX}"
 keys_app = typer.Typer(help="SIP keys of secure phones: list and rotate.", no_args_is_help=True)
+KEYS = output.Shape("keys-list", Key, columns=(
+    "extension", "position", "model", "sip_auth_user", "key_expires_at", "state"),
+    empty="no keys")
 
 
 @keys_app.command("list")
@@ -21,6 +26,8 @@ def list_(
     expiring_within: Annotated[int | None, typer.Option(
         metavar="DAYS", help="Only keys that expire within DAYS (or have expired).",
         parser=whole_number("--expiring-within", 0, DAYS_MAX, DAYS_HINT))] = None,
+    fmt: FormatOpt = None,
+    fields: FieldsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List phones with keys, soonest expiry first (never a digest).
@@ -38,8 +45,7 @@ def list_(
         items = list_keys(conn, now=utcnow(), within=within,
                           expiring_within=None if expiring_within is None
                           else timedelta(days=expiring_within))
-    output.rows(items, ["extension", "position", "model", "sip_auth_user", "key_expires_at",
-                        "state"], as_json=as_json, empty="no keys")
+    output.rows(items, KEYS, output.style(fmt, fields, as_json))
 
 
 @keys_app.command("rotate")

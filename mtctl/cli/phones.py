@@ -8,7 +8,9 @@ from typing import Annotated, Any
 import typer
 
 from mtctl.cli import output
-from mtctl.cli.common import JsonOpt, position_arg, reading, whole_number, writing
+from mtctl.cli.common import position_arg, reading, whole_number, writing
+from mtctl.cli.output import FieldsOpt, FormatOpt, JsonOpt
+from mtctl.shapes import Phone
 
 phone_app = typer.Typer(help="Phones: up to eight devices per extension.", no_args_is_help=True)
 
@@ -16,8 +18,9 @@ Ext = Annotated[str, typer.Argument(metavar="EXT", help="Extension number.")]
 Pos = Annotated[int, position_arg()]
 POS_HINT = "use a position from 0 to 7"
 ORDER_HINT = "use an order of 0 (never rings) or more"
-COLUMNS = ["extension", "position", "order", "enabled", "model", "template", "category",
-           "location", "secure", "publishable", "key_expires_at"]
+PHONES = output.Shape("phone", Phone, columns=(
+    "extension", "position", "order", "enabled", "model", "template", "category", "location",
+    "secure", "publishable", "key_expires_at"), empty="no phones")
 
 
 @phone_app.command("add")
@@ -61,7 +64,7 @@ def add(
 @phone_app.command("list")
 def list_(ctx: typer.Context,
           ext: Annotated[str | None, typer.Argument(metavar="[EXT]")] = None,
-          as_json: JsonOpt = False) -> None:
+          fmt: FormatOpt = None, fields: FieldsOpt = None, as_json: JsonOpt = False) -> None:
     """List the phones of one extension, or of all.
 
     Example: mtctl phone list 40710 --json
@@ -70,11 +73,12 @@ def list_(ctx: typer.Context,
 
     with reading(ctx) as conn:
         items = phones.list_phones(conn, number=ext)
-    output.rows(items, COLUMNS, as_json=as_json, empty="no phones")
+    output.rows(items, PHONES, output.style(fmt, fields, as_json))
 
 
 @phone_app.command("show")
-def show(ctx: typer.Context, ext: Ext, pos: Pos, as_json: JsonOpt = False) -> None:
+def show(ctx: typer.Context, ext: Ext, pos: Pos, fmt: FormatOpt = None,
+         fields: FieldsOpt = None, as_json: JsonOpt = False) -> None:
     """Show one phone (for a desk phone: its MAC, and when and to which address its file last
     carried a fresh key).
 
@@ -84,7 +88,7 @@ def show(ctx: typer.Context, ext: Ext, pos: Pos, as_json: JsonOpt = False) -> No
 
     with reading(ctx) as conn:
         item = phones.get_phone(conn, ext, pos)
-    output.record(item, as_json=as_json)
+    output.record(item, PHONES, output.style(fmt, fields, as_json))
 
 
 @phone_app.command("set")

@@ -1,4 +1,5 @@
-"""The human rendering of a ring plan: readable on an 80-column terminal, without colour."""
+"""A ring plan printed: for people, readable on an 80-column terminal without colour; for
+scripts, as JSON or as one row per phone (through the output module)."""
 
 from __future__ import annotations
 
@@ -21,9 +22,13 @@ from mtctl.domain.ringing import (
     Skipped,
     all_phones,
 )
+from mtctl.shapes import RingRow
 
 if TYPE_CHECKING:
     from mtctl.store.live import Registration
+
+RING_ROWS = output.Shape("ring-sim-row", RingRow, columns=tuple(RingRow.__annotations__),
+                         empty="no phone is a candidate")
 
 KIND_WORD = {"hardphone": "desk phone ", "softphone": "softphone ", "app": "mobile app ",
              "webcall": ""}
@@ -153,3 +158,26 @@ def render_plan(plan: RingPlan,
 
     for line in lines:  # names and user agents are shown, never acted on by the terminal
         output.out().print(escape(line), markup=False, highlight=False, emoji=False)
+
+
+def plan_rows(plan: RingPlan) -> list[RingRow]:
+    """Every phone of the plan as a row: the ringing ones stage by stage, then the others."""
+    rows: list[RingRow] = [
+        {"number": plan.number, "stage": index, "order": stage.order,
+         "ring_seconds": stage.ring_seconds, "extension": phone.extension,
+         "position": phone.position, "model": phone.model, "reason": None}
+        for index, stage in enumerate(plan.stages, start=1) for phone in stage.phones]
+    rows += [{"number": plan.number, "stage": None, "order": skip.phone.order,
+              "ring_seconds": None, "extension": skip.phone.extension,
+              "position": skip.phone.position, "model": skip.phone.model,
+              "reason": skip.reason}  # type: ignore[typeddict-item]
+             for skip in plan.skipped]
+    return rows
+
+
+def print_plan(plan: RingPlan, how: output.Style,
+               registrations: Mapping[tuple[str, int], Registration] | None = None,
+               sessions: Mapping[str, str] | None = None) -> None:
+    """The plan in the format asked for: a table is the text of render_plan()."""
+    output.report(plan.as_dict(), plan_rows(plan), RING_ROWS, how,
+                  human=lambda: render_plan(plan, registrations, sessions))

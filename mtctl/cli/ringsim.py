@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from mtctl.cli import output
+from mtctl.cli.output import FieldsOpt, FormatOpt, JsonOpt
 
 
 def _parse_offline(values: list[str]) -> frozenset[tuple[str, int]]:
@@ -41,20 +42,24 @@ def ring_sim(
         "and Web Call running from them and Web Call sessions (see: mtctl webcall).")] = False,
     fail_if_silent: Annotated[bool, typer.Option(
         "--fail-if-silent", help="Exit 1 when no phone would ring.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    fmt: FormatOpt = None,
+    fields: FieldsOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Show which phones ring, stage by stage, and why each other phone does not.
 
     Default: every phone registered, Web Call not running. Silent exits 0 (1 with --fail-if-silent).
+    In plain, tsv and csv, one row per phone: its stage, or the reason it does not ring.
 
     Example: mtctl ring-sim 40710 --webcall-running --offline 40710:2
     """
+    how = output.style(fmt, fields, as_json)
     if live:
-        _ring_sim_live(ctx, number, fail_if_silent=fail_if_silent, as_json=as_json,
+        _ring_sim_live(ctx, number, fail_if_silent=fail_if_silent, how=how,
                        flags=bool(webcall_running or webcall_ext or offline))
         return
     from mtctl.cli.common import reading
-    from mtctl.cli.render_ring import render_plan
+    from mtctl.cli.render_ring import print_plan
     from mtctl.domain.ringing import Presence, ring_plan
     from mtctl.store.ring import check_presence, ring_sessions, ring_target
 
@@ -66,19 +71,16 @@ def ring_sim(
         # what-if: --webcall-running without --webcall-ext runs on the user's session, if any
         presence = dataclasses.replace(presence, sessions=ring_sessions(conn, target))
     plan = ring_plan(target, presence)
-    if as_json:
-        output.print_json(plan.as_dict())
-    else:
-        render_plan(plan)
+    print_plan(plan, how)
     if fail_if_silent and not plan.stages:
         output.error(f"a call to {number} rings no phone (--fail-if-silent)")
         raise typer.Exit(1)
 
 
-def _ring_sim_live(ctx: typer.Context, number: str, *, fail_if_silent: bool, as_json: bool,
-                   flags: bool) -> None:
+def _ring_sim_live(ctx: typer.Context, number: str, *, fail_if_silent: bool,
+                   how: output.Style, flags: bool) -> None:
     from mtctl.cli.common import reading
-    from mtctl.cli.render_ring import render_plan
+    from mtctl.cli.render_ring import print_plan
     from mtctl.domain.presence import live_presence
     from mtctl.domain.ringing import ring_plan
     from mtctl.errors import UsageError
@@ -93,10 +95,7 @@ def _ring_sim_live(ctx: typer.Context, number: str, *, fail_if_silent: bool, as_
         registrations = live_registrations(conn)
         sessions = ring_sessions(conn, target)
     plan = ring_plan(target, live_presence(target, registrations, sessions))
-    if as_json:
-        output.print_json(plan.as_dict())
-    else:
-        render_plan(plan, registrations=registrations, sessions=sessions)
+    print_plan(plan, how, registrations=registrations, sessions=sessions)
     if fail_if_silent and not plan.stages:
         output.error(f"a call to {number} rings no phone (--fail-if-silent)")
         raise typer.Exit(1)

@@ -9,7 +9,9 @@ from typing import Annotated, Any
 import typer
 
 from mtctl.cli import output
-from mtctl.cli.common import JsonOpt, reading, whole_number, writing
+from mtctl.cli.common import reading, whole_number, writing
+from mtctl.cli.output import FieldsOpt, FormatOpt, JsonOpt
+from mtctl.shapes import User, UserPhone
 
 user_app = typer.Typer(help="Users: owners of extensions, with their Web Call mode.",
                        no_args_is_help=True)
@@ -37,8 +39,11 @@ GroupOpt = Annotated[str | None, typer.Option(metavar="NAME",
 PositionOpt = Annotated[int | None, typer.Option(
     metavar="N", help="Position of the Web Call phone on the login extension (multiterminal).",
     parser=whole_number("--webcall-position", 0, 7, "use a position from 0 to 7"))]
-COLUMNS = ["username", "display_name", "login", "webcall_mode", "webcall_license",
-           "webcall_extensions", "webcall_group", "webcall_position"]
+USERS = output.Shape("user", User, columns=(
+    "username", "display_name", "login", "webcall_mode", "webcall_license",
+    "webcall_extensions", "webcall_group", "webcall_position"), empty="no users")
+USER_PHONES = output.Shape("user-phones", UserPhone, columns=(
+    "model", "extension", "location", "position", "order", "enabled", "provisionable"))
 
 
 @user_app.command("add")
@@ -70,7 +75,8 @@ def add(
 
 
 @user_app.command("list")
-def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+def list_(ctx: typer.Context, fmt: FormatOpt = None, fields: FieldsOpt = None,
+          as_json: JsonOpt = False) -> None:
     """List users.
 
     Example: mtctl user list --json
@@ -79,11 +85,12 @@ def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
     with reading(ctx) as conn:
         items = users.list_users(conn)
-    output.rows(items, COLUMNS, as_json=as_json, empty="no users")
+    output.rows(items, USERS, output.style(fmt, fields, as_json))
 
 
 @user_app.command("show")
-def show(ctx: typer.Context, username: str, as_json: JsonOpt = False) -> None:
+def show(ctx: typer.Context, username: str, fmt: FormatOpt = None, fields: FieldsOpt = None,
+         as_json: JsonOpt = False) -> None:
     """Show one user.
 
     Example: mtctl user show ana
@@ -92,7 +99,7 @@ def show(ctx: typer.Context, username: str, as_json: JsonOpt = False) -> None:
 
     with reading(ctx) as conn:
         item = users.get_user(conn, username)
-    output.record(item, as_json=as_json)
+    output.record(item, USERS, output.style(fmt, fields, as_json))
 
 
 @user_app.command("set")
@@ -151,7 +158,8 @@ def rm(ctx: typer.Context, username: str) -> None:
 
 
 @user_app.command("phones")
-def phones(ctx: typer.Context, username: str, as_json: JsonOpt = False) -> None:
+def phones(ctx: typer.Context, username: str, fmt: FormatOpt = None, fields: FieldsOpt = None,
+           as_json: JsonOpt = False) -> None:
     """The user-portal view of a user's phones.
 
     Shows model, extension, location, position, order, enabled and provisionable.
@@ -162,8 +170,8 @@ def phones(ctx: typer.Context, username: str, as_json: JsonOpt = False) -> None:
 
     with reading(ctx) as conn:
         items = users.user_phones(conn, username)
-    output.rows(items, ["model", "extension", "location", "position", "order", "enabled",
-                        "provisionable"], as_json=as_json, empty=f"{username} has no phones")
+    output.rows(items, USER_PHONES, output.style(fmt, fields, as_json),
+                empty=f"{username} has no phones")
 
 
 @user_app.command("login-link")

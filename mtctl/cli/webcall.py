@@ -8,10 +8,13 @@ import typer
 
 from mtctl.cli import output
 from mtctl.cli.common import JsonOpt, reading, writing
+from mtctl.cli.output import FieldsOpt, FormatOpt
+from mtctl.shapes import WebcallSession
 
 webcall_app = typer.Typer(help="Web Call sessions: which user's Web Call runs on which "
                           "extension (who rings on pool extensions).", no_args_is_help=True)
-COLUMNS = ["user", "extension", "since"]
+SESSIONS = output.Shape("webcall-session", WebcallSession, columns=("user", "extension", "since"),
+                         empty="no Web Call sessions")
 
 
 @webcall_app.command("start")
@@ -55,7 +58,8 @@ def stop(ctx: typer.Context, username: Annotated[str, typer.Argument(metavar="US
 
 
 @webcall_app.command("list")
-def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+def list_(ctx: typer.Context, fmt: FormatOpt = None, fields: FieldsOpt = None,
+          as_json: JsonOpt = False) -> None:
     """List open Web Call sessions.
 
     Example: mtctl webcall list --json
@@ -64,7 +68,7 @@ def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
     with reading(ctx) as conn:
         items = list_sessions(conn)
-    output.rows(items, COLUMNS, as_json=as_json, empty="no Web Call sessions")
+    output.rows(items, SESSIONS, output.style(fmt, fields, as_json))
 
 
 def register(app: typer.Typer) -> None:

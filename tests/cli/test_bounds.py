@@ -172,7 +172,7 @@ def test_a_store_holding_a_setting_out_of_range_names_it_instead_of_crashing(sto
             continue
         assert dump_store(store.url) == before, args
         if r.exit_code == 1:  # check reports it as a finding
-            assert args == ("check",) and f"bad-setting setting {key} holds" in r.stderr
+            assert args == ("check",) and f"error\tbad-setting\tsetting {key}\tholds" in r.stdout
             continue
         assert r.exit_code == 2, (args, r.output)
         assert_one_line_error(r)
@@ -306,7 +306,8 @@ def test_a_store_holding_control_characters_is_checked_and_listed_escaped(store)
     listed = store.ok("phone", "list", "40710", "--json").stdout
     assert "\x9b" not in listed and "\\u009b" in listed, repr(listed)
     assert {p["location"] for p in json.loads(listed)} >= {"a\x9bb"}  # the data is intact
-    assert "Ana\\x1b]0;pwned\\x07" in store.ok("ring-sim", "40710", "--webcall-running").stdout
+    assert "Ana\\x1b]0;pwned\\x07" in store.ok("ring-sim", "40710", "--webcall-running",
+                                               "--format", "table").stdout
 
 
 @pytest.mark.parametrize(("key", "value"), [("keys.grace_days", "3000000"),
@@ -331,8 +332,8 @@ def test_check_reports_a_planted_template_lifetime_within_the_rotation_window(st
           .values(key_lifetime_days=5))
     r = store("check")
     assert r.exit_code == 1, r.output
-    assert "mtctl: error: bad-setting template short template 'short' has a key lifetime " \
-        "of 5 days, not longer than the rotation window" in r.stderr, r.stderr
+    assert "error\tbad-setting\ttemplate short\ttemplate 'short' has a key lifetime " \
+        "of 5 days, not longer than the rotation window" in r.stdout, r.stdout
 
 
 def test_text_that_is_not_utf8_is_refused_at_every_write(store):

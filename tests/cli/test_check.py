@@ -33,8 +33,9 @@ def test_check_finds_a_planted_publishable_phone_that_is_not_secure(seeded):
     before = dump_store(seeded.url)
     r = seeded("check")
     assert r.exit_code == 1, r.output
-    assert "mtctl: error: MT005 phone 40710:0" in r.stderr
-    assert "1 error(s)" in r.stderr
+    assert r.stdout == ("severity\trule\tobject\tmessage\n"
+                        "error\tMT005\tphone 40710:0\tis publishable but not secure\n")
+    assert r.stderr == "1 error(s), 0 warning(s)\n"
     found = check_json(seeded, 1)
     assert found["errors"] == [{"rule": "MT005", "object": "phone 40710:0",
                                 "message": "is publishable but not secure"}]
@@ -69,7 +70,7 @@ def test_check_warns_about_an_extension_where_nothing_can_ring(seeded):
     seeded.ok("phone", "disable", "40720", "1")
     r = seeded("check")
     assert r.exit_code == 0, r.output
-    assert "mtctl: warning: silent-extension extension 40720" in r.stderr
+    assert "warning\tsilent-extension\textension 40720\t" in r.stdout
     found = check_json(seeded, 0)
     assert found["errors"] == []
     assert [(w["rule"], w["object"]) for w in found["warnings"]] == [

@@ -50,4 +50,4 @@ def test_check_finds_a_second_web_call_phone_planted_by_sql(seeded):
     assert r.exit_code == 1, r.output
     errors = json.loads(r.stdout)["errors"]
     assert [(e["rule"], e["object"]) for e in errors] == [("MT016", "phone 40710:2")]
-    assert "mtctl: error: MT016 phone 40710:2" in seeded("check").stderr
+    assert "error\tMT016\tphone 40710:2\t" in seeded("check").stdout

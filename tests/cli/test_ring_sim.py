@@ -209,7 +209,8 @@ def test_webcall_ext_must_be_one_of_the_users(exclusive):
 # Human output ---------------------------------------------------------------------------------
 
 def human(mtctl, *args: str, columns: int = 80) -> str:
-    result = mtctl("ring-sim", *args, env={"NO_COLOR": "1", "COLUMNS": str(columns)})
+    result = mtctl("ring-sim", *args, "--format", "table",
+                   env={"NO_COLOR": "1", "COLUMNS": str(columns)})
     assert result.exit_code == 0, result.output
     assert "\x1b[" not in result.stdout
     return result.stdout

@@ -63,7 +63,7 @@ def test_expired_registrations_do_not_count(seeded):
 
 def test_human_output_shows_last_registration_and_user_agent(seeded):
     register(seeded.url, "40710-0")
-    r = seeded("ring-sim", "40710", "--live")
+    r = seeded("ring-sim", "40710", "--live", "--format", "table")
     assert r.exit_code == 0, r.output
     words = " ".join(r.stdout.split())  # lines wrap at 80 columns
     assert "Registrations (live" in words
@@ -158,9 +158,9 @@ def test_live_rings_anas_desk_while_bea_uses_the_pool_browser(mtctl):
     # plain ring-sim: --webcall-running runs on the session's extension
     what_if = json.loads(mtctl.ok("ring-sim", "100", "--webcall-running", "--json").stdout)
     assert what_if == plan
-    words = " ".join(mtctl.ok("ring-sim", "100", "--live").stdout.split())
+    words = " ".join(mtctl.ok("ring-sim", "100", "--live", "--format", "table").stdout.split())
     assert "Web Call session of ana: on 901" in words
     mtctl.ok("webcall", "stop", "ana")
     assert stages(live(mtctl, "100")) == [["100:0"]]
-    words = " ".join(mtctl.ok("ring-sim", "100", "--live").stdout.split())
+    words = " ".join(mtctl.ok("ring-sim", "100", "--live", "--format", "table").stdout.split())
     assert "Web Call session of ana: none" in words

@@ -173,7 +173,7 @@ def test_check_finds_a_session_planted_on_someone_elses_extension(pool):
     assert json.loads(r.stdout)["errors"] == [{
         "rule": "webcall-session", "object": "webcall cai",
         "message": "session on 900, which is not one of cai's Web Call extensions"}]
-    assert "mtctl: error: webcall-session webcall cai session on 900" in pool("check").stderr
+    assert "error\twebcall-session\twebcall cai\tsession on 900" in pool("check").stdout
 
 
 def test_ext_rm_of_a_pool_extension_in_use_ends_its_session_audited(pool):

@@ -92,7 +92,7 @@ def test_live_registrations_do_not_depend_on_any_time_zone(pbx: Pbx, kamailio_en
         mtctl_zone(zone)
         plan = call_agrees(pbx, store, online, "300")  # Kamailio rings it; --live agrees
         assert stages_of(plan) == [["300:0"]], zone
-        shown = pbx.mtctl.ok("ring-sim", "300", "--live").stdout
+        shown = pbx.mtctl.ok("ring-sim", "300", "--live", "--format", "table").stdout
         stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(modified))
         assert stamp in " ".join(shown.split()), (zone, shown)
 

@@ -1,0 +1,313 @@
+"""The public shapes: every object mtctl prints as JSON, as a typed definition.
+
+These TypedDicts are what `--format json` (and ndjson) print and what scripts rely on (SPEC §6
+and §7). schemas/*.schema.json are generated from them (`python -m mtctl.schemas write`; a
+test fails when a checked-in schema is stale). `Spec(...)` in an `Annotated` adds what a type
+alone cannot say (a pattern, a range, a format, a description); it costs nothing at run time:
+these are plain classes of the `typing` module, cheap to import on every hot path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypedDict
+
+
+@dataclass(frozen=True)
+class Spec:
+    """JSON Schema keywords for one field, beyond what its type says."""
+
+    keywords: tuple[tuple[str, Any], ...]
+
+    def __init__(self, **keywords: Any) -> None:
+        object.__setattr__(self, "keywords", tuple(keywords.items()))
+
+
+Number = Annotated[str, Spec(pattern="^[0-9]+$")]
+Position = Annotated[int, Spec(minimum=0, maximum=7)]
+Order = Annotated[int, Spec(minimum=0)]
+Time = Annotated[str, Spec(format="date-time")]
+Kind = Literal["hardphone", "softphone", "app", "webcall"]
+Mode = Literal["exclusive", "multiterminal"]
+License = Literal["dedicated", "pool"]
+Seeded = Annotated[bool, Spec(description="Part of the catalog every store starts with: it "
+                                          "cannot be removed.")]
+Uses = Annotated[int, Spec(minimum=0, description="How many phones use it.")]
+
+
+class Phone(TypedDict):
+    """A phone, as `phone show --json` prints it and `phone list --json` lists it. Never a
+    digest."""
+
+    extension: Number
+    position: Position
+    order: Order
+    enabled: bool
+    model: str
+    kind: Kind
+    template: str
+    category: str | None
+    location: str | None
+    secure: bool
+    publishable: bool
+    node: str
+    sip_auth_user: str
+    has_key: bool
+    key_expires_at: Time | None
+    provisionable: bool
+    mac: Annotated[str | None, Spec(pattern="^[0-9a-f]{12}$", description="A desk phone's MAC "
+                                    "address, 12 lowercase hex digits.")]
+    key_delivered_at: Annotated[Time | None, Spec(
+        description="When the phone last fetched its file with a fresh key (desk phones "
+                    "provisioned by MAC).")]
+    key_delivered_to: Annotated[str | None, Spec(description="The client address of that "
+                                                             "fetch.")]
+
+
+class Extension(TypedDict):
+    """An extension, as `ext show --json` prints it and `ext list --json` lists it."""
+
+    number: Number
+    node: str
+    display_name: str | None
+    ring_timeout: Annotated[int, Spec(minimum=1)]
+    owner: str | None
+    phones: Annotated[int, Spec(minimum=0, maximum=8)]
+
+
+class User(TypedDict):
+    """A user, as `user show --json` prints it and `user list --json` lists it."""
+
+    username: str
+    display_name: str
+    login: Number
+    webcall_mode: Mode | None
+    webcall_license: License | None
+    webcall_extensions: list[Number]
+    webcall_group: str | None
+    webcall_position: Position | None
+
+
+class UserPhone(TypedDict):
+    """One row of `user phones USERNAME --json` (the user-portal view)."""
+
+    model: str
+    extension: Number
+    location: str | None
+    position: Position
+    order: Order
+    enabled: bool
+    provisionable: bool
+
+
+class Key(TypedDict):
+    """One row of `keys list --json`. Never a digest."""
+
+    extension: Number
+    position: int
+    model: str
+    secure: bool
+    sip_auth_user: str
+    key_expires_at: Time | None
+    key_updated_at: Time | None
+    previous_key_valid_until: Time | None
+    state: Literal["ok", "expiring", "expired", "missing", "no-expiry"]
+
+
+class Rotated(TypedDict):
+    extension: Number
+    position: int
+    key_expires_at: Time | None
+
+
+class RotationFailure(TypedDict):
+    extension: str | None
+    position: int | None
+    error: str
+
+
+class Rotation(TypedDict):
+    """What `keys rotate --json` prints."""
+
+    dry_run: bool
+    count: Annotated[int, Spec(minimum=0)]
+    rotated: list[Rotated]
+    failed: list[RotationFailure]
+
+
+class AuditRecord(TypedDict):
+    """One row of `audit --json`."""
+
+    id: int
+    at: Time
+    actor: str
+    action: str
+    object: str
+    changes: Annotated[dict[str, list[Any]], Spec(
+        description="Each changed field: [before, after], or [value] when added or removed.",
+        additionalProperties={"type": "array", "minItems": 1, "maxItems": 2})]
+
+
+class WebcallSession(TypedDict):
+    """One Web Call session: one row of `webcall list --json`, and `webcall start --json`."""
+
+    user: Annotated[str, Spec(description="The username whose Web Call runs.")]
+    extension: Annotated[str, Spec(pattern="^[0-9]+$", description="The Web Call extension "
+                                                                   "the user is logged into.")]
+    since: Annotated[str, Spec(format="date-time", description="When the session started "
+                                                               "(UTC).")]
+
+
+class Node(TypedDict):
+    """One row of `node list --json`."""
+
+    name: str
+    extensions: Annotated[int, Spec(minimum=0, description="How many extensions live on it.")]
+
+
+class Category(TypedDict):
+    """One row of `category list --json`."""
+
+    name: str
+
+
+class ModelRow(TypedDict):
+    """One row of `model list --json`."""
+
+    name: Annotated[str, Spec(minLength=1)]
+    vendor: str
+    kind: Kind
+    qr_provisionable: bool
+    profile: Annotated[Literal["linphone", "cisco-mpp", "yealink"] | None, Spec(
+        description="How its phones are provisioned: linphone (QR code and Linphone XML), "
+                    "cisco-mpp or yealink (desk phones by MAC from mtctl serve's /d/), or "
+                    "null.")]
+
+
+class Model(ModelRow):
+    """A phone model, as `model show --json` prints it."""
+
+    seeded: Seeded
+    phones: Uses
+
+
+class TemplateRow(TypedDict):
+    """One row of `template list --json`."""
+
+    name: Annotated[str, Spec(minLength=1)]
+    for_webcall: bool
+    secure: bool
+    key_lifetime_days: Annotated[int | None, Spec(
+        minimum=1, description="null: the global keys.lifetime_days.")]
+    category: str | None
+
+
+class Template(TemplateRow):
+    """A phone template, as `template show --json` prints it."""
+
+    seeded: Seeded
+    phones: Uses
+
+
+class Group(TypedDict):
+    """One row of `group list --json`: a Web Call group and its extensions."""
+
+    name: str
+    extensions: list[Number]
+
+
+class Setting(TypedDict):
+    """One row of `config list --json`."""
+
+    key: str
+    value: Annotated[str | None, Spec(description="null: not set and no default.")]
+    set: Annotated[bool, Spec(description="Whether the store holds a value (else the default "
+                                          "applies).")]
+    help: str
+
+
+class Finding(TypedDict):
+    """One problem `check` found."""
+
+    rule: Annotated[str, Spec(pattern="^MT[0-9]{3}$")]
+    object: str
+    message: str
+
+
+class CheckReport(TypedDict):
+    """What `check --format json` prints."""
+
+    errors: list[Finding]
+    warnings: list[Finding]
+
+
+Severity = Literal["error", "warning"]
+
+
+class CheckLine(TypedDict):
+    """One line of `check --format ndjson` (and one row of its plain, tsv and csv)."""
+
+    severity: Severity
+    rule: Annotated[str, Spec(pattern="^MT[0-9]{3}$")]
+    object: str
+    message: str
+
+
+class StagePhone(TypedDict):
+    extension: Number
+    position: Position
+    model: str
+
+
+class Stage(TypedDict):
+    order: Annotated[int, Spec(minimum=1)]
+    ring_seconds: Annotated[int, Spec(minimum=1)]
+    phones: Annotated[list[StagePhone], Spec(minItems=1)]
+
+
+SkipReason = Literal["order-zero", "disabled", "webcall-not-running", "not-registered",
+                     "exclusive-webcall-active"]
+
+
+class SkippedPhone(TypedDict):
+    extension: Number
+    position: Position
+    reason: SkipReason
+
+
+class RingPlan(TypedDict):
+    """Who rings when NUMBER is called (SPEC §3 and §7): the ringing stages in order, and every
+    other candidate phone with the reason it does not ring. Phones inside a stage and the
+    skipped list are sorted by extension, then position. `ring-sim --format json` prints one;
+    ndjson prints each on one line."""
+
+    number: Annotated[str, Spec(pattern="^[0-9]+$", description="The number called (digits, "
+                                "kept as a string: it may start with 0).")]
+    user: Annotated[str | None, Spec(description="Username whose login number was called; "
+                                                 "null for a plain extension.")]
+    mode: Annotated[Mode | None, Spec(description="The user's Web Call mode; null for a plain "
+                                                  "extension or a user without Web Call.")]
+    webcall_running: Annotated[bool, Spec(description="Whether the called user's Web Call was "
+                                                      "taken as running.")]
+    display_name: Annotated[str, Spec(description="The name the caller sees.")]
+    outcome: Annotated[Literal["rings", "silent"], Spec(
+        description="rings when there is at least one stage, else silent.")]
+    stages: Annotated[list[Stage], Spec(description="Ringing stages, by ascending order; each "
+                                                    "rings all its phones at once.")]
+    skipped: Annotated[list[SkippedPhone], Spec(
+        description="Candidate phones that do not ring, each with the first reason that "
+                    "applies.")]
+
+
+class RingRow(TypedDict):
+    """One phone of a ring plan, as a row of `ring-sim --format plain|tsv|csv`: a phone that
+    rings has its stage (1, 2...), order and ring seconds; one that does not has its reason."""
+
+    number: Number
+    stage: Annotated[int | None, Spec(minimum=1)]
+    order: Order
+    ring_seconds: Annotated[int | None, Spec(minimum=1)]
+    extension: Number
+    position: Position
+    model: str
+    reason: SkipReason | None
