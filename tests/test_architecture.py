@@ -165,3 +165,58 @@ def test_migrations_import_no_runtime_code():
     )
     assert any(name.startswith(MIGRATIONS + ".versions.0001") for name in graph)
     assert not offenders, "\n".join(offenders)
+
+
+MAX_LINES = 400
+LONG_BECAUSE = "Long because:"  # a module docstring's paragraph that says why it is longer
+
+
+def stated_reason(path: Path) -> str:
+    """The reason a module's docstring gives for its length ('' when it gives none)."""
+    docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"), str(path))) or ""
+    for paragraph in docstring.split("\n\n"):
+        if paragraph.strip().startswith(LONG_BECAUSE):
+            return " ".join(paragraph.strip().removeprefix(LONG_BECAUSE).split())
+    return ""
+
+
+def test_stated_reason_reads_the_marked_paragraph(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text('"""Title.\n\nLong because: one scanner shares one cursor\nacross its '
+                      'parts.\n"""\n', encoding="utf-8")
+    assert stated_reason(module) == "one scanner shares one cursor across its parts."
+    module.write_text('"""Title. Long because: not at a paragraph start."""\n', encoding="utf-8")
+    assert stated_reason(module) == ""
+
+
+def test_no_module_is_long_without_a_stated_reason():
+    """A newcomer reads a module whole: past ~400 lines it should be split, or say why not
+    in a docstring paragraph starting 'Long because:' (at least a few words of reason)."""
+    offenders = []
+    for name, path in all_modules().items():
+        if name.startswith(MIGRATIONS + ".versions."):
+            continue  # frozen history, never edited
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        if lines > MAX_LINES and len(stated_reason(path).split()) < 5:
+            offenders.append(f"{name}: {lines} lines")
+    assert not offenders, (f"modules over {MAX_LINES} lines without a '{LONG_BECAUSE}' "
+                           "paragraph in their docstring:\n" + "\n".join(offenders))
+
+
+LAYERS = {  # what each layer may import from the package (besides itself and mtctl.errors)
+    "mtctl.domain": (),
+    "mtctl.formats": ("mtctl.domain",),
+    "mtctl.store": ("mtctl.domain", "mtctl.formats", "mtctl.settings", "mtctl.files"),
+}
+
+
+def test_imports_go_one_way_cli_store_formats_domain():
+    """domain imports no other layer; formats only the domain; store never the CLI."""
+    offenders = sorted(
+        f"{name} imports {target}"
+        for name, targets in import_graph().items()
+        for layer, allowed in LAYERS.items() if name.startswith(layer + ".") or name == layer
+        for target in targets
+        if not target.startswith((layer, "mtctl.errors", *allowed)) and target != PACKAGE
+    )
+    assert not offenders, "\n".join(offenders)

@@ -48,7 +48,7 @@ def provision(
     import segno
 
     from mtctl.store.audit import utcnow
-    from mtctl.store.provisioning import issue_token
+    from mtctl.store.tokens import issue_token
 
     with writing(ctx) as (conn, actor):
         _token, url, redeem_by = issue_token(conn, actor=actor, number=ext, position=pos,
@@ -98,7 +98,7 @@ def revoke(
 
     Example: mtctl provision revoke 40710 2
     """
-    from mtctl.store.provisioning import revoke_token
+    from mtctl.store.tokens import revoke_token
 
     with writing(ctx) as (conn, actor):
         revoke_token(conn, actor=actor, number=ext, position=pos)
