@@ -1,7 +1,5 @@
 """The mtctl command: global options, command groups, and the one place errors become exit codes."""
 
-from __future__ import annotations
-
 import sys
 from typing import Annotated, Any
 

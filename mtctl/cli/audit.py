@@ -1,7 +1,5 @@
 """`mtctl audit`: who changed what, and when."""
 
-from __future__ import annotations
-
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 

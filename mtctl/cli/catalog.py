@@ -1,7 +1,5 @@
 """`mtctl node|category|model|template|group`: the catalog phones and extensions refer to."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum

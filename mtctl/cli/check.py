@@ -1,7 +1,5 @@
 """`mtctl check`: validate the whole store."""
 
-from __future__ import annotations
-
 from collections.abc import Iterable, Iterator
 from typing import cast
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from mtctl.store.db import Store
+    from mtctl.store.reader import Reader
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 INT_MAX = 2**31 - 1  # the store's INTEGER columns
@@ -111,6 +112,22 @@ def reading(ctx: typer.Context) -> Iterator[Connection]:
     """One read transaction on the command's store."""
     with opened(ctx) as store, store.read() as conn:
         yield conn
+
+
+@contextmanager
+def quick_reading(ctx: typer.Context) -> Iterator[Reader]:
+    """One read transaction straight on the driver, without importing SQLAlchemy, for the
+    commands whose start-up counts (store/reader.py); through the Core path whenever the
+    store is not one the read layer opens by itself (errors are then the Core path's)."""
+    from mtctl.store import reader
+
+    url = globals_of(ctx).url
+    with reader.reading(url) as fast:
+        if fast is not None:
+            yield fast
+            return
+    with reading(ctx) as conn:
+        yield reader.over(conn)
 
 
 @contextmanager

@@ -1,7 +1,5 @@
 """`mtctl config`: settings kept in the store (sip.domain, provisioning.base_url, ...)."""
 
-from __future__ import annotations
-
 import typer
 
 from mtctl.cli import output

@@ -1,7 +1,5 @@
 """`mtctl apply` and `mtctl export`: the store as a declarative TOML file."""
 
-from __future__ import annotations
-
 import json
 import sys
 from collections.abc import Iterator
@@ -171,7 +169,7 @@ def _busy(message: str) -> Iterator[None]:
         yield
 
 
-def _render(plan: Plan, parsed: ParsedConfig, *, source: str, dry_run: bool,
+def _render(plan: "Plan", parsed: "ParsedConfig", *, source: str, dry_run: bool,
             as_json: bool) -> None:
     from mtctl.formats.pbx_file.load import add_lines
 

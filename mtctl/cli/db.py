@@ -1,7 +1,5 @@
 """`mtctl db`: create or migrate the store."""
 
-from __future__ import annotations
-
 import typer
 
 from mtctl.cli import output

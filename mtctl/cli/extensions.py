@@ -1,7 +1,5 @@
 """`mtctl ext`: dialable numbers."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

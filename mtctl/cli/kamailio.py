@@ -1,7 +1,5 @@
 """`mtctl export kamailio`: a Kamailio configuration that routes calls from this store."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

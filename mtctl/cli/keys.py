@@ -1,7 +1,5 @@
 """`mtctl keys`: list keys and rotate the due ones (for cron)."""
 
-from __future__ import annotations
-
 import sys
 from typing import Annotated
 

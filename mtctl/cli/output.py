@@ -257,6 +257,11 @@ def print_json(data: Any) -> None:
     sys.stdout.write(_json(data, indent=2) + "\n")
 
 
+def print_ndjson(items: Iterable[Any]) -> None:
+    """One compact JSON object per line, each written as it comes (streams)."""
+    _ndjson(items)
+
+
 def _ndjson(items: Iterable[Any]) -> None:
     write = sys.stdout.write
     for item in items:

@@ -1,14 +1,12 @@
 """`mtctl phone`: the devices of an extension."""
 
-from __future__ import annotations
-
 import sys
 from typing import Annotated, Any
 
 import typer
 
 from mtctl.cli import output
-from mtctl.cli.common import position_arg, reading, whole_number, writing
+from mtctl.cli.common import position_arg, quick_reading, reading, whole_number, writing
 from mtctl.cli.output import FieldsOpt, FormatOpt, JsonOpt
 from mtctl.shapes import Phone
 
@@ -69,10 +67,8 @@ def list_(ctx: typer.Context,
 
     Example: mtctl phone list 40710 --json
     """
-    from mtctl.store import phones
-
-    with reading(ctx) as conn:
-        items = phones.list_phones(conn, number=ext)
+    with quick_reading(ctx) as reader:
+        items = reader.list_phones(ext)
     output.rows(items, PHONES, output.style(fmt, fields, as_json))
 
 

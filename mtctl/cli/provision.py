@@ -1,7 +1,5 @@
 """`mtctl provision`: pair a mobile app by QR code; `mtctl serve`: the provisioning endpoint."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Any
 

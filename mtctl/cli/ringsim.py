@@ -1,14 +1,18 @@
 """`mtctl ring-sim`: who rings when a number is called, and why the others do not."""
 
-from __future__ import annotations
-
 import dataclasses
-from typing import Annotated
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mtctl.cli import output
-from mtctl.cli.output import FieldsOpt, FormatOpt, JsonOpt
+from mtctl.cli.output import FieldsOpt, Format, FormatOpt, JsonOpt
+
+if TYPE_CHECKING:
+    from mtctl.domain.ringing import RingPlan
+
+ALL_FORMATS = (Format.ndjson, Format.plain, Format.tsv, Format.csv)  # those that stream
 
 
 def _parse_offline(values: list[str]) -> frozenset[tuple[str, int]]:
@@ -28,8 +32,9 @@ def _parse_offline(values: list[str]) -> frozenset[tuple[str, int]]:
 
 def ring_sim(
     ctx: typer.Context,
-    number: Annotated[str, typer.Argument(
-        metavar="NUMBER", help="The number called: a login number or an extension.")],
+    number: Annotated[str | None, typer.Argument(
+        metavar="[NUMBER]", help="The number called: a login number or an extension.",
+        show_default=False)] = None,
     webcall_running: Annotated[bool, typer.Option(
         "--webcall-running", help="The called user's Web Call is running.")] = False,
     webcall_ext: Annotated[str | None, typer.Option(
@@ -45,35 +50,106 @@ def ring_sim(
     fmt: FormatOpt = None,
     fields: FieldsOpt = None,
     as_json: JsonOpt = False,
+    all_numbers: Annotated[bool, typer.Option(
+        "--all", help="Every login number and plain extension, streamed: one plan per line "
+        "(--format ndjson, the default here, each as --json prints it) or one row per phone "
+        "(plain, tsv, csv).")] = False,
 ) -> None:
     """Show which phones ring, stage by stage, and why each other phone does not.
 
-    Default: every phone registered, Web Call not running. Silent exits 0 (1 with --fail-if-silent).
-    In plain, tsv and csv, one row per phone: its stage, or the reason it does not ring.
+    Default: every phone registered, Web Call not running. Silent exits 0 (1 with
+    --fail-if-silent). In plain, tsv and csv, one row per phone: its stage, or the reason it
+    does not ring. With --all --fail-if-silent (for monitoring) every number is printed, then
+    the exit code is 1 if any of them rings no phone.
 
     Example: mtctl ring-sim 40710 --webcall-running --offline 40710:2
+
+    Example: mtctl ring-sim --all --fail-if-silent > plans.ndjson
     """
+    if all_numbers:
+        _ring_sim_all(ctx, number, how=output.style(fmt or Format.ndjson, fields, as_json),
+                      webcall_running=webcall_running, offline=offline or [],
+                      fail_if_silent=fail_if_silent,
+                      refused=[flag for flag, given in (("--webcall-ext", webcall_ext),
+                                                       ("--live", live)) if given])
+        return
     how = output.style(fmt, fields, as_json)
+    if number is None:
+        from mtctl.errors import UsageError
+
+        raise UsageError("no number to call", "give a NUMBER, or --all for every number")
     if live:
         _ring_sim_live(ctx, number, fail_if_silent=fail_if_silent, how=how,
                        flags=bool(webcall_running or webcall_ext or offline))
         return
-    from mtctl.cli.common import reading
-    from mtctl.cli.render_ring import print_plan
+    from mtctl.cli.common import quick_reading
     from mtctl.domain.ringing import Presence, ring_plan
-    from mtctl.store.ring import check_presence, ring_sessions, ring_target
+    from mtctl.store.reader import check_presence, ring_sessions
 
     presence = Presence(webcall_running=webcall_running, webcall_extension=webcall_ext,
                         offline=_parse_offline(offline or []))
-    with reading(ctx) as conn:
-        target = ring_target(conn, number)
-        check_presence(conn, target, presence)
+    with quick_reading(ctx) as reader:
+        target = reader.ring_target(number)
+        check_presence(reader, target, presence)
         # what-if: --webcall-running without --webcall-ext runs on the user's session, if any
-        presence = dataclasses.replace(presence, sessions=ring_sessions(conn, target))
+        presence = dataclasses.replace(presence, sessions=ring_sessions(reader, target))
     plan = ring_plan(target, presence)
-    print_plan(plan, how)
+    if how.format is Format.json and how.fields is None:  # JSON needs neither Rich nor shapes
+        output.print_json(plan.as_dict())
+    else:
+        from mtctl.cli.render_ring import print_plan
+
+        print_plan(plan, how)
     if fail_if_silent and not plan.stages:
         output.error(f"a call to {number} rings no phone (--fail-if-silent)")
+        raise typer.Exit(1)
+
+
+def _ring_sim_all(ctx: typer.Context, number: str | None, *, how: output.Style,
+                  webcall_running: bool, offline: list[str], fail_if_silent: bool,
+                  refused: list[str]) -> None:
+    from mtctl.cli.common import quick_reading
+    from mtctl.domain.ringing import Presence, ring_plan
+    from mtctl.errors import NotFound, UsageError
+
+    if number is not None:
+        raise UsageError(f"--all plans every number; {number[:40]!r} is one too many",
+                         "drop NUMBER, or drop --all")
+    if refused:
+        hints = {"--webcall-ext": "name the Web Call extension for one NUMBER instead",
+                 "--live": "use --live with one NUMBER"}
+        raise UsageError(f"--all cannot be combined with {refused[0]}", hints[refused[0]])
+    if how.format not in ALL_FORMATS:
+        raise UsageError(f"--all streams, and --format {how.format} prints a whole document",
+                         "use --format ndjson (the default with --all), plain, tsv or csv")
+    if how.format is Format.ndjson and how.fields is not None:
+        raise UsageError("--fields picks columns, and --format ndjson prints whole plans",
+                         "use --fields with --format plain, tsv or csv")
+    presence = Presence(webcall_running=webcall_running, offline=_parse_offline(offline))
+    counts = {"numbers": 0, "silent": 0}
+
+    def counted(plans: Iterable["RingPlan"]) -> Iterator["RingPlan"]:
+        for plan in plans:
+            counts["numbers"] += 1
+            counts["silent"] += not plan.stages
+            yield plan
+
+    with quick_reading(ctx) as reader:
+        for phone_number, position in sorted(presence.offline):
+            if not reader.phone_exists(phone_number, position):
+                raise NotFound(f"--offline {phone_number}:{position}: no such phone",
+                               f"see: mtctl phone list {phone_number}")
+        presence = dataclasses.replace(presence, sessions=reader.sessions())
+        plans = counted(ring_plan(target, presence) for target in reader.ring_targets())
+        if how.format is Format.ndjson:
+            output.print_ndjson(plan.as_dict() for plan in plans)
+        else:
+            from mtctl.cli.render_ring import RING_ROWS, plan_rows
+
+            output.rows((row for plan in plans for row in plan_rows(plan)), RING_ROWS, how)
+    if fail_if_silent and counts["silent"]:
+        output.error(f"{counts['silent']} of {counts['numbers']} numbers ring no phone "
+                     "(--fail-if-silent)")
         raise typer.Exit(1)
 
 

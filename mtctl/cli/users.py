@@ -1,7 +1,5 @@
 """`mtctl user`: people, their login extension and their Web Call mode."""
 
-from __future__ import annotations
-
 import sys
 from enum import StrEnum
 from typing import Annotated, Any
@@ -9,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from mtctl.cli import output
-from mtctl.cli.common import reading, whole_number, writing
+from mtctl.cli.common import quick_reading, reading, whole_number, writing
 from mtctl.cli.output import FieldsOpt, FormatOpt, JsonOpt
 from mtctl.shapes import User, UserPhone
 
@@ -166,10 +164,8 @@ def phones(ctx: typer.Context, username: str, fmt: FormatOpt = None, fields: Fie
 
     Example: mtctl user phones ana
     """
-    from mtctl.store import users
-
-    with reading(ctx) as conn:
-        items = users.user_phones(conn, username)
+    with quick_reading(ctx) as reader:
+        items = reader.user_phones(username)
     output.rows(items, USER_PHONES, output.style(fmt, fields, as_json),
                 empty=f"{username} has no phones")
 

@@ -1,7 +1,5 @@
 """`mtctl webcall`: Web Call sessions, the record of who is logged into which Web Call extension."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
+from mtctl.store.rows import as_utc as as_utc  # re-exported: every store module uses it
 from mtctl.store.tables import audit_log
 
 # The longest object name the trail holds (its column's length).
@@ -18,13 +19,6 @@ SECRET_FIELDS = frozenset({"ha1", "ha1_sha256", "password", "token", "token_hash
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def as_utc(value: datetime | None) -> datetime | None:
-    """Datetimes come back naive from SQLite; every stored time is UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:

@@ -21,9 +21,8 @@ from sqlalchemy.exc import (
 )
 
 from mtctl.errors import Conflict, StoreError, UsageError
+from mtctl.store.revision import HEAD_REVISION as HEAD_REVISION  # the store's schema version
 
-# The newest migration this mtctl knows; tests/store/test_migrations.py keeps it true.
-HEAD_REVISION = "0008"
 UPGRADE_HINT = "run: mtctl db upgrade"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SQLITE_BUSY_STEP_MS = 100  # a writer waits in steps this long, so Ctrl-C is seen at once
@@ -249,11 +248,19 @@ def _store_error(exc: DBAPIError) -> StoreError:
                       "check --db / MTCTL_DATABASE_URL and that the database is reachable")
 
 
+def driver_error(exc: BaseException) -> StoreError | None:
+    """A DB-API error raised straight by sqlite3 or psycopg as the StoreError the Core path
+    gives for it; None for anything else."""
+    import sqlite3
+
+    if isinstance(exc, sqlite3.Error) or type(exc).__module__.startswith("psycopg"):
+        return _store_error(DBAPIError(None, None, exc))  # type: ignore[arg-type]
+    return None
+
+
 @contextmanager
 def _translated() -> Iterator[None]:
     """Turn driver errors a user can cause into StoreError/Conflict, never a traceback."""
-    import sqlite3
-
     try:
         yield
     except IntegrityError as exc:
@@ -264,8 +271,11 @@ def _translated() -> Iterator[None]:
                          "use a shorter name or a smaller number") from exc
     except DBAPIError as exc:
         raise _store_error(exc) from exc
-    except sqlite3.Error as exc:  # straight from the driver (raw connections)
-        raise _store_error(DBAPIError(None, None, exc)) from exc
+    except Exception as exc:
+        error = driver_error(exc)  # straight from the driver (raw connections)
+        if error is None:
+            raise
+        raise error from exc
 
 
 def _use_wal(engine: Engine) -> None:

@@ -11,13 +11,13 @@ from sqlalchemy.engine import Connection
 
 from mtctl.domain import keys
 from mtctl.domain.model import ExtensionSpec, PhoneSpec
-from mtctl.domain.rules import extension_violations, password_violation, provisioning_violation
+from mtctl.domain.rules import extension_violations, password_violation
 from mtctl.domain.values import escape
 from mtctl.errors import Conflict, NotFound, RuleViolation, UsageError
 from mtctl.store import audit, config
-from mtctl.store.audit import as_utc
 from mtctl.store.catalog import id_by_name
 from mtctl.store.extensions import require_extension
+from mtctl.store.rows import public_phone
 from mtctl.store.snapshots import extension_specs, phone_query, phone_spec
 from mtctl.store.tables import extension, phone, phone_model, template
 from mtctl.store.validate import check_text, enforce
@@ -27,21 +27,7 @@ UNCHANGED: Any = object()
 
 def public(row) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """A phone as listings and --json show it: never a digest."""
-    spec = phone_spec(row)
-    expires = as_utc(row.key_expires_at)
-    delivered = as_utc(row.key_delivered_at)
-    return {
-        "extension": row.number, "position": row.position, "order": row.ring_order,
-        "enabled": bool(row.enabled), "model": row.model, "kind": row.kind,
-        "template": row.template, "category": row.category, "location": row.location,
-        "secure": bool(row.secure), "publishable": bool(row.publishable), "node": row.node,
-        "sip_auth_user": row.sip_auth_user, "has_key": bool(row.has_key),
-        "key_expires_at": expires.isoformat(timespec="seconds") if expires else None,
-        "provisionable": provisioning_violation(spec) is None,
-        "mac": row.mac,
-        "key_delivered_at": delivered.isoformat(timespec="seconds") if delivered else None,
-        "key_delivered_to": row.key_delivered_to,
-    }
+    return public_phone(row)
 
 
 def _row(conn: Connection, number: str, position: int):  # type: ignore[no-untyped-def]

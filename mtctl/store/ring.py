@@ -6,9 +6,10 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from mtctl.domain.ringing import Presence, RingTarget
-from mtctl.errors import NotFound, UsageError
+from mtctl.errors import NotFound
+from mtctl.store import reader
 from mtctl.store.snapshots import extension_specs, user_specs
-from mtctl.store.tables import app_user, extension, phone
+from mtctl.store.tables import app_user, extension
 from mtctl.store.webcall import session_of
 
 
@@ -41,21 +42,4 @@ def ring_sessions(conn: Connection, target: RingTarget) -> dict[str, str]:
 
 def check_presence(conn: Connection, target: RingTarget, presence: Presence) -> None:
     """Refuse presence flags that name phones or Web Call extensions that do not exist."""
-    for number, position in sorted(presence.offline):
-        found = conn.execute(
-            select(phone.c.id).join(extension, extension.c.id == phone.c.extension_id)
-            .where(extension.c.number == number, phone.c.position == position)).first()
-        if found is None:
-            raise NotFound(f"--offline {number}:{position}: no such phone",
-                           f"see: mtctl phone list {number}")
-    chosen = presence.webcall_extension
-    if chosen is None:
-        return
-    if target.user is None or target.user.webcall_mode is None:
-        raise UsageError(f"--webcall-ext {chosen}: {target.number} has no user with Web Call",
-                         "drop --webcall-ext")
-    if chosen not in target.user.all_webcall_extensions:
-        known = ", ".join(target.user.all_webcall_extensions) or "none"
-        raise NotFound(f"--webcall-ext {chosen} is not one of {target.user.username}'s Web "
-                       f"Call extensions ({known})", f"see: mtctl user show "
-                       f"{target.user.username}")
+    reader.check_presence(reader.over(conn), target, presence)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 
 from sqlalchemy import Select, select
 from sqlalchemy.engine import Connection
 
 from mtctl.domain.model import ExtensionSpec, PhoneSpec, UserSpec
-from mtctl.store.audit import as_utc
+from mtctl.store.rows import PHONE_COLUMNS, phone_spec_of
 from mtctl.store.tables import (
     app_user,
     category,
@@ -50,17 +50,12 @@ def phone_query() -> Select:
 
 
 def phone_spec(row) -> PhoneSpec:  # type: ignore[no-untyped-def]
-    # A row's mapping is several times faster than its attributes; check builds one per phone.
+    """A phone_query() row (a tuple of rows.PHONE_COLUMNS, in order), or anything with a
+    `_mapping` of those columns, as a PhoneSpec."""
+    if isinstance(row, Sequence):
+        return phone_spec_of(row)
     m = row._mapping
-    return PhoneSpec(
-        extension=m["number"], position=m["position"], order=m["ring_order"],
-        model=m["model"], kind=m["kind"], vendor=m["vendor"],
-        qr_provisionable=bool(m["qr_provisionable"]), enabled=bool(m["enabled"]),
-        template=m["template"], template_for_webcall=bool(m["for_webcall"]),
-        secure=bool(m["secure"]), publishable=bool(m["publishable"]), node=m["node"],
-        location=m["location"], category=m["category"], has_key=bool(m["has_key"]),
-        key_expires_at=as_utc(m["key_expires_at"]),
-    )
+    return phone_spec_of([m.get(column) for column in PHONE_COLUMNS])
 
 
 def extension_specs(conn: Connection, ids: Collection[int]) -> dict[int, ExtensionSpec]:
