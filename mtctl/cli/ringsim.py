@@ -67,7 +67,8 @@ def ring_sim(
     Example: mtctl ring-sim --all --fail-if-silent > plans.ndjson
     """
     if all_numbers:
-        _ring_sim_all(ctx, number, how=output.style(fmt or Format.ndjson, fields, as_json),
+        default = None if as_json else Format.ndjson  # --all streams, whatever stdout is
+        _ring_sim_all(ctx, number, how=output.style(fmt or default, fields, as_json),
                       webcall_running=webcall_running, offline=offline or [],
                       fail_if_silent=fail_if_silent,
                       refused=[flag for flag, given in (("--webcall-ext", webcall_ext),
