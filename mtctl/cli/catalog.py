@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mtctl.cli import output
+from mtctl.cli import complete, output
 from mtctl.cli.common import reading, whole_number, writing
 from mtctl.cli.output import FieldsOpt, FormatOpt, JsonOpt
 from mtctl.shapes import Category, Group, Model, ModelRow, Node, Template, TemplateRow
@@ -46,6 +46,9 @@ def _shape(schema: str, row: type, empty: str,
                         titles=titles or {})
 
 
+GroupName = Annotated[str, typer.Argument(metavar="NAME", autocompletion=complete.groups)]
+Numbers = Annotated[list[str], typer.Argument(metavar="NUMBER",
+                                              autocompletion=complete.extensions)]
 MODEL_TITLES = {"qr_provisionable": "QR"}
 TEMPLATE_TITLES = {"key_lifetime_days": "key lifetime (days)"}
 CATALOG = [
@@ -197,7 +200,7 @@ def _show(entry: Entry, shape: output.Shape) -> Callable[..., None]:
 
 @group_app.command("add-ext", help=_help("Add Web Call extensions to a group.",
                                          "group add-ext webcall-pool 40790 40791"))
-def group_add_ext(ctx: typer.Context, name: str, numbers: list[str]) -> None:
+def group_add_ext(ctx: typer.Context, name: GroupName, numbers: Numbers) -> None:
     from mtctl.store import catalog
 
     with writing(ctx) as (conn, actor):
@@ -208,7 +211,7 @@ def group_add_ext(ctx: typer.Context, name: str, numbers: list[str]) -> None:
 @group_app.command("rm-ext", help=_help(
     "Take Web Call extensions out of a group; their pool users' sessions on them end.",
     "group rm-ext webcall-pool 40791"))
-def group_rm_ext(ctx: typer.Context, name: str, numbers: list[str]) -> None:
+def group_rm_ext(ctx: typer.Context, name: GroupName, numbers: Numbers) -> None:
     from mtctl.store import catalog
 
     with writing(ctx) as (conn, actor):

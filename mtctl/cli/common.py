@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from mtctl.cli import complete
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
@@ -17,6 +19,9 @@ if TYPE_CHECKING:
     from mtctl.store.reader import Reader
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+# Arguments naming what the store holds complete from it on TAB (mtctl --install-completion).
+Number = Annotated[str, typer.Argument(metavar="NUMBER", autocompletion=complete.extensions)]
+Username = Annotated[str, typer.Argument(metavar="USERNAME", autocompletion=complete.usernames)]
 INT_MAX = 2**31 - 1  # the store's INTEGER columns
 
 

@@ -4,8 +4,8 @@ from typing import Annotated
 
 import typer
 
-from mtctl.cli import output
-from mtctl.cli.common import reading, whole_number, writing
+from mtctl.cli import complete, output
+from mtctl.cli.common import Number, reading, whole_number, writing
 from mtctl.cli.output import FieldsOpt, FormatOpt, JsonOpt
 from mtctl.shapes import Extension
 
@@ -25,7 +25,8 @@ EXTENSIONS = output.Shape("extension", Extension, columns=(
 def add(
     ctx: typer.Context,
     number: str,
-    node: Annotated[str, typer.Option(help="The PBX node it lives on.")],
+    node: Annotated[str, typer.Option(help="The PBX node it lives on.",
+                                            autocompletion=complete.nodes)],
     name: NameOpt = None,
     ring_timeout: TimeoutOpt = None,
 ) -> None:
@@ -43,7 +44,8 @@ def add(
 
 @ext_app.command("list")
 def list_(ctx: typer.Context,
-          node: Annotated[str | None, typer.Option(help="Only this node's.")] = None,
+          node: Annotated[str | None, typer.Option(
+              help="Only this node's.", autocompletion=complete.nodes)] = None,
           fmt: FormatOpt = None, fields: FieldsOpt = None, as_json: JsonOpt = False) -> None:
     """List extensions.
 
@@ -57,7 +59,7 @@ def list_(ctx: typer.Context,
 
 
 @ext_app.command("show")
-def show(ctx: typer.Context, number: str, fmt: FormatOpt = None, fields: FieldsOpt = None,
+def show(ctx: typer.Context, number: Number, fmt: FormatOpt = None, fields: FieldsOpt = None,
          as_json: JsonOpt = False) -> None:
     """Show one extension.
 
@@ -73,10 +75,11 @@ def show(ctx: typer.Context, number: str, fmt: FormatOpt = None, fields: FieldsO
 @ext_app.command("set")
 def set_(
     ctx: typer.Context,
-    number: str,
+    number: Number,
     name: NameOpt = None,
     ring_timeout: TimeoutOpt = None,
-    node: Annotated[str | None, typer.Option(help="Move it (and its phones) to this node.")]
+    node: Annotated[str | None, typer.Option(
+        help="Move it (and its phones) to this node.", autocompletion=complete.nodes)]
     = None,
 ) -> None:
     """Change an extension.
@@ -92,7 +95,7 @@ def set_(
 
 
 @ext_app.command("rm")
-def rm(ctx: typer.Context, number: str) -> None:
+def rm(ctx: typer.Context, number: Number) -> None:
     """Remove an extension and its phones (refused while a user logs in with it).
 
     Example: mtctl ext rm 40799

@@ -5,14 +5,15 @@ from typing import Annotated, Any
 
 import typer
 
-from mtctl.cli import output
+from mtctl.cli import complete, output
 from mtctl.cli.common import position_arg, quick_reading, reading, whole_number, writing
 from mtctl.cli.output import FieldsOpt, FormatOpt, JsonOpt
 from mtctl.shapes import Phone
 
 phone_app = typer.Typer(help="Phones: up to eight devices per extension.", no_args_is_help=True)
 
-Ext = Annotated[str, typer.Argument(metavar="EXT", help="Extension number.")]
+Ext = Annotated[str, typer.Argument(metavar="EXT", help="Extension number.",
+                                    autocompletion=complete.extensions)]
 Pos = Annotated[int, position_arg()]
 POS_HINT = "use a position from 0 to 7"
 ORDER_HINT = "use an order of 0 (never rings) or more"
@@ -40,7 +41,8 @@ def add(
     category: Annotated[str | None, typer.Option(metavar="C")] = None,
     location: Annotated[str | None, typer.Option(metavar="L")] = None,
     node: Annotated[str | None, typer.Option(
-        metavar="NODE", help="Must be the extension's node (the default).")] = None,
+        metavar="NODE", help="Must be the extension's node (the default).",
+        autocompletion=complete.nodes)] = None,
     mac: Annotated[str | None, typer.Option(
         metavar="MAC", help="A desk phone's MAC (00:1a:2b:3c:4d:5e or any usual spelling), "
                             "for provisioning by MAC.")] = None,
@@ -61,7 +63,8 @@ def add(
 
 @phone_app.command("list")
 def list_(ctx: typer.Context,
-          ext: Annotated[str | None, typer.Argument(metavar="[EXT]")] = None,
+          ext: Annotated[str | None, typer.Argument(
+              metavar="[EXT]", autocompletion=complete.extensions)] = None,
           fmt: FormatOpt = None, fields: FieldsOpt = None, as_json: JsonOpt = False) -> None:
     """List the phones of one extension, or of all.
 

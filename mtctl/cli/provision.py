@@ -6,7 +6,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from mtctl.cli import output
+from mtctl.cli import complete, output
 from mtctl.cli.common import JsonOpt, check_host, globals_of, position_arg, whole_number, writing
 
 
@@ -31,7 +31,8 @@ provision_app = typer.Typer(
 @provision_app.command("pair")
 def provision(
     ctx: typer.Context,
-    ext: Annotated[str, typer.Argument(metavar="EXT", help="The phone's extension.")],
+    ext: Annotated[str, typer.Argument(metavar="EXT", help="The phone's extension.",
+                                       autocompletion=complete.extensions)],
     pos: Annotated[int, position_arg()],
     png: Annotated[Path | None, typer.Option(metavar="FILE", help="Also write a PNG.")] = None,
     svg: Annotated[Path | None, typer.Option(metavar="FILE", help="Also write an SVG.")] = None,
@@ -89,7 +90,8 @@ def _hours(until) -> str:  # type: ignore[no-untyped-def]
 @provision_app.command("revoke")
 def revoke(
     ctx: typer.Context,
-    ext: Annotated[str, typer.Argument(metavar="EXT", help="The phone's extension.")],
+    ext: Annotated[str, typer.Argument(metavar="EXT", help="The phone's extension.",
+                                       autocompletion=complete.extensions)],
     pos: Annotated[int, position_arg()],
 ) -> None:
     """Cancel the phone's provisioning code: it can no longer be redeemed.

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mtctl.cli import output
+from mtctl.cli import complete, output
 from mtctl.cli.output import FieldsOpt, Format, FormatOpt, JsonOpt
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ def ring_sim(
     ctx: typer.Context,
     number: Annotated[str | None, typer.Argument(
         metavar="[NUMBER]", help="The number called: a login number or an extension.",
-        show_default=False)] = None,
+        show_default=False, autocompletion=complete.extensions)] = None,
     webcall_running: Annotated[bool, typer.Option(
         "--webcall-running", help="The called user's Web Call is running.")] = False,
     webcall_ext: Annotated[str | None, typer.Option(

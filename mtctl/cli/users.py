@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
-from mtctl.cli import output
-from mtctl.cli.common import quick_reading, reading, whole_number, writing
+from mtctl.cli import complete, output
+from mtctl.cli.common import Username, quick_reading, reading, whole_number, writing
 from mtctl.cli.output import FieldsOpt, FormatOpt, JsonOpt
 from mtctl.shapes import User, UserPhone
 
@@ -31,7 +31,8 @@ ModeOpt = Annotated[Mode | None, typer.Option(
 LicenseOpt = Annotated[License | None, typer.Option(
     help="dedicated, or pool (a pool user cannot be multiterminal).")]
 ExtsOpt = Annotated[list[str] | None, typer.Option(
-    "--webcall-ext", metavar="NUMBER", help="A Web Call extension (repeat for more).")]
+    "--webcall-ext", metavar="NUMBER", help="A Web Call extension (repeat for more).",
+    autocompletion=complete.extensions)]
 GroupOpt = Annotated[str | None, typer.Option(metavar="NAME",
                                               help="Web Call group (pool) to borrow from.")]
 PositionOpt = Annotated[int | None, typer.Option(
@@ -49,7 +50,7 @@ def add(
     ctx: typer.Context,
     username: str,
     name: Annotated[str, typer.Option("--name", metavar="DISPLAY", help="Display name.")],
-    login: Annotated[str, typer.Option(metavar="NUMBER",
+    login: Annotated[str, typer.Option(metavar="NUMBER", autocompletion=complete.extensions,
                                        help="Login extension; the user becomes its owner.")],
     webcall_mode: ModeOpt = None,
     webcall_license: LicenseOpt = None,
@@ -87,7 +88,7 @@ def list_(ctx: typer.Context, fmt: FormatOpt = None, fields: FieldsOpt = None,
 
 
 @user_app.command("show")
-def show(ctx: typer.Context, username: str, fmt: FormatOpt = None, fields: FieldsOpt = None,
+def show(ctx: typer.Context, username: Username, fmt: FormatOpt = None, fields: FieldsOpt = None,
          as_json: JsonOpt = False) -> None:
     """Show one user.
 
@@ -103,9 +104,10 @@ def show(ctx: typer.Context, username: str, fmt: FormatOpt = None, fields: Field
 @user_app.command("set")
 def set_(
     ctx: typer.Context,
-    username: str,
+    username: Username,
     name: Annotated[str | None, typer.Option("--name", metavar="DISPLAY")] = None,
-    login: Annotated[str | None, typer.Option(metavar="NUMBER")] = None,
+    login: Annotated[str | None, typer.Option(metavar="NUMBER",
+                                              autocompletion=complete.extensions)] = None,
     webcall_mode: ModeOpt = None,
     no_webcall: Annotated[bool, typer.Option("--no-webcall",
                                              help="Remove the user's Web Call.")] = False,
@@ -143,7 +145,7 @@ def set_(
 
 
 @user_app.command("rm")
-def rm(ctx: typer.Context, username: str) -> None:
+def rm(ctx: typer.Context, username: Username) -> None:
     """Remove a user (its extensions and phones stay).
 
     Example: mtctl user rm ana
@@ -156,7 +158,7 @@ def rm(ctx: typer.Context, username: str) -> None:
 
 
 @user_app.command("phones")
-def phones(ctx: typer.Context, username: str, fmt: FormatOpt = None, fields: FieldsOpt = None,
+def phones(ctx: typer.Context, username: Username, fmt: FormatOpt = None, fields: FieldsOpt = None,
            as_json: JsonOpt = False) -> None:
     """The user-portal view of a user's phones.
 
@@ -173,7 +175,7 @@ def phones(ctx: typer.Context, username: str, fmt: FormatOpt = None, fields: Fie
 @user_app.command("login-link")
 def login_link(
     ctx: typer.Context,
-    username: str,
+    username: Username,
     qr: Annotated[bool, typer.Option("--qr", help="Also show the link as a QR code.")] = False,
 ) -> None:
     """Print a one-time link that logs USERNAME into the user portal (mtctl serve's /portal/).
@@ -198,7 +200,7 @@ def login_link(
 
 
 @user_app.command("logout-all")
-def logout_all(ctx: typer.Context, username: str) -> None:
+def logout_all(ctx: typer.Context, username: Username) -> None:
     """End every portal session of USERNAME and revoke its unused login links.
 
     Example: mtctl user logout-all ana
@@ -214,7 +216,7 @@ def logout_all(ctx: typer.Context, username: str) -> None:
 @user_app.command("set-portal-password")
 def set_portal_password(
     ctx: typer.Context,
-    username: str,
+    username: Username,
     password_stdin: Annotated[bool, typer.Option(
         "--password-stdin", help="Read the password from standard input.")] = False,
     remove: Annotated[bool, typer.Option(

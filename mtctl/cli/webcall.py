@@ -4,13 +4,14 @@ from typing import Annotated
 
 import typer
 
-from mtctl.cli import output
+from mtctl.cli import complete, output
 from mtctl.cli.common import JsonOpt, reading, writing
 from mtctl.cli.output import FieldsOpt, FormatOpt
 from mtctl.shapes import WebcallSession
 
 webcall_app = typer.Typer(help="Web Call sessions: which user's Web Call runs on which "
                           "extension (who rings on pool extensions).", no_args_is_help=True)
+User = Annotated[str, typer.Argument(metavar="USER", autocompletion=complete.usernames)]
 SESSIONS = output.Shape("webcall-session", WebcallSession, columns=("user", "extension", "since"),
                          empty="no Web Call sessions")
 
@@ -18,9 +19,10 @@ SESSIONS = output.Shape("webcall-session", WebcallSession, columns=("user", "ext
 @webcall_app.command("start")
 def start(
     ctx: typer.Context,
-    username: Annotated[str, typer.Argument(metavar="USER")],
+    username: User,
     ext: Annotated[str | None, typer.Option(
-        "--ext", metavar="NUMBER", help="The Web Call extension (default: the user's only own "
+        "--ext", metavar="NUMBER", autocompletion=complete.extensions,
+        help="The Web Call extension (default: the user's only own "
         "one, the login extension in multiterminal mode, or the first free one of the "
         "user's group).")] = None,
     as_json: JsonOpt = False,
@@ -43,7 +45,7 @@ def start(
 
 
 @webcall_app.command("stop")
-def stop(ctx: typer.Context, username: Annotated[str, typer.Argument(metavar="USER")]) -> None:
+def stop(ctx: typer.Context, username: User) -> None:
     """Close a user's Web Call session.
 
     Example: mtctl webcall stop ana
