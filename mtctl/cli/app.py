@@ -9,6 +9,7 @@ from typer.core import TyperGroup
 from mtctl import __version__
 from mtctl.cli import audit as audit_cmd
 from mtctl.cli import (
+    calls,
     catalog,
     check,
     config,
@@ -165,7 +166,7 @@ def main_options(
     ctx.obj = Globals(db=db_url, actor=actor)
 
 
-for sub in (db, config, catalog, extensions, users, phones, keys, provision, webcall):
+for sub in (db, config, catalog, extensions, users, phones, keys, provision, webcall, calls):
     sub.register(app)
 ringsim.register(app)
 check.register(app)

@@ -45,6 +45,10 @@ def ring_sim(
     live: Annotated[bool, typer.Option(
         "--live", help="Take registered phones from Kamailio's registrations in the store "
         "and Web Call running from them and Web Call sessions (see: mtctl webcall).")] = False,
+    at: Annotated[str | None, typer.Option(
+        "--at", metavar="TIME", help="Plan as of a past TIME (ISO, e.g. 2026-11-30T10:32Z, or "
+        "a span back such as -15m): the store rebuilt from the audit trail, registrations "
+        "from the recorded registration events, Web Call sessions as they were.")] = None,
     fail_if_silent: Annotated[bool, typer.Option(
         "--fail-if-silent", help="Exit 1 when no phone would ring.")] = False,
     fmt: FormatOpt = None,
@@ -65,6 +69,8 @@ def ring_sim(
     Example: mtctl ring-sim 40710 --webcall-running --offline 40710:2
 
     Example: mtctl ring-sim --all --fail-if-silent > plans.ndjson
+
+    Example: mtctl ring-sim 40710 --at -15m     # as the store and registrations were then
     """
     if all_numbers:
         default = None if as_json else Format.ndjson  # --all streams, whatever stdout is
@@ -72,13 +78,18 @@ def ring_sim(
                       webcall_running=webcall_running, offline=offline or [],
                       fail_if_silent=fail_if_silent,
                       refused=[flag for flag, given in (("--webcall-ext", webcall_ext),
-                                                       ("--live", live)) if given])
+                                                       ("--live", live), ("--at", at))
+                               if given])
         return
     how = output.style(fmt, fields, as_json)
     if number is None:
         from mtctl.errors import UsageError
 
         raise UsageError("no number to call", "give a NUMBER, or --all for every number")
+    if at is not None:
+        _ring_sim_at(ctx, number, at, fail_if_silent=fail_if_silent, how=how,
+                     flags=bool(webcall_running or webcall_ext or offline or live))
+        return
     if live:
         _ring_sim_live(ctx, number, fail_if_silent=fail_if_silent, how=how,
                        flags=bool(webcall_running or webcall_ext or offline))
@@ -175,6 +186,33 @@ def _ring_sim_live(ctx: typer.Context, number: str, *, fail_if_silent: bool,
     print_plan(plan, how, registrations=registrations, sessions=sessions)
     if fail_if_silent and not plan.stages:
         output.error(f"a call to {number} rings no phone (--fail-if-silent)")
+        raise typer.Exit(1)
+
+
+def _ring_sim_at(ctx: typer.Context, number: str, at: str, *, fail_if_silent: bool,
+                 how: output.Style, flags: bool) -> None:
+    from mtctl.cli.calls import epoch_ms, parse_when
+    from mtctl.cli.common import reading
+    from mtctl.cli.render_ring import print_plan
+    from mtctl.errors import NotFound, UsageError
+    from mtctl.store.calls import plan_at
+
+    if flags:
+        raise UsageError("--at takes who was online from the recorded registrations",
+                         "drop --live, --webcall-running, --webcall-ext and --offline")
+    when = parse_when(at, "--at")
+    with reading(ctx) as conn:
+        plan, _, sessions = plan_at(conn, number, epoch_ms(when))
+    shown = when.isoformat(timespec="seconds")
+    if plan is None:
+        raise NotFound(f"nothing answered to {number!r} at {shown}",
+                       f"see: mtctl audit --object 'extension {number}'")
+    if how.format is output.Format.table:
+        output.note(f"As of {shown} (store from the audit trail, registrations from the "
+                    "recorded registration events):")
+    print_plan(plan, how, sessions=sessions)
+    if fail_if_silent and not plan.stages:
+        output.error(f"a call to {number} at {shown} rang no phone (--fail-if-silent)")
         raise typer.Exit(1)
 
 

@@ -107,6 +107,8 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
     Setting("keys.grace_days", str(DEFAULT_GRACE_DAYS), "days a rotated-out key stays valid, "
             "for devices that have not fetched the new one yet (0: none; up to 3650)",
             low=0, high=3_650),
+    Setting("calls.retention_days", "30", "days call records and registration events are "
+            "kept; mtctl calls prune removes older ones (1–3650)", low=1, high=3_650),
 ]}
 
 WINDOW, LIFETIME = "keys.rotate_within_days", "keys.lifetime_days"

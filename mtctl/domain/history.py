@@ -82,7 +82,7 @@ def roll_back(current: State, later: Iterable[AuditRow]) -> State:
             continue
         now = obj
         moved = changes.get("position") if kind == "phone" else None
-        if _is_pair(moved):
+        if moved is not None and _is_pair(moved):
             # the row names the phone by its old position; it is under its new one now
             now = f"{obj.rsplit(':', 1)[0]}:{moved[1]}"
         fields = dict(state.pop(now, {}))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from mtctl.domain.history import AuditRow, State, normalized, roll_back
-from mtctl.store.audit import as_utc
 from mtctl.store.catalog import list_groups, list_models, list_templates
 from mtctl.store.phones import public as phone_public
 from mtctl.store.snapshots import phone_query
@@ -48,7 +47,8 @@ def audit_after(conn: Connection, *, after_id: int | None = None,
         query = query.where(audit_log.c.id > after_id)
     if after is not None:
         query = query.where(audit_log.c.at > after)
-    return [AuditRow(id=row.id, at=as_utc(row.at).isoformat(timespec="seconds"),
+    return [AuditRow(id=row.id, at=row.at.replace(tzinfo=row.at.tzinfo or UTC)
+                     .isoformat(timespec="seconds"),
                      actor=row.actor, action=row.action, object=row.object,
                      changes=row.changes or {})
             for row in conn.execute(query)]

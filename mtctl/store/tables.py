@@ -316,6 +316,9 @@ call_branch = Table(
     Column("stage", Integer, nullable=False),  # 1 = the first stage that rang
     Column("ring_order", Integer, nullable=False, server_default="0"),
     Column("auth_user", String(64), nullable=False),
+    # the phone as the proxy knew it when it rang (an auth user stays with its phone for life)
+    Column("extension", String(32), nullable=False, server_default=""),
+    Column("position", Integer, nullable=False, server_default="0"),
     Column("contact", String(512), nullable=False, server_default=""),
     Column("invited_ms", BigInteger, nullable=False),
     Column("ended_ms", BigInteger, nullable=True),

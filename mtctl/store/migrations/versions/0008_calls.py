@@ -5,8 +5,9 @@
 - registration_event: one row per change of Kamailio's location table, written by triggers in
   the same statement as usrloc's own write, so no Kamailio configuration is involved and a
   registration can never be refused by it: INSERT = registered, UPDATE = refreshed, DELETE =
-  expired when the contact's expiry had passed (at that expiry), else unregistered. The
-  registrations already live are recorded as registered now.
+  expired when the contact's expiry had passed (at that expiry), else unregistered; the node
+  is the one whose id the registering Kamailio writes as server_id. The registrations already
+  live are recorded as registered now.
 
 A later migration that rebuilds `location` (SQLite batch mode) must create the triggers again.
 
@@ -26,22 +27,25 @@ COLUMNS = "at_ms, event, auth_user, contact, user_agent, expires, node"
 
 SQLITE_NOW_MS = "CAST(ROUND((julianday('now') - 2440587.5) * 86400000) AS INTEGER)"
 SQLITE_NOW_S = "CAST(strftime('%s', 'now') AS INTEGER)"
+# the node that holds a registration: each node's Kamailio writes its node id as server_id
+SQLITE_NODE = "COALESCE((SELECT name FROM node WHERE id = NEW.server_id), '')"
 SQLITE_TRIGGERS = [
     f"""CREATE TRIGGER location_registered AFTER INSERT ON location BEGIN
         INSERT INTO registration_event ({COLUMNS})
         VALUES ({SQLITE_NOW_MS}, 'registered', NEW.username, NEW.contact, NEW.user_agent,
-                NEW.expires, '');
+                NEW.expires, {SQLITE_NODE});
     END""",  # noqa: S608 (DDL from constants)
     f"""CREATE TRIGGER location_refreshed AFTER UPDATE ON location BEGIN
         INSERT INTO registration_event ({COLUMNS})
         VALUES ({SQLITE_NOW_MS}, 'refreshed', NEW.username, NEW.contact, NEW.user_agent,
-                NEW.expires, '');
+                NEW.expires, {SQLITE_NODE});
     END""",  # noqa: S608 (DDL from constants)
     f"""CREATE TRIGGER location_removed AFTER DELETE ON location BEGIN
         INSERT INTO registration_event ({COLUMNS})
         SELECT CASE WHEN gone THEN OLD.expires * 1000 ELSE {SQLITE_NOW_MS} END,
                CASE WHEN gone THEN 'expired' ELSE 'unregistered' END,
-               OLD.username, OLD.contact, OLD.user_agent, OLD.expires, ''
+               OLD.username, OLD.contact, OLD.user_agent, OLD.expires,
+               {SQLITE_NODE.replace('NEW.', 'OLD.')}
         FROM (SELECT OLD.expires > 0 AND OLD.expires <= {SQLITE_NOW_S} AS gone);
     END""",  # noqa: S608 (DDL from constants)
 ]
@@ -61,12 +65,14 @@ PG_TRIGGERS = [
             INSERT INTO registration_event ({COLUMNS})
             VALUES (CASE WHEN gone THEN OLD.expires * 1000 ELSE {PG_NOW_MS} END,
                     CASE WHEN gone THEN 'expired' ELSE 'unregistered' END,
-                    OLD.username, OLD.contact, OLD.user_agent, OLD.expires, '');
+                    OLD.username, OLD.contact, OLD.user_agent, OLD.expires,
+                    COALESCE((SELECT name FROM node WHERE id = OLD.server_id), ''));
             RETURN OLD;
         END IF;
         INSERT INTO registration_event ({COLUMNS})
         VALUES ({PG_NOW_MS}, CASE WHEN TG_OP = 'INSERT' THEN 'registered' ELSE 'refreshed' END,
-                NEW.username, NEW.contact, NEW.user_agent, NEW.expires, '');
+                NEW.username, NEW.contact, NEW.user_agent, NEW.expires,
+                COALESCE((SELECT name FROM node WHERE id = NEW.server_id), ''));
         RETURN NEW;
     END $$""",  # noqa: S608 (DDL from constants)
     """CREATE TRIGGER location_event AFTER INSERT OR UPDATE OR DELETE ON location
@@ -103,6 +109,8 @@ def upgrade() -> None:
         sa.Column("stage", sa.Integer(), nullable=False),
         sa.Column("ring_order", sa.Integer(), server_default="0", nullable=False),
         sa.Column("auth_user", sa.String(length=64), nullable=False),
+        sa.Column("extension", sa.String(length=32), server_default="", nullable=False),
+        sa.Column("position", sa.Integer(), server_default="0", nullable=False),
         sa.Column("contact", sa.String(length=512), server_default="", nullable=False),
         sa.Column("invited_ms", sa.BigInteger(), nullable=False),
         sa.Column("ended_ms", sa.BigInteger(), nullable=True),
@@ -133,8 +141,8 @@ def upgrade() -> None:
     sqlite = op.get_bind().dialect.name == "sqlite"
     now_ms = SQLITE_NOW_MS if sqlite else PG_NOW_MS
     op.execute(f"INSERT INTO registration_event ({COLUMNS}) "  # noqa: S608 (constants only)
-               f"SELECT {now_ms}, 'registered', username, contact, user_agent, expires, '' "
-               "FROM location")
+               f"SELECT {now_ms}, 'registered', username, contact, user_agent, expires, "
+               "COALESCE((SELECT name FROM node WHERE id = server_id), '') FROM location")
     for statement in SQLITE_TRIGGERS if sqlite else PG_TRIGGERS:
         op.execute(statement)
 
