@@ -5,6 +5,10 @@ and §7). schemas/*.schema.json are generated from them (`python -m mtctl.schema
 test fails when a checked-in schema is stale). `Spec(...)` in an `Annotated` adds what a type
 alone cannot say (a pattern, a range, a format, a description); it costs nothing at run time:
 these are plain classes of the `typing` module, cheap to import on every hot path.
+
+Long because: it is the whole JSON contract in one place, one short TypedDict per object a
+command prints; split by command group, a shared type (Number, RingPlan) would be imported
+across files and a script writer would have to look in several.
 """
 
 from __future__ import annotations
@@ -311,3 +315,107 @@ class RingRow(TypedDict):
     position: Position
     model: str
     reason: SkipReason | None
+
+
+Millis = Annotated[str, Spec(format="date-time", description="ISO 8601 UTC, with milliseconds.")]
+Outcome = Literal["answered", "no-answer", "busy", "cancelled", "failed", "silent"]
+
+
+class PhoneRef(TypedDict):
+    extension: Number
+    position: Position
+
+
+class Call(TypedDict):
+    """A call the proxy routed (SPEC §10); `calls list --format json` prints an array of these,
+    newest first."""
+
+    call_id: Annotated[str, Spec(description="The call's SIP Call-ID.")]
+    node: Annotated[str, Spec(description="The node whose proxy routed it ('' for the single "
+                                          "proxy).")]
+    caller: Annotated[str, Spec(description="The caller's user part (From).")]
+    called: Annotated[str, Spec(description="The number called.")]
+    started_at: Millis
+    ended_at: Millis | None
+    outcome: Annotated[Outcome | None, Spec(description="null while the call still rings.")]
+    answered_by: PhoneRef | None
+    final_code: int | None
+    final_reason: str | None
+    summary: Annotated[str, Spec(description="The outcome in words: 'answered by 40710:0', "
+                                             "'no answer', 'busy', ...")]
+
+
+class CallBranch(TypedDict):
+    """One INVITE the proxy sent to one phone; one row of `calls show --format plain|tsv|csv`."""
+
+    call_id: str
+    stage: Annotated[int, Spec(minimum=1, description="1 for the first stage that rang.")]
+    order: Order
+    extension: Number
+    position: Position
+    auth_user: str
+    contact: str
+    invited_at: Millis
+    ended_at: Millis | None
+    final_code: int | None
+    final_reason: str | None
+    answered: bool
+
+
+class CallShow(Call):
+    """`calls show --format json`: the call and every branch, in the order they were sent."""
+
+    branches: list[CallBranch]
+
+
+class Evidence(TypedDict):
+    kind: Literal["audit", "registration", "response", "session"]
+    id: Annotated[int | None, Spec(description="The audit row's or registration event's id.")]
+    at: Annotated[str | None, Spec(description="When (ISO 8601 UTC).")]
+    detail: str
+
+
+Happened = Literal["answered", "declined", "no-answer", "cancelled", "failed",
+                   "no-final-response", "not-sent", "not-reached", "not-rung"]
+
+
+class PhoneVerdict(TypedDict):
+    """One phone of `calls explain`: what the plan said, what happened, why, and the proof."""
+
+    extension: Number
+    position: Position
+    model: str
+    planned: Annotated[str, Spec(description="'stage N', a ring-sim skip reason, or 'not in "
+                                             "the plan'.")]
+    happened: Happened
+    verdict: Annotated[str, Spec(description="In words for support staff.")]
+    evidence: list[Evidence]
+    divergence: Annotated[str | None, Spec(description="How the proxy departed from the plan "
+                                                       "(a bug or a race); null when it did "
+                                                       "not.")]
+
+
+class CallExplanation(TypedDict):
+    """`calls explain --format json`: a past call next to SPEC §3's plan with the store and the
+    registrations as they were at its start (SPEC §10)."""
+
+    call: Call
+    plan: Annotated[RingPlan | None, Spec(description="As ring-sim --json prints it; null when "
+                                                      "the number did not exist then.")]
+    phones: list[PhoneVerdict]
+    divergences: list[str]
+    notes: list[str]
+
+
+class VerdictRow(TypedDict):
+    """One phone of `calls explain --format plain|tsv|csv`."""
+
+    call_id: str
+    extension: Number
+    position: Position
+    model: str
+    planned: str
+    happened: Happened
+    verdict: str
+    evidence: str
+    divergence: str | None

@@ -9,6 +9,8 @@ import typer
 
 from mtctl.cli import output
 from mtctl.cli.common import JsonOpt, opened, reading, whole_number
+from mtctl.cli.output import FieldsOpt, FormatOpt
+from mtctl.shapes import Call, CallBranch, VerdictRow
 
 calls_app = typer.Typer(help="Real calls: list, show, explain against the plan, prune.\n\n"
                              "Example: mtctl calls explain 3c2a9f@10.0.0.5",
@@ -42,6 +44,16 @@ def epoch_ms(when: datetime) -> int:
     return int(when.timestamp() * 1000)
 
 
+CALLS = output.Shape("call", Call, columns=("started_at", "call_id", "caller", "called", "node",
+                                            "summary"), titles={"summary": "outcome"},
+                     empty="no calls")
+BRANCHES = output.Shape("call-branch", CallBranch, columns=(
+    "stage", "order", "extension", "position", "invited_at", "ended_at", "final_code",
+    "final_reason", "answered"), empty="no branch was sent")
+VERDICTS = output.Shape("call-verdict", VerdictRow, columns=(
+    "extension", "position", "model", "planned", "verdict", "evidence", "divergence"),
+    titles={"verdict": "what happened"}, empty="the plan names no phone")
+
 CALL_ID = Annotated[str, typer.Argument(metavar="CALL_ID",
                                         help="The call's SIP Call-ID (see: mtctl calls list).")]
 
@@ -56,6 +68,8 @@ def list_calls(
     limit: Annotated[int, typer.Option(
         metavar="N", help="At most N calls, newest first.",
         parser=whole_number("--limit", 1, 100_000))] = 1000,
+    fmt: FormatOpt = None,
+    fields: FieldsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List the calls the proxy routed, newest first, with their outcome.
@@ -64,43 +78,44 @@ def list_calls(
     """
     from mtctl.store.calls import list_calls as query
 
+    how = output.style(fmt, fields, as_json)
     since_ms = epoch_ms(parse_when(since, "--since"))
     with reading(ctx) as conn:
         found = query(conn, number=number, since_ms=since_ms, limit=limit)
-    items = [c.as_dict() for c in found]
-    output.rows(items, ["started_at", "call_id", "caller", "called", "node", "summary"],
-                as_json=as_json, empty="no calls", titles={"summary": "outcome"})
+    output.rows([c.as_dict() for c in found], CALLS, how)
 
 
 @calls_app.command("show")
-def show_call(ctx: typer.Context, call_id: CALL_ID, as_json: JsonOpt = False) -> None:
+def show_call(ctx: typer.Context, call_id: CALL_ID, fmt: FormatOpt = None,
+              fields: FieldsOpt = None, as_json: JsonOpt = False) -> None:
     """Show one call and every branch the proxy sent (stage, phone, response).
+
+    In plain, tsv and csv, one row per branch.
 
     Example: mtctl calls show 3c2a9f@10.0.0.5 --json
     """
     from mtctl.store.calls import get_call
 
+    how = output.style(fmt, fields, as_json)
     with reading(ctx) as conn:
         call = get_call(conn, call_id)
     item = call.as_dict(branches=True)
-    if as_json:
-        output.print_json(item)
-        return
-    branches = item.pop("branches")
+    branches = [{"call_id": call.call_id, **b} for b in item["branches"]]
+    output.report(item, branches, BRANCHES, how, human=lambda: _render_call(item, branches))
+
+
+def _render_call(item: dict[str, Any], branches: list[dict[str, Any]]) -> None:
     answered = item["answered_by"]
-    item["answered_by"] = f"{answered['extension']}:{answered['position']}" if answered else None
-    output.record(item, as_json=False)
+    head = {k: v for k, v in item.items() if k != "branches"}
+    head["answered_by"] = f"{answered['extension']}:{answered['position']}" if answered else None
+    output.record(head, CALLS, output.Style(output.Format.table))
     output.out().print("")
-    for branch in branches:
-        branch["phone"] = f"{branch['extension']}:{branch['position']}"
-        branch["response"] = (f"{branch['final_code']} {branch['final_reason'] or ''}".strip()
-                              if branch["final_code"] is not None else "")
-    output.rows(branches, ["stage", "order", "phone", "invited_at", "ended_at", "response",
-                           "answered"], as_json=False, empty="no branch was sent")
+    output.rows(branches, BRANCHES, output.Style(output.Format.table))
 
 
 @calls_app.command("explain")
-def explain_call(ctx: typer.Context, call_id: CALL_ID, as_json: JsonOpt = False) -> None:
+def explain_call(ctx: typer.Context, call_id: CALL_ID, fmt: FormatOpt = None,
+                 fields: FieldsOpt = None, as_json: JsonOpt = False) -> None:
     """Explain a past call phone by phone: planned, what happened, evidence, divergences.
 
     The plan is SPEC §3's with the store and the registrations as they were at the call's
@@ -110,15 +125,18 @@ def explain_call(ctx: typer.Context, call_id: CALL_ID, as_json: JsonOpt = False)
     """
     from mtctl.store.calls import explain_call as explain
 
+    how = output.style(fmt, fields, as_json)
     with reading(ctx) as conn:
         explanation = explain(conn, call_id)
-    if as_json:
-        output.print_json(explanation.as_dict())
-        return
-    _render_explanation(explanation.as_dict())
+    item = explanation.as_dict()
+    rows = [{"call_id": call_id, **p, "evidence": "; ".join(_evidence(e) for e in p["evidence"])}
+            for p in item["phones"]]
+    output.report(item, rows, VERDICTS, how, human=lambda: _render_explanation(item, rows))
+    if item["divergences"] and how.format is not output.Format.table:
+        output.warning(f"{len(item['divergences'])} divergence(s) between plan and reality")
 
 
-def _render_explanation(item: dict[str, Any]) -> None:
+def _render_explanation(item: dict[str, Any], rows: list[dict[str, Any]]) -> None:
     call = item["call"]
     out = output.out()
     from mtctl.domain.values import escape
@@ -133,17 +151,8 @@ def _render_explanation(item: dict[str, Any]) -> None:
                          f"\"{plan['display_name']}\""), markup=False)
     for note in item["notes"]:
         out.print(escape(note), markup=False)
-    rows = []
-    for p in item["phones"]:
-        rows.append({
-            "phone": f"{p['extension']}:{p['position']}", "model": p["model"],
-            "planned": p["planned"], "what happened": p["verdict"],
-            "evidence": "; ".join(_evidence(e) for e in p["evidence"]),
-            "divergence": p["divergence"] or "",
-        })
     out.print("")
-    output.rows(rows, ["phone", "model", "planned", "what happened", "evidence",
-                       "divergence"], as_json=False, empty="the plan names no phone")
+    output.rows(rows, VERDICTS, output.Style(output.Format.table))
     if item["divergences"]:
         output.warning(f"{len(item['divergences'])} divergence(s) between plan and reality: "
                        + "; ".join(item["divergences"]))

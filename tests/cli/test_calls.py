@@ -174,15 +174,20 @@ def test_list_and_show(answered_call):
     assert [(c["call_id"], c["summary"]) for c in listed] == [
         ("call-1@192.0.2.9", "answered by 40710:0")]
     assert json.loads(mtctl.ok("calls", "list", "40711", "--json").stdout) == []
-    table = mtctl.ok("calls", "list").stdout
+    table = mtctl.ok("calls", "list", "--format", "table").stdout
     assert "answered by 40710:0" in table and "call-1@192.0.2.9" in table
+    plain = mtctl.ok("calls", "list", "--fields", "call_id,summary").stdout
+    assert plain == "call_id\tsummary\ncall-1@192.0.2.9\tanswered by 40710:0\n"
     shown = json.loads(mtctl.ok("calls", "show", "call-1@192.0.2.9", "--json").stdout)
     validate("call-show.schema.json", shown)
     assert [(b["stage"], b["position"], b["final_code"], b["answered"])
             for b in shown["branches"]] == [(1, 1, 486, False), (1, 2, 408, False),
                                            (2, 0, 200, True)]
-    text_out = mtctl.ok("calls", "show", "call-1@192.0.2.9").stdout
-    assert "486 Busy Here" in text_out and "40710:2" in text_out
+    text_out = mtctl.ok("calls", "show", "call-1@192.0.2.9", "--format", "table").stdout
+    assert "Busy Here" in text_out and "answered by 40710:0" in text_out
+    rows = mtctl.ok("calls", "show", "call-1@192.0.2.9", "--format", "csv",
+                    "--fields", "stage,position,final_code").stdout
+    assert rows == "stage,position,final_code\r\n1,1,486\r\n1,2,408\r\n2,0,200\r\n"
 
 
 def test_changing_the_store_afterwards_changes_no_explanation(answered_call):
@@ -223,9 +228,13 @@ def test_explain_flags_divergences(office):
                                                  "stage 1"
     assert phones[("40710", 2)]["divergence"] == "planned for stage 1, never rung"
     assert len(item["divergences"]) == 2
-    human = office.ok("calls", "explain", "odd@x")
+    human = office.ok("calls", "explain", "odd@x", "--format", "table")
     assert "2 divergence(s) between plan and reality" in human.stderr
     assert "never rung" in human.stdout
+    plain = office.ok("calls", "explain", "odd@x", "--fields", "position,happened")
+    assert plain.stdout.splitlines()[:4] == ["position\thappened", "0\tno-answer",
+                                             "1\tdeclined", "2\tnot-sent"]
+    assert "2 divergence(s)" in plain.stderr
 
 
 def test_unknown_call_and_bad_times(office):
