@@ -30,6 +30,7 @@ from starlette.types import Receive, Scope, Send
 
 from mtctl.domain.provisioning import Account, linphone_xml
 from mtctl.errors import MtctlError
+from mtctl.serve_devices import DeviceFiles
 from mtctl.store.audit import utcnow
 from mtctl.store.db import HEAD_REVISION, open_store
 from mtctl.store.provisioning import (
@@ -138,6 +139,7 @@ class _Batcher:
 def create_app(db_url: str) -> Starlette:
     """An app serving provisioning XML from the store at db_url."""
     store = open_store(db_url)
+    devices = DeviceFiles(store)  # GET /d/<file>: desk phones by MAC
     reader = TokenReader(store)
     reads = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="mtctl-read")
     writes = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="mtctl-write")
@@ -255,9 +257,10 @@ def create_app(db_url: str) -> Starlette:
             pool.shutdown(wait=False, cancel_futures=True)
         batcher.stop()
         reader.close()
+        devices.close()
         store.close()
 
-    return Starlette(routes=[Route("/healthz", healthz),
+    return Starlette(routes=[Route("/healthz", healthz), *devices.routes(),
                              Route("/{token}", _Endpoint(fetch), methods=["GET"])],
                      lifespan=lifespan)
 

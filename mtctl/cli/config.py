@@ -1,5 +1,7 @@
 """`mtctl config`: settings kept in the store (sip.domain, provisioning.base_url, ...)."""
 
+from typing import Annotated
+
 import typer
 
 from mtctl.cli import output
@@ -22,6 +24,38 @@ def set_(ctx: typer.Context, key: str, value: str) -> None:
     with writing(ctx) as (conn, actor):
         clean = config.set_value(conn, actor=actor, name=key, value=value)
     output.note(f"{key} = {clean}")
+
+
+@config_app.command("set-secret")
+def set_secret(
+    ctx: typer.Context,
+    key: str,
+    password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="Read the secret from standard input.")] = False,
+) -> None:
+    """Set a secret (provisioning.device_password), read from a hidden prompt or stdin, never
+    from the command line; only its passlib argon2 hash is kept.
+
+    Example: mtctl config set-secret provisioning.device_password --password-stdin < pw.txt
+    """
+    import sys
+
+    from mtctl.errors import UsageError
+    from mtctl.store import devices
+    from mtctl.store.audit import utcnow
+
+    if key not in devices.SECRETS:
+        raise UsageError(f"unknown secret {key[:64]!r}",
+                         "known secrets: " + ", ".join(devices.SECRETS))
+    if password_stdin:
+        value = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        value = typer.prompt(key, hide_input=True, confirmation_prompt=True)
+    else:
+        raise UsageError("no terminal to ask for the secret", "pipe it in with --password-stdin")
+    with writing(ctx) as (conn, actor):
+        devices.set_secret(conn, actor=actor, name=key, value=value, now=utcnow())
+    output.note(f"set {key} (kept as a hash)")
 
 
 @config_app.command("unset")

@@ -66,12 +66,16 @@ def rotate(
 ) -> None:
     """Replace secure keys that expire soon or have expired. Silent on success; for cron.
 
+    Desk phones provisioned by MAC (cisco-mpp, yealink) get a fresh key at every fetch of their
+    file: their due keys are only marked, and their next fetch replaces them.
+
     Example: mtctl keys rotate --within 7
     """
     from datetime import timedelta
 
     from mtctl.errors import UsageError
     from mtctl.store import config
+    from mtctl.store.devices import mark_due_keys
     from mtctl.store.keys import rotate_due_keys
 
     if (within is not None and within < 0) or (limit is not None and limit <= 0) \
@@ -88,13 +92,19 @@ def rotate(
                                      dry_run=dry_run, batch_size=batch_size,
                                      collect=as_json or verbose or dry_run,
                                      progress=advance)
+            marked = mark_due_keys(store, actor=globals_of(ctx).who, now=_clock()(),
+                                   within=timedelta(days=within), dry_run=dry_run)
     if as_json:
-        output.print_json(report.as_dict())
+        output.print_json(report.as_dict() | {"marked": marked})
     elif verbose or dry_run:
         verb = "due" if dry_run else "rotated"
         for item in report.rotated:
             output.note(f"{verb}: phone {item['extension']}:{item['position']}")
         output.note(f"{report.count} key(s) {verb}, {len(report.failed)} failed")
+        for item in marked:
+            output.note(f"{'due on fetch' if dry_run else 'marked due'}: phone "
+                        f"{item['extension']}:{item['position']} (its next fetch brings a "
+                        "new key)")
         if report.waiting:
             output.note(f"{report.waiting} due key(s) wait for their previous key's grace "
                         "period to end, so that no device is locked out")

@@ -33,6 +33,13 @@ def _sip_uri(value: str) -> str:
     return value
 
 
+def _basic_user(value: str) -> str:
+    if not value or ":" in value or " " in value or not value.isascii():
+        raise ValueError("a user name of ASCII letters, digits and punctuation, without ':' "
+                         "or spaces, such as mtctl")
+    return value
+
+
 def _url(value: str) -> str:
     if not _URL.match(value):
         raise ValueError("an http(s) URL such as https://prov.example.com/p")
@@ -99,6 +106,12 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
             "(1–1440)", low=1, high=1_440),
     Setting("portal.session_hours", "8", "hours a portal session lasts after login (1–720)",
             low=1, high=720),
+    Setting("provisioning.device_user", "mtctl", "HTTP Basic user desk phones give to fetch "
+            "their file from /d/ (the password: mtctl config set-secret "
+            "provisioning.device_password)", form=_basic_user, max_length=64),
+    Setting("provisioning.resync_hours", "24", "hours between a desk phone's fetches of its "
+            "file (written into the file; each fetch brings a fresh key) (1–8760)",
+            low=1, high=8_760),
     Setting("keys.lifetime_days", str(DEFAULT_LIFETIME_DAYS), "lifetime of a secure phone's "
             "key, unless its template says otherwise (1–36500)", low=1, high=MAX_LIFETIME_DAYS),
     Setting("keys.rotate_within_days", str(DEFAULT_ROTATE_WITHIN_DAYS), "keys rotate "

@@ -34,6 +34,8 @@ class PhoneSpec:
     category: str | None = None
     has_key: bool = False
     key_expires_at: datetime | None = None
+    profile: str | None = None  # the model's provisioning profile
+    key_delivered: bool = False  # a desk phone provisioned by MAC fetched a key at least once
 
     @property
     def ref(self) -> str:

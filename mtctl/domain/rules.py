@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from mtctl.domain.devices import DEVICE_PROFILES
 from mtctl.domain.model import MAX_PHONES, POSITIONS, ExtensionSpec, PhoneSpec, UserSpec
 
 
@@ -209,14 +210,24 @@ def key_warnings(phones: Iterable[PhoneSpec], *, now: datetime,
     found = []
     for phone in phones:
         expires = phone.key_expires_at
+        on_fetch = phone.profile in DEVICE_PROFILES
+        if phone.secure and on_fetch and not phone.key_delivered:
+            found.append(Violation(
+                "never-provisioned", _phone(phone), "has no usable key: a desk phone gets its "
+                "key only by fetching its file, and this one never did",
+                f"give it its MAC (mtctl phone set {phone.extension} {phone.position} --mac "
+                "MAC) and point the phone at mtctl serve's /d/ (README: Provisioning desk "
+                "phones)"))
+            continue
         if not phone.secure or expires is None:
             continue
+        hint = ("its next fetch brings a new key: check that the phone still fetches its file "
+                f"(mtctl phone show {phone.extension} {phone.position})" if on_fetch
+                else "run: mtctl keys rotate")
         if expires <= now:
             found.append(Violation("key-expired", _phone(phone),
-                                   f"key expired on {expires:%Y-%m-%d %H:%M} UTC",
-                                   "run: mtctl keys rotate"))
+                                   f"key expired on {expires:%Y-%m-%d %H:%M} UTC", hint))
         elif expires <= now + within:
             found.append(Violation("key-expiring", _phone(phone),
-                                   f"key expires on {expires:%Y-%m-%d %H:%M} UTC",
-                                   "run: mtctl keys rotate"))
+                                   f"key expires on {expires:%Y-%m-%d %H:%M} UTC", hint))
     return found

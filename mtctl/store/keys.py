@@ -54,8 +54,17 @@ def _due(now: datetime, within: timedelta, dialect: str):  # type: ignore[no-unt
     (always so when the window is at least the lifetime) is not due again until it expires,
     so every run, overlapping or not, rotates a phone at most once per due period.
     """
-    return phone.c.secure.is_(True) & or_(
+    return phone.c.secure.is_(True) & ~rotates_on_fetch() & or_(
         phone.c.ha1.is_(None), ~_in_grace(now) & _key_due(now, within, dialect))
+
+
+def rotates_on_fetch():  # type: ignore[no-untyped-def]
+    """Desk phones provisioned by MAC: each fetch of their file brings a fresh key, so
+    `keys rotate` only marks theirs due (store/devices.py) and never makes one nobody has."""
+    from mtctl.domain.devices import DEVICE_PROFILES
+
+    return phone.c.model_id.in_(select(phone_model.c.id)
+                                .where(phone_model.c.profile.in_(DEVICE_PROFILES)))
 
 
 def _in_grace(now: datetime):  # type: ignore[no-untyped-def]
@@ -83,8 +92,8 @@ def _key_due(now: datetime, within: timedelta, dialect: str):  # type: ignore[no
 def count_waiting(conn: Connection, *, now: datetime, within: timedelta) -> int:
     """Phones whose key is due but that wait for their previous key's grace window to end."""
     return conn.execute(select(func.count()).select_from(phone).where(
-        phone.c.secure.is_(True), phone.c.ha1.is_not(None), _in_grace(now),
-        _key_due(now, within, conn.dialect.name))).scalar_one()
+        phone.c.secure.is_(True), ~rotates_on_fetch(), phone.c.ha1.is_not(None),
+        _in_grace(now), _key_due(now, within, conn.dialect.name))).scalar_one()
 
 
 def key_state(row, now: datetime, within: timedelta) -> str:  # type: ignore[no-untyped-def]
@@ -106,7 +115,7 @@ def list_keys(conn: Connection, *, now: datetime, within: timedelta,
     query = (
         select(extension.c.number, phone.c.position, phone_model.c.name.label("model"),
                phone.c.secure, phone.c.sip_auth_user, phone.c.ha1, phone.c.key_expires_at,
-               phone.c.key_updated_at, phone.c.prev_key_valid_until)
+               phone.c.key_updated_at, phone.c.prev_key_valid_until, phone.c.key_due_at)
         .join(extension, extension.c.id == phone.c.extension_id)
         .join(phone_model, phone_model.c.id == phone.c.model_id)
         .where(or_(phone.c.secure.is_(True), phone.c.ha1.is_not(None)))
@@ -126,7 +135,9 @@ def list_keys(conn: Connection, *, now: datetime, within: timedelta,
             "key_updated_at": updated.isoformat(timespec="seconds") if updated else None,
             "previous_key_valid_until": (previous.isoformat(timespec="seconds")
                                          if previous and previous > now else None),
-            "state": key_state(row, now, within),
+            # Marked due by keys rotate: the desk phone's next fetch brings its new key.
+            "state": "due-on-fetch" if row.key_due_at is not None
+            else key_state(row, now, within),
         })
     return items
 

@@ -148,7 +148,7 @@ def add_phone(conn: Connection, *, actor: str, number: str, position: int, model
         template=template_row.name, template_for_webcall=bool(template_row.for_webcall),
         secure=secure, publishable=publishable, node=node_name or ext.node,
         location=location, category=category_name, has_key=key is not None,
-        key_expires_at=key.expires_at if key else None,
+        key_expires_at=key.expires_at if key else None, profile=model_row.profile,
     )
     _refuse_if_broken(ext, (*ext.phones, spec))
     values = {
@@ -194,7 +194,8 @@ def update_phone(conn: Connection, *, actor: str, number: str, position: int,
         model_row = _model(conn, model)
         values["model_id"] = model_row.id
         changed |= {"model": model_row.name, "kind": model_row.kind, "vendor": model_row.vendor,
-                    "qr_provisionable": bool(model_row.qr_provisionable)}
+                    "qr_provisionable": bool(model_row.qr_provisionable),
+                    "profile": model_row.profile}
     template_row = _template(conn, template_name or current.template)
     if template_name is not None:
         values["template_id"] = template_row.id

@@ -46,10 +46,12 @@ def as_utc(value: datetime | None) -> datetime | None:
 def phone_spec_of(row: Sequence[Any]) -> PhoneSpec:
     """A phone row (PHONE_COLUMNS, in order) as the rules and the ring function see it."""
     (_, _, number, position, order, enabled, model, kind, vendor, qr, template_name, for_webcall,
-     secure, publishable, node, location, category, _, has_key, expires, *_) = row
+     secure, publishable, node, location, category, _, has_key, expires, profile, _,
+     delivered, _) = row
     return PhoneSpec(number, position, order, model, kind, vendor, bool(qr), bool(enabled),
                      template_name, bool(for_webcall), bool(secure), bool(publishable), node,
-                     location, category, bool(has_key), as_utc(expires))
+                     location, category, bool(has_key), as_utc(expires), profile,
+                     delivered is not None)
 
 
 def public_phone(row: Sequence[Any]) -> dict[str, Any]:

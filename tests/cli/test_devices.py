@@ -32,7 +32,8 @@ def test_a_mac_is_unique_and_can_be_cleared(seeded):
               "--mac", "001A2B3C4D5E")
 
 
-@pytest.mark.parametrize("bad", ["00:1a:2b:3c:4d", "00:1a:2b:3c:4d:5g", "zz", "00:1a:2b:3c:4d:5e\n"])
+@pytest.mark.parametrize("bad", ["00:1a:2b:3c:4d", "00:1a:2b:3c:4d:5g", "zz",
+                                 "00:1a:2b:3c:4d:5e\n"])
 def test_a_bad_mac_is_a_usage_error_that_changes_nothing(seeded, bad):
     r = assert_refused(seeded, "phone", "set", "40710", "0", "--mac", bad, exit_code=2)
     assert "MAC" in r.stderr

@@ -1,0 +1,223 @@
+"""`GET /d/<file>`: desk phones fetch their file by MAC (SPEC §9), mounted by mtctl.web.
+
+A file is served only to an enabled phone with that MAC and a model of that file's profile,
+whose User-Agent states the same MAC, with the device credentials (HTTP Basic). Everything
+else gets the same bare 404, after the same work: the credentials are checked and the MAC
+looked up on every path, whatever the outcome. A request without credentials gets 401 (to ask
+for them, whatever the MAC); an address with too many 404s in a minute gets 429 for the rest
+of that minute. A secure phone's file carries a fresh key (rotate-on-fetch): only its digests
+are stored, and the key itself exists only in that one response body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from mtctl.domain.devices import (
+    CONTENT_TYPE,
+    RENDERERS,
+    mac_in_user_agent,
+    requested_file,
+)
+from mtctl.errors import MtctlError
+from mtctl.store.audit import utcnow
+from mtctl.store.db import Store
+from mtctl.store.devices import (
+    deliver_key,
+    device_credentials,
+    find_device,
+    verify_secret,
+    warm_up,
+)
+
+log = logging.getLogger("mtctl.serve")
+
+THREADS = 4           # lookups, credential checks and key deliveries run off the event loop
+TIMEOUT = 15.0        # seconds before a fetch gives up with 503 (SQLite's busy timeout and some)
+NO_MAC = "0" * 12     # looked up when the file name holds no MAC, so that path costs the same
+NOT_FOUND = b"not found\n"
+TEXT = (b"content-type", b"text/plain; charset=utf-8")
+CHALLENGE = (b"www-authenticate", b'Basic realm="mtctl provisioning", charset="UTF-8"')
+MAX_HEADER = 1024     # longer Authorization or User-Agent headers are not read
+
+
+class Throttle:
+    """Failures per client address in fixed one-minute windows, for at most `addresses`
+    addresses (the least recently failing are forgotten first)."""
+
+    def __init__(self, limit: int = 20, window: float = 60.0, addresses: int = 4096,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit, self.window, self.addresses, self.clock = limit, window, addresses, clock
+        self.failures: OrderedDict[str, tuple[float, int]] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def blocked(self, address: str) -> bool:
+        with self.lock:
+            entry = self.failures.get(address)
+            if entry is None:
+                return False
+            start, count = entry
+            if self.clock() - start >= self.window:
+                del self.failures[address]
+                return False
+            return count >= self.limit
+
+    def failed(self, address: str) -> None:
+        with self.lock:
+            now = self.clock()
+            start, count = self.failures.pop(address, (now, 0))
+            if now - start >= self.window:
+                start, count = now, 0
+            self.failures[address] = (start, count + 1)
+            while len(self.failures) > self.addresses:
+                self.failures.popitem(last=False)
+
+
+class Credentials:
+    """The device credentials check: a slow passlib verification the first time a given
+    user:password (and stored hash) is seen, remembered by a keyed digest (never the password)
+    for the next ones, right or wrong, in a bounded cache."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.key = secrets.token_bytes(32)
+        self.size = size
+        self.known: OrderedDict[bytes, bool] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def check(self, given: bytes, user: str, hashed: str | None) -> bool:
+        """given: the decoded `user:password` of the Authorization header."""
+        tag = hmac.new(self.key, b"%s\0%s" % ((hashed or "").encode(), given),
+                       hashlib.sha256).digest()
+        with self.lock:
+            known = self.known.get(tag)
+            if known is not None:
+                self.known.move_to_end(tag)
+                return known
+        name, _, password = given.partition(b":")
+        try:
+            password_text = password.decode()
+        except UnicodeDecodeError:
+            password_text = password.decode("latin-1")
+        right = verify_secret(password_text, hashed)
+        ok = right and hmac.compare_digest(name, user.encode())
+        with self.lock:
+            self.known[tag] = ok
+            while len(self.known) > self.size:
+                self.known.popitem(last=False)
+        return ok
+
+
+def _basic(header: bytes | None) -> bytes | None:
+    """The `user:password` of a Basic Authorization header, or None."""
+    if header is None or len(header) > MAX_HEADER:
+        return None
+    scheme, _, encoded = header.strip().partition(b" ")
+    if scheme.lower() != b"basic":
+        return None
+    try:
+        return base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+class DeviceFiles:
+    """The /d/ endpoint over one store; close() when the app stops."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.pool = ThreadPoolExecutor(THREADS, thread_name_prefix="mtctl-device")
+        self.throttle = Throttle()
+        self.credentials = Credentials()
+        warm_up()
+
+    def routes(self) -> list[Route]:
+        return [Route("/d/{file}", _Asgi(self.handle), methods=["GET"])]
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def answer(self, file: str, given: bytes, user_agent: str, client: str) -> \
+            tuple[str, bytes] | None:
+        """(content type, body) of the file, or None for a 404; the same work either way."""
+        wanted = requested_file(file)
+        profile, mac = wanted if wanted is not None else ("", NO_MAC)
+        with self.store.read() as conn:
+            user, hashed = device_credentials(conn)
+            device = find_device(conn, mac)
+        authorised = self.credentials.check(given, user, hashed)
+        stated = mac_in_user_agent(profile, user_agent) if profile else None
+        if not (authorised and device is not None and device.serves(profile)
+                and stated == mac):
+            return None
+        assert device.account is not None
+        account = device.account
+        if device.secure:  # rotate-on-fetch: a fresh key, only in this response
+            with self.store.write() as conn:
+                delivered = deliver_key(conn, mac=mac, profile=profile, client=client,
+                                        now=utcnow())
+            if delivered is None:
+                return None
+            device, password = delivered
+            assert device.account is not None
+            account = replace(device.account, password=password)
+        log.info("GET /d/%s 200 %s%s from %s", file, account.auth_user,
+                 " (new key)" if device.secure else "", client)
+        return CONTENT_TYPE[profile], RENDERERS[profile](account).encode()
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = (scope.get("client") or ("unknown", 0))[0]
+        headers = dict(scope["headers"])
+        status, body, extra = 404, NOT_FOUND, [TEXT]
+        if scope["method"] != "GET":
+            pass  # HEAD never delivers a key
+        elif self.throttle.blocked(client):
+            status, body = 429, b"too many requests\n"
+            extra = [TEXT, (b"retry-after", b"%d" % int(self.throttle.window))]
+        elif (given := _basic(headers.get(b"authorization"))) is None:
+            status, body, extra = 401, b"credentials needed\n", [TEXT, CHALLENGE]
+        else:
+            user_agent = headers.get(b"user-agent", b"")[:MAX_HEADER].decode("latin-1")
+            try:
+                found = await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(
+                    self.pool, self.answer, scope["path_params"]["file"], given, user_agent,
+                    client), TIMEOUT)
+            except (MtctlError, TimeoutError) as exc:
+                log.error("GET /d/ 503: %s", str(exc) or "the store did not answer in time")
+                found, status, body = None, 503, b"unavailable\n"
+            except Exception:  # a bug: 503 and its traceback (never a key: none is made yet)
+                log.exception("GET /d/ 503: unexpected error")
+                found, status, body = None, 503, b"unavailable\n"
+            if found is not None:
+                content_type, body = found
+                status, extra = 200, [(b"content-type", content_type.encode()),
+                                      (b"cache-control", b"no-store")]
+            elif status == 404:
+                self.throttle.failed(client)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [*extra, (b"content-length", b"%d" % len(body))]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _Asgi:
+    """An ASGI callable that Starlette routes to as it is (a plain function it would wrap)."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], object]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)  # type: ignore[misc]

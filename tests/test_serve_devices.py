@@ -1,0 +1,301 @@
+"""Desk phones fetch their files by MAC from `mtctl serve` (`/d/<file>`), over real HTTP:
+who gets a file, rotate-on-fetch, the same 404 for everything else, throttling, no key leaks."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import statistics
+import threading
+import time
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import create_engine, select, update
+
+from mtctl.serve_devices import Credentials, Throttle
+from mtctl.store.tables import phone
+from tests.domain.test_devices import yealink_pairs
+from tests.dump import plant
+from tests.test_serve import Server, _dump
+
+DEVICE_PW = "device-password-0123"
+CISCO_MAC, YEALINK_MAC = "00562b043615", "805ec0123456"
+CISCO_UA = "Cisco-CP8841-3PCC/11.3.7 (00562b043615)"
+YEALINK_UA = "Yealink SIP-T54W 96.86.0.100 80:5e:c0:12:34:56"
+CISCO_FILE, YEALINK_FILE = "/d/00562B043615.xml", "/d/805ec0123456.cfg"
+
+
+def basic(user: str = "mtctl", password: str = DEVICE_PW) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def headers(ua: str, user: str = "mtctl", password: str = DEVICE_PW) -> dict[str, str]:
+    return {"User-Agent": ua, "Authorization": basic(user, password)}
+
+
+def cisco_password(body: str) -> str | None:
+    root = ET.fromstring(body)
+    assert root.tag == "flat-profile"
+    found = root.find("Password_1_")
+    return found.text if found is not None else None
+
+
+def ha1(user: str, password: str, realm: str = "pbx.example.com") -> str:
+    return hashlib.md5(f"{user}:{realm}:{password}".encode()).hexdigest()  # noqa: S324
+
+
+def stored(url: str, auth_user: str):  # type: ignore[no-untyped-def]
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        row = conn.execute(select(phone).where(phone.c.sip_auth_user == auth_user)).one()
+    engine.dispose()
+    return row
+
+
+@pytest.fixture
+def desks(seeded):
+    """40710:0 a secure Cisco 8841, 40710:2 a secure Yealink T54W, 40710:3 a plain Yealink."""
+    seeded.ok("config", "set-secret", "provisioning.device_password", "--password-stdin",
+              input=DEVICE_PW + "\n")
+    seeded.ok("config", "set", "sip.proxy", "sip:10.0.0.5:5070;transport=udp")
+    seeded.ok("phone", "set", "40710", "0", "--secure", "--mac", "00:56:2B:04:36:15")
+    seeded.ok("phone", "add", "40710", "--position", "2", "--model", "Yealink T54W",
+              "--secure", "--mac", "80:5e:c0:12:34:56")
+    seeded.ok("phone", "add", "40710", "--position", "3", "--model", "Yealink T54W",
+              "--mac", "80-5E-C0-00-00-03")
+    return seeded
+
+
+@pytest.fixture
+def server(db_url):  # type: ignore[no-untyped-def]
+    srv = Server(db_url)
+    yield srv
+    srv.stop()
+
+
+def test_a_cisco_phone_gets_its_flat_profile_with_a_fresh_key_at_every_fetch(desks, server,
+                                                                             db_url):
+    status, body = server.get(CISCO_FILE, headers(CISCO_UA))
+    assert status == 200, body
+    first = cisco_password(body)
+    assert first and len(first) >= 32
+    root = ET.fromstring(body)
+    assert root.findtext("User_ID_1_") == root.findtext("Auth_ID_1_") == "40710-0"
+    assert root.findtext("Proxy_1_") == "pbx.example.com"
+    assert root.findtext("Outbound_Proxy_1_") == "10.0.0.5:5070"
+    assert root.findtext("Resync_Periodic") == "86400"
+    row = stored(db_url, "40710-0")
+    assert row.ha1 == ha1("40710-0", first)
+    assert row.key_delivered_to == "127.0.0.1" and row.key_delivered_at is not None
+
+    status, body = server.get(CISCO_FILE, headers(CISCO_UA))
+    second = cisco_password(body)
+    assert status == 200 and second and second != first
+    row = stored(db_url, "40710-0")
+    assert (row.ha1, row.prev_ha1) == (ha1("40710-0", second), ha1("40710-0", first))
+    valid_until = row.prev_key_valid_until
+    valid_until = valid_until if valid_until.tzinfo else valid_until.replace(tzinfo=UTC)
+    assert valid_until > datetime.now(UTC) + timedelta(days=6)  # keys.grace_days, 7
+
+    shown = json.loads(desks.ok("phone", "show", "40710", "0", "--json").stdout)
+    assert shown["key_delivered_to"] == "127.0.0.1" and shown["key_delivered_at"]
+    assert "key delivered to" in desks.ok("phone", "show", "40710", "0").stdout
+    delivered = [a for a in json.loads(desks.ok("audit", "--json").stdout)
+                 if a["action"] == "deliver-key"]
+    assert [a["object"] for a in delivered] == ["phone 40710:0"] * 2
+    assert delivered[0]["actor"] == "provisioning"
+    assert delivered[0]["changes"]["delivered_to"] == [None, "127.0.0.1"]
+
+
+def test_a_yealink_phone_gets_its_cfg_and_resync_follows_the_setting(desks, server, db_url):
+    desks.ok("config", "set", "provisioning.resync_hours", "6")
+    status, body = server.get(YEALINK_FILE, headers(YEALINK_UA))
+    assert status == 200, body
+    pairs = yealink_pairs(body)
+    assert pairs["account.1.auth_name"] == "40710-2"
+    assert pairs["auto_provision.repeat.minutes"] == "360"
+    assert stored(db_url, "40710-2").ha1 == ha1("40710-2", pairs["account.1.password"])
+
+
+def test_a_non_secure_desk_phone_gets_everything_but_a_password(desks, server, db_url):
+    before = stored(db_url, "40710-3")
+    status, body = server.get("/d/805EC0000003.cfg", headers(YEALINK_UA.replace(
+        "80:5e:c0:12:34:56", "80:5e:c0:00:00:03")))
+    assert status == 200, body
+    pairs = yealink_pairs(body)
+    assert "account.1.password" not in pairs and pairs["account.1.auth_name"] == "40710-3"
+    assert stored(db_url, "40710-3") == before  # no key made, nothing recorded
+
+
+def test_everything_else_gets_the_same_bare_404(desks, server, db_url):
+    desks.ok("phone", "add", "40710", "--position", "4", "--model", "Yealink T54W", "--secure",
+             "--mac", "80:5e:c0:00:00:04", "--disabled")
+    other = YEALINK_UA.replace("80:5e:c0:12:34:56", "80:5e:c0:00:00:04")
+    before = _dump(db_url)
+    cases = {
+        "disabled phone": ("/d/805ec0000004.cfg", headers(other)),
+        "wrong MAC in UA": (CISCO_FILE, headers(CISCO_UA.replace("615)", "616)"))),
+        "no MAC in UA": (CISCO_FILE, headers("Cisco-CP8841-3PCC/11.3.7")),
+        "other vendor's UA": (CISCO_FILE, headers(YEALINK_UA.replace(
+            "80:5e:c0:12:34:56", "00:56:2b:04:36:15"))),
+        "wrong password": (CISCO_FILE, headers(CISCO_UA, password="not-the-password")),
+        "wrong user": (CISCO_FILE, headers(CISCO_UA, user="admin")),
+        "unknown MAC": ("/d/00562B043699.xml", headers(CISCO_UA.replace("615)", "699)"))),
+        "wrong profile": ("/d/00562B043615.cfg", headers(CISCO_UA)),
+        "not a file name": ("/d/phone.xml", headers(CISCO_UA)),
+    }
+    for name, (path, hdrs) in cases.items():
+        assert server.get(path, hdrs) == (404, "not found\n"), name
+    assert _dump(db_url) == before  # no key was made for any of them
+    status, _ = server.get(CISCO_FILE, {"User-Agent": CISCO_UA})
+    assert status == 401
+
+
+def test_a_request_without_credentials_is_asked_for_them(desks, server):
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(f"http://127.0.0.1:{server.port}/d/00562B043699.xml",
+                                     headers={"User-Agent": CISCO_UA})
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=10)  # noqa: S310
+    assert caught.value.code == 401
+    assert caught.value.headers["WWW-Authenticate"].startswith('Basic realm="mtctl')
+
+
+def test_failures_take_the_same_time_whatever_failed(desks, server):
+    """Each path checks the credentials and looks the MAC up; no early answer."""
+    cases = [(CISCO_FILE, headers(CISCO_UA.replace("615)", "616)"))),
+             (CISCO_FILE, headers(CISCO_UA, password="not-the-password")),
+             ("/d/00562B043699.xml", headers(CISCO_UA.replace("615)", "699)")))]
+    for path, hdrs in cases:  # the first sight of a password costs its hash verification
+        server.get(path, hdrs)
+    times: list[list[float]] = [[] for _ in cases]
+    for _ in range(4):  # 12 failures: under the throttle's 20 a minute
+        for i, (path, hdrs) in enumerate(cases):
+            start = time.perf_counter()
+            assert server.get(path, hdrs)[0] == 404
+            times[i].append(time.perf_counter() - start)
+    medians = [statistics.median(t) for t in times]
+    assert max(medians) - min(medians) < max(0.004, 0.5 * min(medians)), medians
+
+
+def test_repeated_failures_from_one_address_are_throttled(desks, server):
+    wrong = headers(CISCO_UA, password="not-the-password")
+    statuses = [server.get(CISCO_FILE, wrong)[0] for _ in range(21)]
+    assert statuses[:20] == [404] * 20 and statuses[20] == 429
+    assert server.get(CISCO_FILE, headers(CISCO_UA))[0] == 429  # even the right phone, a while
+
+
+def test_the_throttle_forgets_old_windows_and_holds_a_bounded_number_of_addresses():
+    now = [0.0]
+    throttle = Throttle(limit=3, window=60, addresses=100, clock=lambda: now[0])
+    for _ in range(3):
+        throttle.failed("10.0.0.1")
+    assert throttle.blocked("10.0.0.1") and not throttle.blocked("10.0.0.2")
+    now[0] = 61
+    assert not throttle.blocked("10.0.0.1")
+    for i in range(10_000):
+        throttle.failed(f"10.1.{i // 256}.{i % 256}")
+    assert len(throttle.failures) == 100
+
+
+def test_credentials_are_checked_once_per_distinct_attempt():
+    from mtctl.store.devices import _hasher
+
+    hashed = _hasher().hash(DEVICE_PW)
+    credentials = Credentials(size=4)
+    assert credentials.check(f"mtctl:{DEVICE_PW}".encode(), "mtctl", hashed)
+    assert not credentials.check(b"mtctl:wrong", "mtctl", hashed)
+    assert not credentials.check(f"admin:{DEVICE_PW}".encode(), "mtctl", hashed)
+    assert not credentials.check(f"mtctl:{DEVICE_PW}".encode(), "mtctl", None)
+    assert credentials.check(f"mtctl:{DEVICE_PW}".encode(), "mtctl", hashed)  # remembered
+    assert not credentials.check(f"mtctl:{DEVICE_PW}".encode(), "mtctl",
+                                 _hasher().hash("a new device password"))
+    assert len(credentials.known) <= 4
+    assert all(DEVICE_PW.encode() not in tag for tag in credentials.known)
+
+
+def test_concurrent_fetches_each_get_a_key_and_the_store_keeps_the_last_two(desks, server,
+                                                                           db_url):
+    passwords: list[str] = []
+    lock = threading.Lock()
+
+    def fetch() -> None:
+        status, body = server.get(CISCO_FILE, headers(CISCO_UA))
+        assert status == 200, body
+        with lock:
+            passwords.append(cisco_password(body) or "")
+
+    threads = [threading.Thread(target=fetch) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(passwords)) == 12
+    row = stored(db_url, "40710-0")
+    digests = {ha1("40710-0", p): p for p in passwords}
+    assert row.ha1 in digests and row.prev_ha1 in digests and row.ha1 != row.prev_ha1
+    delivered = [a for a in json.loads(desks.ok("audit", "--json").stdout)
+                 if a["action"] == "deliver-key"]
+    assert len(delivered) == 12
+
+
+def test_keys_rotate_marks_desk_phone_keys_due_instead_of_making_one(desks, db_url):
+    plant(db_url, update(phone).values(key_expires_at=datetime.now(UTC) - timedelta(days=1)))
+    before = {p: stored(db_url, p).ha1 for p in ("40710-0", "40710-2")}
+    report = json.loads(desks.ok("keys", "rotate", "--json").stdout)
+    assert report["count"] == 0
+    assert report["marked"] == [{"extension": "40710", "position": 0},
+                                {"extension": "40710", "position": 2}]
+    assert {p: stored(db_url, p).ha1 for p in before} == before  # no key nobody has
+    states = {k["position"]: k["state"] for k in
+              json.loads(desks.ok("keys", "list", "--json").stdout)}
+    assert states[0] == states[2] == "due-on-fetch"
+    again = json.loads(desks.ok("keys", "rotate", "--json").stdout)
+    assert again["marked"] == []  # once per due period
+    marks = [a for a in json.loads(desks.ok("audit", "--json").stdout)
+             if a["action"] == "mark-key-due"]
+    assert len(marks) == 2
+
+
+def test_check_warns_about_secure_desk_phones_that_never_fetched(desks, server):
+    def never() -> set[str]:
+        found = json.loads(desks("check", "--json").stdout)["warnings"]
+        return {w["object"] for w in found if w["rule"] == "never-provisioned"}
+
+    assert never() == {"phone 40710:0", "phone 40710:2"}
+    assert server.get(CISCO_FILE, headers(CISCO_UA))[0] == 200
+    assert never() == {"phone 40710:2"}
+
+
+def test_no_delivered_key_anywhere_but_in_its_response(desks, db_url):
+    srv = Server(db_url)
+    bodies: list[str] = []
+    try:
+        for path, ua in ((CISCO_FILE, CISCO_UA), (YEALINK_FILE, YEALINK_UA)) * 2:
+            status, body = srv.get(path, headers(ua))
+            assert status == 200
+            bodies.append(body)
+    finally:
+        srv.stop()
+    keys = [cisco_password(bodies[0]), yealink_pairs(bodies[1])["account.1.password"],
+            cisco_password(bodies[2]), yealink_pairs(bodies[3])["account.1.password"]]
+    assert all(keys) and len(set(keys)) == 4
+    outputs = [desks.ok(*args) for args in (
+        ("phone", "show", "40710", "0"), ("phone", "show", "40710", "2", "--json"),
+        ("phone", "list", "--json"), ("keys", "list", "--json"), ("audit",),
+        ("audit", "--json"), ("check", "--json"), ("export",), ("config", "list", "--json"))]
+    haystacks = [r.output for r in outputs] + [_dump(db_url), srv.log]
+    for key in [*keys, DEVICE_PW]:
+        for haystack in haystacks:
+            assert key not in haystack
+    for body, key in zip(bodies, keys, strict=True):
+        assert body.count(key) == 1
+        assert all(key not in other for other in bodies if other is not body)
+    assert re.search(r"GET /d/00562B043615\.xml 200 40710-0 \(new key\) from 127\.0\.0\.1",
+                     srv.log)
