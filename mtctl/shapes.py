@@ -115,13 +115,21 @@ class Key(TypedDict):
     key_expires_at: Time | None
     key_updated_at: Time | None
     previous_key_valid_until: Time | None
-    state: Literal["ok", "expiring", "expired", "missing", "no-expiry"]
+    state: Annotated[Literal["ok", "expiring", "expired", "missing", "no-expiry",
+                             "due-on-fetch"], Spec(
+        description="due-on-fetch: a desk phone provisioned by MAC whose key keys rotate found "
+                    "due; its next fetch of its file brings a new one.")]
 
 
 class Rotated(TypedDict):
     extension: Number
     position: int
     key_expires_at: Time | None
+
+
+class Marked(TypedDict):
+    extension: Number
+    position: int
 
 
 class RotationFailure(TypedDict):
@@ -137,6 +145,10 @@ class Rotation(TypedDict):
     count: Annotated[int, Spec(minimum=0)]
     rotated: list[Rotated]
     failed: list[RotationFailure]
+    marked: Annotated[list[Marked], Spec(
+        description="Desk phones provisioned by MAC whose key was due: marked, not replaced "
+                    "(their next fetch brings a new key). With --dry-run, those that would be "
+                    "marked.")]
 
 
 class AuditRecord(TypedDict):
