@@ -245,7 +245,8 @@ class Setting(TypedDict):
 class Finding(TypedDict):
     """One problem `check` found."""
 
-    rule: Annotated[str, Spec(pattern="^MT[0-9]{3}$")]
+    rule: Annotated[str, Spec(description="MT001–MT016, or the name of a check beyond the "
+                                          "rules (bad-setting, silent-extension...).")]
     object: str
     message: str
 
@@ -264,7 +265,8 @@ class CheckLine(TypedDict):
     """One line of `check --format ndjson` (and one row of its plain, tsv and csv)."""
 
     severity: Severity
-    rule: Annotated[str, Spec(pattern="^MT[0-9]{3}$")]
+    rule: Annotated[str, Spec(description="MT001–MT016, or the name of a check beyond the "
+                                          "rules (bad-setting, silent-extension...).")]
     object: str
     message: str
 
