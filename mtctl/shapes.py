@@ -359,10 +359,9 @@ class Call(TypedDict):
                                              "'no answer', 'busy', ...")]
 
 
-class CallBranch(TypedDict):
-    """One INVITE the proxy sent to one phone; one row of `calls show --format plain|tsv|csv`."""
+class Branch(TypedDict):
+    """One INVITE the proxy sent to one phone, as `calls show --format json` lists it."""
 
-    call_id: str
     stage: Annotated[int, Spec(minimum=1, description="1 for the first stage that rang.")]
     order: Order
     extension: Number
@@ -376,10 +375,18 @@ class CallBranch(TypedDict):
     answered: bool
 
 
+class CallRef(TypedDict):
+    call_id: str
+
+
+class CallBranch(CallRef, Branch):
+    """One row of `calls show --format plain|tsv|csv`: a branch and its call's id."""
+
+
 class CallShow(Call):
     """`calls show --format json`: the call and every branch, in the order they were sent."""
 
-    branches: list[CallBranch]
+    branches: list[Branch]
 
 
 class Evidence(TypedDict):
