@@ -68,6 +68,14 @@ class Phone(TypedDict):
                                                              "fetch.")]
 
 
+class PhoneShown(Phone):
+    """A phone as `phone show --json` prints it: with where it is registered."""
+
+    registered_at: Annotated[str | None, Spec(
+        description="The node whose Kamailio holds the phone's live registration (\"\" for "
+                    "the single-proxy export), null when it is not registered.")]
+
+
 class Extension(TypedDict):
     """An extension, as `ext show --json` prints it and `ext list --json` lists it."""
 
@@ -178,7 +186,18 @@ class Node(TypedDict):
     """One row of `node list --json`."""
 
     name: str
+    sip_address: Annotated[str | None, Spec(
+        description="HOST:PORT where the node's Kamailio listens (UDP); null on a "
+                    "single-proxy site.")]
     extensions: Annotated[int, Spec(minimum=0, description="How many extensions live on it.")]
+
+
+class NodeShown(Node):
+    """A node (a PBX server running its own Kamailio), as `node show --json` prints it."""
+
+    phones: Annotated[int, Spec(minimum=0, description="How many phones live on it.")]
+    registered: Annotated[int, Spec(minimum=0, description="Phones with a live registration "
+                                                           "at this node now.")]
 
 
 class Category(TypedDict):
@@ -315,6 +334,22 @@ class RingPlan(TypedDict):
     skipped: Annotated[list[SkippedPhone], Spec(
         description="Candidate phones that do not ring, each with the first reason that "
                     "applies.")]
+
+
+class LiveRegistration(TypedDict):
+    extension: Number
+    position: Position
+    node: Annotated[str | None, Spec(description="The node whose Kamailio holds it; null: "
+                                                 "the single-proxy export.")]
+    since: Time
+    user_agent: str
+
+
+class LiveRingPlan(RingPlan):
+    """What `ring-sim --live --format json` prints: the plan, and the live registration of
+    each phone it mentions."""
+
+    registrations: list[LiveRegistration]
 
 
 class RingRow(TypedDict):

@@ -142,6 +142,24 @@ def test_publishable_phones_get_the_flexisip_edge_over_tls(provisioned, server):
     assert _entries(body)["proxy_0"]["reg_proxy"] == "<sip:edge.example.com;transport=tls>"
 
 
+def test_a_phone_registers_at_its_node_and_follows_its_extension_to_another(provisioned,
+                                                                             server):
+    provisioned.ok("config", "set", "sip.proxy", "sip:pbx.example.com:5060")
+    assert _entries(server.get(f"/{TOKEN}")[1])["proxy_0"]["reg_proxy"] == \
+        "<sip:pbx.example.com:5060>"  # a node without address: the site's proxy
+    provisioned.ok("node", "set", "madrid", "--sip-address", "192.0.2.10:5070")
+    assert _entries(server.get(f"/{TOKEN}")[1])["proxy_0"]["reg_proxy"] == \
+        "<sip:192.0.2.10:5070>"
+    provisioned.ok("node", "add", "lima", "--sip-address", "[2001:db8::7]:5060")
+    provisioned.ok("ext", "set", "40710", "--node", "lima")
+    assert _entries(server.get(f"/{TOKEN}")[1])["proxy_0"]["reg_proxy"] == \
+        "<sip:[2001:db8::7]:5060>"
+    provisioned.ok("config", "set", "flexisip.proxy", "sip:edge.example.com")
+    provisioned.ok("phone", "set", "40710", "2", "--publishable")
+    assert _entries(server.get(f"/{TOKEN}")[1])["proxy_0"]["reg_proxy"] == \
+        "<sip:edge.example.com;transport=tls>"
+
+
 def test_revoked_expired_unknown_and_foreign_tokens_get_404(provisioned, server, db_url):
     assert server.get("/" + "B" * 43)[0] == 404
     assert server.get("/not-a-token")[0] == 404

@@ -10,7 +10,16 @@ import typer
 from mtctl.cli import complete, output
 from mtctl.cli.common import reading, whole_number, writing
 from mtctl.cli.output import FieldsOpt, FormatOpt, JsonOpt
-from mtctl.shapes import Category, Group, Model, ModelRow, Node, Template, TemplateRow
+from mtctl.shapes import (
+    Category,
+    Group,
+    Model,
+    ModelRow,
+    Node,
+    NodeShown,
+    Template,
+    TemplateRow,
+)
 
 
 class Kind(StrEnum):
@@ -51,10 +60,13 @@ Numbers = Annotated[list[str], typer.Argument(metavar="NUMBER",
                                               autocompletion=complete.extensions)]
 MODEL_TITLES = {"qr_provisionable": "QR"}
 TEMPLATE_TITLES = {"key_lifetime_days": "key lifetime (days)"}
+NODE_TITLES = {"sip_address": "SIP address"}
 CATALOG = [
-    Entry("node", "PBX servers.", "madrid", _shape("node", Node, "no nodes"),
-          "List nodes with their number of extensions.", "Remove a node that no extension uses.",
-          plain_add="Add a PBX node."),
+    Entry("node", "PBX servers, each running its own Kamailio.", "madrid",
+          _shape("node", Node, "no nodes", NODE_TITLES),
+          "List nodes with their SIP address and number of extensions.",
+          "Remove a node that no extension lives on.",
+          shown=_shape("node", NodeShown, "", NODE_TITLES)),
     Entry("category", "Calling permission classes.", "national",
           _shape("category", Category, "no categories"),
           "List calling categories.", "Remove a category that no phone or template uses.",
@@ -73,7 +85,11 @@ CATALOG = [
           plain_add="Add a Web Call group (a pool of Web Call extensions)."),
 ]
 APPS = {e.what: typer.Typer(help=e.help, no_args_is_help=True) for e in CATALOG}
-model_app, template_app, group_app = APPS["model"], APPS["template"], APPS["group"]
+node_app, model_app, template_app, group_app = (APPS["node"], APPS["model"], APPS["template"],
+                                                APPS["group"])
+SipAddressOpt = Annotated[str | None, typer.Option(
+    "--sip-address", metavar="HOST:PORT",
+    help="Where the node's Kamailio listens (UDP); its phones are provisioned with it.")]
 
 
 def _help(text: str, example: str) -> str:
@@ -112,6 +128,32 @@ def _rm_command(entry: Entry) -> Callable[..., None]:
         output.note(f"removed {entry.what} {name}")
 
     return rm
+
+
+@node_app.command("add", help=_help(
+    "Add a PBX node (a server that runs its own Kamailio).",
+    "node add madrid --sip-address 192.0.2.10:5060"))
+def node_add(ctx: typer.Context, name: str, sip_address: SipAddressOpt = None) -> None:
+    from mtctl.store import catalog
+
+    with writing(ctx) as (conn, actor):
+        catalog.add_node(conn, actor=actor, name=name, sip_address=sip_address)
+    output.note(f"added node {name}")
+
+
+@node_app.command("set", help=_help(
+    "Change a node's SIP address ('' clears it); export its Kamailio config again after.",
+    "node set madrid --sip-address 192.0.2.10:5060"))
+def node_set(ctx: typer.Context, name: str, sip_address: SipAddressOpt = None) -> None:
+    from mtctl.errors import UsageError
+    from mtctl.store import catalog
+
+    if sip_address is None:
+        raise UsageError("nothing to change", "give --sip-address HOST:PORT ('' clears it)")
+    with writing(ctx) as (conn, actor):
+        changed = catalog.set_node(conn, actor=actor, name=name,
+                                   sip_address=sip_address or None)
+    output.note(f"updated node {name}" if changed else f"node {name}: nothing to change")
 
 
 @model_app.command("add", help=_help(
@@ -230,7 +272,10 @@ def register(app: typer.Typer) -> None:
         sub.command("rm", help=_help(entry.rm_help, f"{entry.what} rm {entry.example}"))(
             _rm_command(entry))
         if entry.shown is not None:
-            sub.command("show", help=_help(
-                f"Show a {entry.what}: whether it is seeded and how many phones use it.",
-                f"{entry.what} show {entry.example} --json"))(_show(entry, entry.shown))
+            what = ("its SIP address, its extensions and phones, and how many phones are "
+                    "registered at it now" if entry.what == "node"
+                    else "whether it is seeded and how many phones use it")
+            sub.command("show", help=_help(f"Show a {entry.what}: {what}.",
+                                           f"{entry.what} show {entry.example} --json"))(
+                _show(entry, entry.shown))
         app.add_typer(sub, name=entry.what)

@@ -15,26 +15,51 @@ def export_kamailio(
     out: Annotated[Path, typer.Option(
         "--out", metavar="DIR", help="Directory to write kamailio.cfg and README.md into.")
     ] = Path("kamailio"),
-    listen: Annotated[str, typer.Option(
-        metavar="PROTO:HOST:PORT", help="Where Kamailio listens.")] = DEFAULT_LISTEN,
+    listen: Annotated[str | None, typer.Option(
+        metavar="PROTO:HOST:PORT",
+        help=f"Where Kamailio listens (default {DEFAULT_LISTEN}; with --node, the node's "
+        "SIP address).")] = None,
+    node: Annotated[str | None, typer.Option(
+        metavar="NAME", help="Write this node's config for a cluster: it listens on the node's "
+        "SIP address, registers only its extensions' phones and relays calls for other "
+        "nodes' numbers to them.")] = None,
 ) -> None:
     """Write a Kamailio 5.6 configuration that reads this store directly (and how to run it).
 
     Calls ring as `mtctl ring-sim NUMBER --live` shows; mtctl changes apply on the next call.
+    Without --node: one Kamailio for the whole site. With --node: one per node, all over one
+    PostgreSQL store (SQLite only when every node runs on one host).
 
-    Example: mtctl export kamailio --out /etc/kamailio/mtctl --listen udp:192.0.2.10:5060
+    Example: mtctl export kamailio --node madrid --out /etc/kamailio/mtctl
     """
     from mtctl.cli.common import globals_of, reading
-    from mtctl.formats.kamailio import kamailio_cfg, kamailio_db, kamailio_readme
+    from mtctl.errors import UsageError
+    from mtctl.formats.kamailio import (
+        check_cluster_store,
+        kamailio_cfg,
+        kamailio_db,
+        kamailio_readme,
+    )
 
+    if node is not None and listen is not None:
+        raise UsageError("--listen and --node: a node's Kamailio listens on its SIP address",
+                         f"drop --listen, or change it: mtctl node set {node} --sip-address "
+                         "HOST:PORT")
     url = globals_of(ctx).url
     db = kamailio_db(url, cwd=Path.cwd())
-    cfg = kamailio_cfg(db, listen=listen)
-    with reading(ctx):  # the store must exist and be at the schema that has the views
-        pass
+    target = None
+    with reading(ctx) as conn:  # the store must exist and be at the schema that has the views
+        if node is not None:
+            from mtctl.store.catalog import node_addresses, node_for_export
+
+            target = node_for_export(conn, node)
+            check_cluster_store(db, node_addresses(conn))
+    listen = target.listen if target is not None else listen or DEFAULT_LISTEN
+    cfg = kamailio_cfg(db, listen=listen, node=target)
     cfg_path = (out / "kamailio.cfg").absolute()
     _write(out, "kamailio.cfg", cfg, mode=0o600)  # it holds the store URL and its password
-    _write(out, "README.md", kamailio_readme(db, listen=listen, cfg_path=cfg_path), mode=0o644)
+    _write(out, "README.md", kamailio_readme(db, listen=listen, cfg_path=cfg_path, node=target),
+           mode=0o644)
     output.note(f"wrote {cfg_path} and README.md — run: kamailio -DD -E -f {cfg_path}")
 
 

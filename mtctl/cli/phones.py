@@ -8,7 +8,7 @@ import typer
 from mtctl.cli import complete, output
 from mtctl.cli.common import position_arg, quick_reading, reading, whole_number, writing
 from mtctl.cli.output import FieldsOpt, FormatOpt, JsonOpt
-from mtctl.shapes import Phone
+from mtctl.shapes import Phone, PhoneShown
 
 phone_app = typer.Typer(help="Phones: up to eight devices per extension.", no_args_is_help=True)
 
@@ -20,6 +20,7 @@ ORDER_HINT = "use an order of 0 (never rings) or more"
 PHONES = output.Shape("phone", Phone, columns=(
     "extension", "position", "order", "enabled", "model", "template", "category", "location",
     "secure", "publishable", "key_expires_at"), empty="no phones")
+PHONE_SHOWN = output.Shape("phone", PhoneShown, columns=PHONES.columns)
 
 
 @phone_app.command("add")
@@ -86,8 +87,8 @@ def show(ctx: typer.Context, ext: Ext, pos: Pos, fmt: FormatOpt = None,
     from mtctl.store import phones
 
     with reading(ctx) as conn:
-        item = phones.get_phone(conn, ext, pos)
-    output.record(item, PHONES, output.style(fmt, fields, as_json))
+        item = phones.show_phone(conn, ext, pos)
+    output.record(item, PHONE_SHOWN, output.style(fmt, fields, as_json))
 
 
 @phone_app.command("set")

@@ -102,9 +102,24 @@ def registration_lines(plan: RingPlan, registrations: Mapping[tuple[str, int], R
             state = "not registered"
         else:
             when = reg.last_modified.strftime("%Y-%m-%d %H:%M:%S UTC")
-            state = f"registered {when}, {reg.user_agent or 'no user agent'}"
+            at = f" at node {reg.node}" if reg.node else ""
+            state = f"registered{at} {when}, {reg.user_agent or 'no user agent'}"
         lines += wrap(f"  {describe(phone)}: {state}", width)
     return lines
+
+
+def registrations_json(plan: RingPlan, registrations: Mapping[tuple[str, int], Registration]
+                       ) -> list[dict[str, object]]:
+    """The live registrations of the phones the plan mentions (ring-sim --live --json)."""
+    found = []
+    for phone in sorted(all_phones(plan), key=lambda p: (p.extension, p.position)):
+        reg = registrations.get((phone.extension, phone.position))
+        if reg is not None:
+            found.append({"extension": phone.extension, "position": phone.position,
+                          "node": reg.node,
+                          "since": reg.last_modified.isoformat(timespec="seconds"),
+                          "user_agent": reg.user_agent})
+    return found
 
 
 def plan_lines(plan: RingPlan, *, width: int) -> list[str]:
@@ -179,5 +194,8 @@ def print_plan(plan: RingPlan, how: output.Style,
                registrations: Mapping[tuple[str, int], Registration] | None = None,
                sessions: Mapping[str, str] | None = None) -> None:
     """The plan in the format asked for: a table is the text of render_plan()."""
-    output.report(plan.as_dict(), plan_rows(plan), RING_ROWS, how,
+    document: dict[str, object] = dict(plan.as_dict())
+    if registrations is not None:  # --live: shapes.LiveRingPlan
+        document["registrations"] = registrations_json(plan, registrations)
+    output.report(document, plan_rows(plan), RING_ROWS, how,
                   human=lambda: render_plan(plan, registrations, sessions))

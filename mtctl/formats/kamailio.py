@@ -8,6 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 from mtctl import __version__
+from mtctl.domain.nodes import ClusterNode
 from mtctl.errors import UsageError
 
 DEFAULT_LISTEN = "udp:127.0.0.1:5060"
@@ -81,16 +82,40 @@ def check_listen(listen: str) -> str:
     return listen
 
 
-def kamailio_cfg(db: KamailioDb, *, listen: str) -> str:
-    """The routing script: the template with the store URL and the listen address filled in."""
+def kamailio_cfg(db: KamailioDb, *, listen: str, node: ClusterNode | None = None) -> str:
+    """The routing script: the template with the store URL and the listen address filled in;
+    for one node of a cluster, with MT_NODE and MT_NODE_ID defined."""
     template = resources.files("mtctl.formats").joinpath("kamailio.cfg.tmpl").read_text("utf-8")
+    defines = "" if node is None else \
+        f"#!define MT_NODE\n#!define MT_NODE_ID {int(node.id)}\n"
     return (template.replace("@@VERSION@@", __version__)
             .replace("@@LISTEN@@", check_listen(listen))
+            .replace("@@NODE@@", defines)
             .replace("@@DB_MODULE@@", db.module)
             .replace("@@DB_URL@@", db.url))
 
 
-def kamailio_readme(db: KamailioDb, *, listen: str, cfg_path: Path) -> str:
+def check_cluster_store(db: KamailioDb, addresses: dict[str, str | None]) -> None:
+    """Refuse a SQLite store for nodes on more than one host (SPEC §8: SQLite only when every
+    node runs on one host); ADDRESSES maps every node's name to its SIP address."""
+    from mtctl.domain.nodes import parse_sip_address
+
+    if db.module != "db_sqlite.so":
+        return
+    hosts = {parse_sip_address(a).host for a in addresses.values() if a}
+    loopback = all(parse_sip_address(a).is_loopback for a in addresses.values() if a)
+    if len(hosts) > 1 and not loopback:
+        shown = ", ".join(f"{name} at {address}" for name, address in sorted(addresses.items())
+                          if address)
+        raise UsageError(f"the nodes run on more than one host ({shown}) but the store is a "
+                         "SQLite file, which only one host can share",
+                         "use one PostgreSQL store for the cluster: --db "
+                         "postgresql+psycopg://USER@HOST/DB (mtctl db upgrade, then apply or "
+                         "export/import the SQLite store into it)")
+
+
+def kamailio_readme(db: KamailioDb, *, listen: str, cfg_path: Path,
+                    node: ClusterNode | None = None) -> str:
     """How to run the exported configuration."""
     package = "kamailio-sqlite-modules" if db.module == "db_sqlite.so" else \
         "kamailio-postgres-modules"
@@ -101,6 +126,23 @@ def kamailio_readme(db: KamailioDb, *, listen: str, cfg_path: Path) -> str:
     sqlite_note = ("\nThe SQLite store file and its directory must be writable by the user "
                    "Kamailio runs as (it writes registrations, and SQLite's WAL files live "
                    "next to the store).\n" if db.module == "db_sqlite.so" else "")
+    node_note = "" if node is None else f"""
+## Node {node.name} of a cluster
+
+This configuration is node {node.name}'s (id {node.id}, listening on {node.sip_address}). Every
+node runs its own Kamailio over the same store:
+
+- it accepts REGISTER only from phones of extensions on {node.name}; any other phone gets
+  `403 Wrong node: register at node NAME (HOST:PORT)` and an `X-Mtctl-Node` header;
+- a call for a number whose extension lives on another node is relayed to that node's SIP
+  address (From and P-Asserted-Identity untouched), which rings it;
+- its registrations carry the node's id in the `location` table's `server_id` column
+  (`mtctl ring-sim NUMBER --live` and `mtctl phone show` name the node);
+- `mtctl ext set NUMBER --node OTHER` moves an extension: its registrations here are removed at
+  once, its phones' next REGISTER here is refused, and they register at OTHER.
+
+Export again (`mtctl export kamailio --node {node.name}`) after the node's SIP address changes.
+"""
     return f"""# Kamailio for Multiterminal
 
 Written by `mtctl export kamailio` (mtctl {__version__}). `kamailio.cfg` routes calls for the
@@ -127,7 +169,7 @@ Check, then run in the foreground (logs on stderr), listening on {listen}:
 - The store must be at the schema this mtctl needs (`mtctl db upgrade`); export again after
   upgrading mtctl. `kamailio.cfg` contains the store URL (with its password, if any): keep it
   private.
-"""
+{node_note}"""
 
 
 def _shell_quote(value: str) -> str:

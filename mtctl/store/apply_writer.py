@@ -183,8 +183,13 @@ class _Writer:
             if "node" in (c.diff or {}):
                 moves.append((node_ids[node_name], stored[0]))
         bulk_update(conn, extension, "id", ("node_id", "display_name", "ring_timeout")).run(rows)
-        # MT008: an extension's phones move with it, listed in the file or not.
+        # MT008: an extension's phones move with it, listed in the file or not; their
+        # registrations at the old node are dropped (SPEC §8).
         bulk_update(conn, phone, "extension_id", ("node_id",)).run(moves)
+        if moves:
+            from mtctl.store.live import drop_registrations
+
+            drop_registrations(conn, [ext_id for _, ext_id in moves])
 
     def _phones(self) -> None:
         conn = self.conn

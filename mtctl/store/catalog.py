@@ -8,6 +8,7 @@ from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.engine import Connection
 
 from mtctl.domain.model import PHONE_KINDS
+from mtctl.domain.nodes import ClusterNode
 from mtctl.errors import Conflict, NotFound, UsageError
 from mtctl.store import audit
 from mtctl.store.tables import (
@@ -76,13 +77,75 @@ def _remove_named(conn: Connection, *, actor: str, what: str, name: str,
     audit.record(conn, actor=actor, action="remove", obj=f"{what} {name}")
 
 
-def add_node(conn: Connection, *, actor: str, name: str) -> None:
-    _add_named(conn, actor=actor, what="node", values={"name": name})
+def add_node(conn: Connection, *, actor: str, name: str, sip_address: str | None = None) -> None:
+    from mtctl.domain.nodes import parse_sip_address
+
+    address = str(parse_sip_address(sip_address)) if sip_address is not None else None
+    _add_named(conn, actor=actor, what="node",
+               values={"name": name} | ({"sip_address": address} if address else {}))
+
+
+def set_node(conn: Connection, *, actor: str, name: str, sip_address: str | None) -> bool:
+    """Give a node its SIP address (None: clear it); False when nothing changed."""
+    from mtctl.domain.nodes import parse_sip_address
+
+    row_id = id_by_name(conn, "node", name)
+    address = str(parse_sip_address(sip_address)) if sip_address is not None else None
+    before = conn.execute(select(node.c.sip_address).where(node.c.id == row_id)).scalar()
+    if before == address:
+        return False
+    conn.execute(node.update().where(node.c.id == row_id).values(sip_address=address))
+    audit.record(conn, actor=actor, action="set", obj=f"node {name}",
+                 changes={"sip_address": [before, address]})
+    return True
+
+
+def show_node(conn: Connection, name: str) -> dict[str, Any]:
+    """One node: its SIP address, how many extensions and phones live there, and how many
+    phones are registered at it now."""
+    import time
+
+    from mtctl.store.tables import location
+
+    row_id = id_by_name(conn, "node", name)
+    address = conn.execute(select(node.c.sip_address).where(node.c.id == row_id)).scalar()
+    extensions = conn.execute(select(func.count()).select_from(extension)
+                              .where(extension.c.node_id == row_id)).scalar()
+    registered = conn.execute(
+        select(func.count(func.distinct(location.c.username)))
+        .where(location.c.server_id == row_id, location.c.expires > int(time.time()))).scalar()
+    return {"name": name, "sip_address": address, "extensions": extensions,
+            "phones": _phone_count(conn, phone.c.node_id, row_id), "registered": registered}
+
+
+def node_addresses(conn: Connection) -> dict[str, str | None]:
+    """Every node's name and SIP address."""
+    return {name: address for name, address in
+            conn.execute(select(node.c.name, node.c.sip_address).order_by(node.c.name))}
+
+
+def node_for_export(conn: Connection, name: str) -> ClusterNode:
+    """The node a cluster Kamailio config is written for; refused while it has no address."""
+    row_id = id_by_name(conn, "node", name)
+    address = conn.execute(select(node.c.sip_address).where(node.c.id == row_id)).scalar()
+    if address is None:
+        raise UsageError(f"node {name!r} has no SIP address, so its Kamailio has nowhere to "
+                         "listen and other nodes cannot relay to it",
+                         f"run: mtctl node set {name} --sip-address HOST:PORT")
+    return ClusterNode(row_id, name, address)
 
 
 def remove_node(conn: Connection, *, actor: str, name: str) -> None:
-    _remove_named(conn, actor=actor, what="node", name=name,
-                  users=[(extension, extension.c.node_id), (phone, phone.c.node_id)])
+    """Remove a node no extension lives on."""
+    row_id = id_by_name(conn, "node", name)
+    _refuse_if_used(conn, "node", name,
+                    select(extension.c.number).where(extension.c.node_id == row_id)
+                    .order_by(extension.c.number),
+                    f"move them to another node first (mtctl ext set NUMBER --node OTHER), "
+                    f"see: mtctl ext list --node {name}")
+    before = conn.execute(select(node.c.sip_address).where(node.c.id == row_id)).scalar()
+    _remove_entry(conn, actor=actor, what="node", name=name,
+                  changes={"sip_address": [before, None]} if before else None)
 
 
 def add_category(conn: Connection, *, actor: str, name: str) -> None:
@@ -132,9 +195,11 @@ def add_group(conn: Connection, *, actor: str, name: str) -> None:
 def list_nodes(conn: Connection) -> list[dict[str, Any]]:
     counts = (select(extension.c.node_id, func.count().label("n"))
               .group_by(extension.c.node_id).subquery())
-    rows = conn.execute(select(node.c.name, func.coalesce(counts.c.n, 0).label("extensions"))
+    rows = conn.execute(select(node.c.name, node.c.sip_address,
+                               func.coalesce(counts.c.n, 0).label("extensions"))
                         .outerjoin(counts, counts.c.node_id == node.c.id).order_by(node.c.name))
-    return [{"name": r.name, "extensions": r.extensions} for r in rows]
+    return [{"name": r.name, "sip_address": r.sip_address, "extensions": r.extensions}
+            for r in rows]
 
 
 def list_categories(conn: Connection) -> list[dict[str, Any]]:
@@ -212,7 +277,9 @@ def _refuse_if_used(conn: Connection, what: str, name: str, labels: Any, hint: s
 
 
 def _label(row: Any) -> str:
-    return f"phone {row[0]}:{row[1]}" if len(row) == 2 else f"user {row[0]}"
+    if len(row) == 2:
+        return f"phone {row[0]}:{row[1]}"
+    return f"extension {row[0]}" if "number" in row._mapping else f"user {row[0]}"
 
 
 def _phones_with(column: Any, row_id: int) -> Any:
@@ -381,4 +448,4 @@ LISTS = {"node": list_nodes, "category": list_categories, "model": list_models,
          "template": list_templates, "group": list_groups}
 REMOVES = {"node": remove_node, "category": remove_category, "model": remove_model,
            "template": remove_template, "group": remove_group}
-SHOWS = {"model": show_model, "template": show_template}
+SHOWS = {"node": show_node, "model": show_model, "template": show_template}

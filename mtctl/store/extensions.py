@@ -93,7 +93,8 @@ def get_extension(conn: Connection, number: str) -> dict[str, Any]:
 def update_extension(conn: Connection, *, actor: str, number: str,
                      display_name: str | None = None, ring_timeout: int | None = None,
                      node_name: str | None = None) -> None:
-    """Change an extension; moving it to another node moves its phones too (MT008)."""
+    """Change an extension; moving it to another node moves its phones too (MT008) and drops
+    their registrations (they register again at the new node)."""
     ext_id = require_extension(conn, number)
     before = get_extension(conn, number)
     _check_timeout(ring_timeout)
@@ -102,10 +103,15 @@ def update_extension(conn: Connection, *, actor: str, number: str,
         values["display_name"] = display_name or None
     if ring_timeout is not None:
         values["ring_timeout"] = ring_timeout
-    if node_name is not None:
+    if node_name is not None and node_name != before["node"]:
+        from mtctl.store.live import drop_registrations
+
         node_id = id_by_name(conn, "node", node_name)
         values["node_id"] = node_id
         conn.execute(update(phone).where(phone.c.extension_id == ext_id).values(node_id=node_id))
+        # SPEC §8: the old node refuses the phones' next REGISTER and the new one accepts it;
+        # in the same transaction, the registrations the old node held are gone.
+        drop_registrations(conn, [ext_id])
     if values:
         check_text(extension, values)
         conn.execute(update(extension).where(extension.c.id == ext_id).values(**values))

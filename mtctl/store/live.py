@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.engine import Connection
 
 from mtctl.domain.ringing import PhoneKey
-from mtctl.store.tables import extension, location, phone
+from mtctl.store.tables import extension, location, node, phone
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,7 @@ class Registration:
     position: int
     last_modified: datetime
     user_agent: str
+    node: str | None = None  # the node whose Kamailio holds it (None: the single proxy)
 
 
 def live_registrations(conn: Connection, *, now: float | None = None
@@ -33,14 +35,36 @@ def live_registrations(conn: Connection, *, now: float | None = None
     epoch = int(time.time() if now is None else now)
     rows = conn.execute(
         select(extension.c.number, phone.c.position, location.c.last_modified,
-               location.c.user_agent)
+               location.c.user_agent, node.c.name)
         .join(phone, phone.c.sip_auth_user == location.c.username)
         .join(extension, extension.c.id == phone.c.extension_id)
+        .outerjoin(node, node.c.id == location.c.server_id)
         .where(location.c.expires > epoch))
     found: dict[PhoneKey, Registration] = {}
-    for number, position, modified, agent in rows:
+    for number, position, modified, agent, node_name in rows:
         when = datetime.fromtimestamp(int(modified), UTC)
         key = (number, position)
         if key not in found or when > found[key].last_modified:
-            found[key] = Registration(number, position, when, agent or "")
+            found[key] = Registration(number, position, when, agent or "", node_name)
     return found
+
+
+def drop_registrations(conn: Connection, extension_ids: Collection[int]) -> int:
+    """Forget every registration of these extensions' phones (an extension moved to another
+    node: its old node must not hold them any more); returns how many contacts went."""
+    if not extension_ids:
+        return 0
+    users = select(phone.c.sip_auth_user).where(phone.c.extension_id.in_(extension_ids))
+    return conn.execute(delete(location).where(location.c.username.in_(users))).rowcount or 0
+
+
+def registered_at(conn: Connection, auth_user: str, *, now: float | None = None) -> str | None:
+    """The node whose Kamailio holds AUTH_USER's newest live registration ("" for the
+    single-proxy export), or None when it has none."""
+    epoch = int(time.time() if now is None else now)
+    row = conn.execute(
+        select(node.c.name).select_from(location)
+        .outerjoin(node, node.c.id == location.c.server_id)
+        .where(location.c.username == auth_user, location.c.expires > epoch)
+        .order_by(location.c.last_modified.desc()).limit(1)).first()
+    return None if row is None else (row[0] or "")

@@ -44,6 +44,15 @@ def get_phone(conn: Connection, number: str, position: int) -> dict[str, Any]:
     return public(_row(conn, number, position))
 
 
+def show_phone(conn: Connection, number: str, position: int) -> dict[str, Any]:
+    """A phone as `phone show` prints it: with the node its live registration is at (""
+    for the single-proxy export), None while it is not registered."""
+    from mtctl.store.live import registered_at
+
+    item = get_phone(conn, number, position)
+    return item | {"registered_at": registered_at(conn, item["sip_auth_user"])}
+
+
 def get_phone_spec(conn: Connection, number: str, position: int) -> PhoneSpec:
     return phone_spec(_row(conn, number, position))
 

@@ -20,13 +20,14 @@ from sqlalchemy.engine import Connection
 
 from mtctl.domain import provisioning
 from mtctl.domain.model import PhoneSpec
+from mtctl.domain.nodes import phone_proxy
 from mtctl.domain.provisioning import Account
 from mtctl.domain.rules import provisioning_violation
 from mtctl.errors import StoreError
 from mtctl.store import audit
 from mtctl.store.audit import as_utc
 from mtctl.store.db import SQLITE_BUSY_TIMEOUT_MS, Store, _first_line, _translated
-from mtctl.store.snapshots import phone_query, phone_spec
+from mtctl.store.snapshots import phone_node, phone_query, phone_spec
 from mtctl.store.tables import extension, phone, provisioning_token, setting
 
 log = logging.getLogger("mtctl.serve")
@@ -112,6 +113,7 @@ def _lookup_query(many: bool = False) -> Select:
     return (phone_query()
             .add_columns(t.id.label("token_id"), t.redeem_by, t.redeemed_at, t.device,
                          phone.c.ha1, extension.c.display_name,
+                         phone_node.c.sip_address.label("node_address"),
                          _setting("sip.domain").label("s_domain"),
                          _setting("sip.realm").label("s_realm"),
                          _setting("sip.proxy").label("s_proxy"),
@@ -127,14 +129,10 @@ def _account(m: Mapping[str, Any], spec: PhoneSpec) -> Account | None:
     realm = m["s_realm"] or domain
     if m["ha1"] is None or domain is None or provisioning_violation(spec) is not None:
         return None
-    if spec.publishable:
-        proxy = m["s_flexisip"]
-        if proxy is None:
-            return None
-        if "transport=" not in proxy:
-            proxy += ";transport=tls"
-    else:
-        proxy = m["s_proxy"] or f"sip:{domain}"
+    proxy = phone_proxy(publishable=spec.publishable, edge=m["s_flexisip"],
+                        node_address=m["node_address"], site_proxy=m["s_proxy"], domain=domain)
+    if proxy is None:
+        return None
     return Account(auth_user=m["sip_auth_user"], ha1=m["ha1"], realm=realm, domain=domain,
                    proxy=proxy, display_name=m["display_name"])
 

@@ -38,6 +38,8 @@ node = Table(
     "node", metadata,
     Column("id", Integer, primary_key=True),
     Column("name", String(64), nullable=False, unique=True),
+    # Where the node's Kamailio listens, HOST:PORT (SPEC §8); NULL on a single-proxy site.
+    Column("sip_address", String(261), nullable=True),
 )
 
 category = Table(
@@ -250,7 +252,8 @@ kamailio_version = Table(
     UniqueConstraint("table_name", name="version_table_name_idx"),
 )
 
-# usrloc in db_mode 1 (write-through): one row per registered contact. The exported config sets
+# usrloc in db_mode 1 (write-through): one row per registered contact; server_id is the id of
+# the node whose Kamailio holds it (0: the single-proxy export). The exported config sets
 # usrloc's expires_type = 1, so expires and last_modified are epoch seconds (BIGINT), whatever
 # the time zones of Kamailio, the database and mtctl (migration 0005).
 location = Table(

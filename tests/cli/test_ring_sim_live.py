@@ -157,7 +157,7 @@ def test_live_rings_anas_desk_while_bea_uses_the_pool_browser(mtctl):
     assert plan["display_name"] == "Ana García"
     # plain ring-sim: --webcall-running runs on the session's extension
     what_if = json.loads(mtctl.ok("ring-sim", "100", "--webcall-running", "--json").stdout)
-    assert what_if == plan
+    assert what_if == {key: value for key, value in plan.items() if key != "registrations"}
     words = " ".join(mtctl.ok("ring-sim", "100", "--live", "--format", "table").stdout.split())
     assert "Web Call session of ana: on 901" in words
     mtctl.ok("webcall", "stop", "ana")

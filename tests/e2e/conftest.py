@@ -49,6 +49,21 @@ class Pbx:
     def port(self) -> int:
         return self.kamailio.port
 
+    def port_of(self, node: str) -> int:
+        """Where the phones of NODE's extensions register (one Kamailio: here)."""
+        return self.kamailio.port
+
+    def registrar(self, node: str) -> str | None:
+        """The node ring-sim --live names for a registration of NODE's phones (None: the
+        single-proxy export)."""
+        return None
+
+    def errors(self) -> list[str]:
+        return self.kamailio.errors()
+
+    def log_tail(self) -> str:
+        return self.kamailio.log_text()[-2000:]
+
 
 def start_kamailio(mtctl: Mtctl, workdir: Path,  # type: ignore[no-untyped-def]
                    extra_env: dict[str, str] | None = None):

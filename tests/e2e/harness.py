@@ -201,13 +201,24 @@ def register(runner: SippRunner, kamailio_port: int, domain: str,
                      remote=f"{HOST}:{kamailio_port}",
                      keys={"domain": domain, "contact_port": str(port)}, life=15)
         for user, password, port in phones]
+    return {user: word for user, (word, _) in refusals(started, runner).items()}
+
+
+def refusals(started: list[Sipp], runner: SippRunner) -> dict[str, tuple[str, str]]:
+    """Wait for register.xml processes; auth user -> (registered|refused, the 403's status
+    line and its X-Mtctl-Node header, empty when registered)."""
     outcome = {}
     for sipp in started:
         runner.wait(sipp, timeout=20)
         for line in sipp.lines():
-            word, _, user = line.strip().partition(" ")
+            word, _, rest = line.strip().partition(" ")
             if word in ("REGISTERED", "REFUSED"):
-                outcome[user] = word.lower()
+                user, _, detail = rest.partition(" ")
+                node, bar, status = detail.partition("|")
+                if bar:
+                    detail = status + (f" (X-Mtctl-Node: {node.strip()})" if node.strip()
+                                       else "")
+                outcome[user] = (word.lower(), detail)
     return outcome
 
 

@@ -38,6 +38,10 @@ class Store:
     pool: list[str] = field(default_factory=list)  # the group's extensions, in its order
     users: list[User] = field(default_factory=list)
     sessions: dict[str, str] = field(default_factory=dict)  # username -> extension
+    node_of: dict[str, str] = field(default_factory=dict)  # extension -> node (default n1)
+
+    def node(self, number: str) -> str:
+        return self.node_of.get(number, "n1")
 
     def user_of(self, number: str) -> User | None:
         return next((u for u in self.users if u.login == number), None)
@@ -49,11 +53,13 @@ class Store:
 def store_toml(store: Store) -> str:
     """The store as an `mtctl apply` file (json.dumps makes valid TOML strings)."""
     q = json.dumps
-    lines = ['nodes = ["n1"]', ""]
+    nodes = sorted({"n1", *store.node_of.values()})
+    lines = [f"nodes = [{', '.join(map(q, nodes))}]", ""]
     if store.pool:
         lines += ["[groups.pool]", f"extensions = [{', '.join(map(q, store.pool))}]", ""]
     for number, name in store.names.items():
-        lines += [f"[extensions.{q(number)}]", 'node = "n1"', f"ring_timeout = {RING_TIMEOUT}"]
+        lines += [f"[extensions.{q(number)}]", f"node = {q(store.node(number))}",
+                  f"ring_timeout = {RING_TIMEOUT}"]
         if name is not None:
             lines.append(f"name = {q(name)}")
         phones = sorted((p for p in store.phones if p.ext == number), key=lambda p: p.position)
@@ -113,12 +119,14 @@ def bring_online(pbx: Pbx, store: Store, secrets: dict[str, str],
     for p in wanted:
         online.procs[p.key] = pbx.sipp.start(f"phone-{p.key.replace(':', '-')}",
                                              "phone_busy.xml", "-m", "1000", life=300)
-    contacts = [(online.auth[p.key], secrets[p.key], pbx.sipp.port_of(online.procs[p.key]))
-                for p in wanted]
-    outcome = harness.register(pbx.sipp, pbx.port, pbx.domain, contacts,
-                               name=f"register-{len(online.procs)}")
-    assert outcome == {user: "registered" for user, _, _ in contacts}, \
-        (outcome, pbx.kamailio.log_text()[-2000:])
+    for node in sorted({store.node(p.ext) for p in wanted}):
+        # node by node: each phone at its extension's node (one SQLite writer at a time)
+        contacts = [(online.auth[p.key], secrets[p.key], pbx.sipp.port_of(online.procs[p.key]))
+                    for p in wanted if store.node(p.ext) == node]
+        outcome = harness.register(pbx.sipp, pbx.port_of(node), pbx.domain, contacts,
+                                   name=f"register-{len(online.procs)}-{node}")
+        assert outcome == {user: "registered" for user, _, _ in contacts}, \
+            (outcome, pbx.log_tail())
     return online
 
 
@@ -141,16 +149,25 @@ def ring_sim(pbx: Pbx, number: str, *flags: str) -> dict:
     return json.loads(pbx.mtctl.ok("ring-sim", number, "--json", *flags).stdout)
 
 
-def call_agrees(pbx: Pbx, store: Store, online: Online, number: str) -> dict:
-    """Call NUMBER: Kamailio's INVITEs by stage and its P-Asserted-Identity are ring-sim's,
-    and ring-sim --live equals ring-sim with the what-if flags. Returns the plan."""
+def call_agrees(pbx: Pbx, store: Store, online: Online, number: str,
+                port: int | None = None) -> dict:
+    """Call NUMBER (at PORT, default the Kamailio of NUMBER's node): Kamailio's INVITEs by
+    stage and its P-Asserted-Identity are ring-sim's, ring-sim --live equals ring-sim with
+    the what-if flags, and --live names the node each ringing phone is registered at.
+    Returns the plan."""
     plan = ring_sim(pbx, number, *what_if_flags(store, number))
     live = ring_sim(pbx, number, "--live")
+    registrations = live.pop("registrations")
     assert live == plan, ("ring-sim --live disagrees with ring-sim", number, store.sessions,
                           what_if_flags(store, number))
+    ringing = {(p["extension"], p["position"]) for s in plan["stages"] for p in s["phones"]}
+    held = {(r["extension"], r["position"]): r["node"] for r in registrations}
+    assert {key: held.get(key) for key in ringing} == \
+        {key: pbx.registrar(store.node(key[0])) for key in ringing}, registrations
     started = time.time() * 1000
-    result = harness.call(pbx.sipp, pbx.port, pbx.domain, number,
-                          name=f"caller-{number}-{int(started)}")
+    entry = pbx.port_of(store.node(number)) if port is None else port
+    result = harness.call(pbx.sipp, entry, pbx.domain, number,
+                          name=f"caller-{number}-{entry}-{int(started)}")
     reached = {user: key for key, user in online.auth.items()}
     invited = [(ms, user) for sipp in online.procs.values() for ms, user in harness.invites(sipp)
                if ms >= started - 50]

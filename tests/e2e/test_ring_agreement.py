@@ -150,6 +150,10 @@ def run_scenario(pbx: Pbx, scenario: Scenario, passwords: list[str]) -> None:
         (outcome, pbx.kamailio.log_text()[-2000:])
 
     live = json.loads(pbx.mtctl.ok("ring-sim", scenario.number, "--live", "--json").stdout)
+    held = {f"{r['extension']}:{r['position']}": r["node"] for r in live.pop("registrations")}
+    ringing = {key for stage in expected for key in stage}
+    assert ringing <= set(held) <= set(phones), held  # the single proxy names no node:
+    assert set(held.values()) <= {None}, held
     assert live == plan, "ring-sim --live disagrees with ring-sim given the same presence"
 
     result = harness.call(pbx.sipp, pbx.port, pbx.domain, scenario.number)
