@@ -146,12 +146,12 @@ def node_add(ctx: typer.Context, name: str, sip_address: SipAddressOpt = None) -
     "node set madrid --sip-address 192.0.2.10:5060"))
 def node_set(ctx: typer.Context, name: str, sip_address: SipAddressOpt = None) -> None:
     from mtctl.errors import UsageError
-    from mtctl.store import catalog
+    from mtctl.store import nodes
 
     if sip_address is None:
         raise UsageError("nothing to change", "give --sip-address HOST:PORT ('' clears it)")
     with writing(ctx) as (conn, actor):
-        changed = catalog.set_node(conn, actor=actor, name=name,
+        changed = nodes.set_node(conn, actor=actor, name=name,
                                    sip_address=sip_address or None)
     output.note(f"updated node {name}" if changed else f"node {name}: nothing to change")
 
@@ -231,10 +231,11 @@ def template_set(
 def _show(entry: Entry, shape: output.Shape) -> Callable[..., None]:
     def show(ctx: typer.Context, name: str, fmt: FormatOpt = None, fields: FieldsOpt = None,
              as_json: JsonOpt = False) -> None:
-        from mtctl.store import catalog
+        from mtctl.store import catalog, nodes
 
         with reading(ctx) as conn:
-            item = catalog.SHOWS[entry.what](conn, name)
+            item = (nodes.show_node if entry.what == "node" else catalog.SHOWS[entry.what])(
+                conn, name)
         output.record(item, shape, output.style(fmt, fields, as_json))
 
     return show

@@ -50,7 +50,7 @@ def export_kamailio(
     target = None
     with reading(ctx) as conn:  # the store must exist and be at the schema that has the views
         if node is not None:
-            from mtctl.store.catalog import node_addresses, node_for_export
+            from mtctl.store.nodes import node_addresses, node_for_export
 
             target = node_for_export(conn, node)
             check_cluster_store(db, node_addresses(conn))

@@ -8,7 +8,6 @@ from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.engine import Connection
 
 from mtctl.domain.model import PHONE_KINDS
-from mtctl.domain.nodes import ClusterNode
 from mtctl.errors import Conflict, NotFound, UsageError
 from mtctl.store import audit
 from mtctl.store.tables import (
@@ -83,56 +82,6 @@ def add_node(conn: Connection, *, actor: str, name: str, sip_address: str | None
     address = str(parse_sip_address(sip_address)) if sip_address is not None else None
     _add_named(conn, actor=actor, what="node",
                values={"name": name} | ({"sip_address": address} if address else {}))
-
-
-def set_node(conn: Connection, *, actor: str, name: str, sip_address: str | None) -> bool:
-    """Give a node its SIP address (None: clear it); False when nothing changed."""
-    from mtctl.domain.nodes import parse_sip_address
-
-    row_id = id_by_name(conn, "node", name)
-    address = str(parse_sip_address(sip_address)) if sip_address is not None else None
-    before = conn.execute(select(node.c.sip_address).where(node.c.id == row_id)).scalar()
-    if before == address:
-        return False
-    conn.execute(node.update().where(node.c.id == row_id).values(sip_address=address))
-    audit.record(conn, actor=actor, action="set", obj=f"node {name}",
-                 changes={"sip_address": [before, address]})
-    return True
-
-
-def show_node(conn: Connection, name: str) -> dict[str, Any]:
-    """One node: its SIP address, how many extensions and phones live there, and how many
-    phones are registered at it now."""
-    import time
-
-    from mtctl.store.tables import location
-
-    row_id = id_by_name(conn, "node", name)
-    address = conn.execute(select(node.c.sip_address).where(node.c.id == row_id)).scalar()
-    extensions = conn.execute(select(func.count()).select_from(extension)
-                              .where(extension.c.node_id == row_id)).scalar()
-    registered = conn.execute(
-        select(func.count(func.distinct(location.c.username)))
-        .where(location.c.server_id == row_id, location.c.expires > int(time.time()))).scalar()
-    return {"name": name, "sip_address": address, "extensions": extensions,
-            "phones": _phone_count(conn, phone.c.node_id, row_id), "registered": registered}
-
-
-def node_addresses(conn: Connection) -> dict[str, str | None]:
-    """Every node's name and SIP address."""
-    return {name: address for name, address in
-            conn.execute(select(node.c.name, node.c.sip_address).order_by(node.c.name))}
-
-
-def node_for_export(conn: Connection, name: str) -> ClusterNode:
-    """The node a cluster Kamailio config is written for; refused while it has no address."""
-    row_id = id_by_name(conn, "node", name)
-    address = conn.execute(select(node.c.sip_address).where(node.c.id == row_id)).scalar()
-    if address is None:
-        raise UsageError(f"node {name!r} has no SIP address, so its Kamailio has nowhere to "
-                         "listen and other nodes cannot relay to it",
-                         f"run: mtctl node set {name} --sip-address HOST:PORT")
-    return ClusterNode(row_id, name, address)
 
 
 def remove_node(conn: Connection, *, actor: str, name: str) -> None:
@@ -448,4 +397,4 @@ LISTS = {"node": list_nodes, "category": list_categories, "model": list_models,
          "template": list_templates, "group": list_groups}
 REMOVES = {"node": remove_node, "category": remove_category, "model": remove_model,
            "template": remove_template, "group": remove_group}
-SHOWS = {"node": show_node, "model": show_model, "template": show_template}
+SHOWS = {"model": show_model, "template": show_template}

@@ -180,7 +180,7 @@ def test_ring_sim_live_names_the_node_holding_each_registration(seeded: Mtctl) -
     validate("ring-sim", plan)
     assert [(r["extension"], r["position"], r["node"], r["user_agent"])
             for r in plan["registrations"]] == [("40710", 0, "madrid", "Yealink")]
-    text_ = seeded.ok("ring-sim", "40710", "--live").stdout
+    text_ = seeded.ok("ring-sim", "40710", "--live", "--format", "table").stdout
     assert "registered at node madrid" in " ".join(text_.split())
     # the single-proxy export writes server_id 0: no node
     plant_registration(seeded.url, "40710-1", None)
@@ -233,3 +233,47 @@ def test_sqlite_is_refused_for_nodes_on_several_hosts(seeded: Mtctl, tmp_path: P
         seeded.ok("node", "set", "lima", "--sip-address", "192.0.2.10:5070")
     seeded.ok("export", "kamailio", "--node", "madrid", "--out", str(out))
     assert (out / "kamailio.cfg").exists()
+
+
+def test_the_node_queries_of_the_cluster_config_name_each_numbers_and_phones_node(
+        seeded: Mtctl) -> None:
+    """The SQL a node's Kamailio runs (route NODE_RELAY and NODE_OF_PHONE of the template),
+    run against the store: every number and every phone maps to its extension's node and
+    that node's address, also after a move; an unknown one maps to nothing."""
+    import re
+    from importlib import resources
+
+    template = resources.files("mtctl.formats").joinpath("kamailio.cfg.tmpl").read_text()
+    queries = [q for q in re.findall(r'sql_xquery\("mt", "((?:[^"\\]|\\.)*)", "nd"\)', template)]
+    by_phone, by_number = sorted(queries, key=lambda q: "phone_node" not in q)
+    seeded.ok("node", "add", "lima", "--sip-address", "192.0.2.20:5060")
+    seeded.ok("ext", "add", "50100", "--node", "lima")
+    seeded.ok("phone", "add", "50100", "--position", "3", "--model", "Generic SIP hardphone")
+    engine = create_engine(seeded.url)
+
+    def run(query: str, var: str, value: str) -> list[tuple[object, ...]]:
+        # values reach these queries checked: $rU is digits, $au passed authentication
+        sql = query.replace(f"$({var}{{s.escape.common}})", value)
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql))]
+
+    def node_id(name: str) -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT id FROM node WHERE name = :n"),
+                                    {"n": name}).scalar_one())
+
+    try:
+        for _ in range(2):
+            phones = json.loads(seeded.ok("phone", "list", "--json").stdout)
+            addresses = {n["name"]: n["sip_address"]
+                         for n in json.loads(seeded.ok("node", "list", "--json").stdout)}
+            for p in phones:
+                assert run(by_phone, "var(au)", p["sip_auth_user"]) == [
+                    (node_id(p["node"]), p["node"], addresses[p["node"]])]
+            for e in json.loads(seeded.ok("ext", "list", "--json").stdout):
+                assert run(by_number, "rU", e["number"]) == [
+                    (node_id(e["node"]), e["node"], addresses[e["node"]])]
+            seeded.ok("ext", "set", "40710", "--node", "lima")
+        assert run(by_number, "rU", "999") == [] and run(by_phone, "var(au)", "nobody-0") == []
+    finally:
+        engine.dispose()

@@ -9,15 +9,15 @@
 Registrations carry their node in location.server_id (Kamailio's core server_id, which the
 exported node config sets to the node's id).
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
