@@ -39,6 +39,7 @@ class Public:
 
 PUBLIC = [
     Public("phone", shapes.Phone, "mtctl phone"),
+    Public("phone-show", shapes.PhoneShown, "mtctl phone show"),
     Public("extension", shapes.Extension, "mtctl extension"),
     Public("user", shapes.User, "mtctl user"),
     Public("user-phones", shapes.UserPhone, "mtctl user-phones"),
@@ -47,6 +48,7 @@ PUBLIC = [
     Public("audit", shapes.AuditRecord, "mtctl audit"),
     Public("webcall-session", shapes.WebcallSession, "mtctl webcall-session"),
     Public("node", shapes.Node, "mtctl node"),
+    Public("node-show", shapes.NodeShown, "mtctl node show"),
     Public("category", shapes.Category, "mtctl category"),
     Public("model-row", shapes.ModelRow, "mtctl model list"),
     Public("model", shapes.Model, "mtctl phone model"),
@@ -57,6 +59,7 @@ PUBLIC = [
     Public("check", shapes.CheckReport, "mtctl check"),
     Public("check-line", shapes.CheckLine, "mtctl check --format ndjson"),
     Public("ring-sim", shapes.RingPlan, "mtctl ring-sim --json"),
+    Public("ring-sim-live", shapes.LiveRingPlan, "mtctl ring-sim --live --json"),
     Public("ring-sim-row", shapes.RingRow, "mtctl ring-sim --format plain|tsv|csv"),
     Public("call", shapes.Call, "one call of mtctl calls list --json"),
     Public("call-show", shapes.CallShow, "mtctl calls show --json"),

@@ -66,7 +66,7 @@ CATALOG = [
           _shape("node", Node, "no nodes", NODE_TITLES),
           "List nodes with their SIP address and number of extensions.",
           "Remove a node that no extension lives on.",
-          shown=_shape("node", NodeShown, "", NODE_TITLES)),
+          shown=_shape("node-show", NodeShown, "", NODE_TITLES)),
     Entry("category", "Calling permission classes.", "national",
           _shape("category", Category, "no categories"),
           "List calling categories.", "Remove a category that no phone or template uses.",

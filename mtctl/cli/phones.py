@@ -20,7 +20,7 @@ ORDER_HINT = "use an order of 0 (never rings) or more"
 PHONES = output.Shape("phone", Phone, columns=(
     "extension", "position", "order", "enabled", "model", "template", "category", "location",
     "secure", "publishable", "key_expires_at"), empty="no phones")
-PHONE_SHOWN = output.Shape("phone", PhoneShown, columns=PHONES.columns)
+PHONE_SHOWN = output.Shape("phone-show", PhoneShown, columns=PHONES.columns)
 
 
 @phone_app.command("add")

@@ -93,7 +93,7 @@ def test_node_add_set_show_list_and_rm(mtctl: Mtctl) -> None:
     mtctl.ok("node", "add", "madrid", "--sip-address", "192.0.2.10:5060")
     mtctl.ok("node", "add", "lima")
     shown = json.loads(mtctl.ok("node", "show", "madrid", "--json").stdout)
-    validate("node", shown)
+    validate("node-show", shown)
     assert shown == {"name": "madrid", "sip_address": "192.0.2.10:5060", "extensions": 0,
                      "phones": 0, "registered": 0}
     assert json.loads(mtctl.ok("node", "list", "--json").stdout) == [
@@ -148,7 +148,7 @@ def test_moving_an_extension_drops_its_registrations_in_the_same_transaction(see
     seeded.ok("ext", "set", "40710", "--node", "lima")
     assert location_users(seeded.url) == ["40720-0"]  # only the moved extension's phones
     phone = json.loads(seeded.ok("phone", "show", "40710", "0", "--json").stdout)
-    validate("phone", phone)
+    validate("phone-show", phone)
     assert (phone["node"], phone["registered_at"]) == ("lima", None)
 
     # a refused move (unknown node) keeps them
@@ -177,7 +177,7 @@ def test_apply_moving_an_extension_drops_its_registrations(seeded: Mtctl, tmp_pa
 def test_ring_sim_live_names_the_node_holding_each_registration(seeded: Mtctl) -> None:
     plant_registration(seeded.url, "40710-0", "madrid")
     plan = json.loads(seeded.ok("ring-sim", "40710", "--live", "--json").stdout)
-    validate("ring-sim", plan)
+    validate("ring-sim-live", plan)
     assert [(r["extension"], r["position"], r["node"], r["user_agent"])
             for r in plan["registrations"]] == [("40710", 0, "madrid", "Yealink")]
     text_ = seeded.ok("ring-sim", "40710", "--live", "--format", "table").stdout
