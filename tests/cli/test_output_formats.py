@@ -50,7 +50,7 @@ def store(seeded):
 # (command, schema of each JSON object, how it prints: rows | record | document)
 FAMILIES = [
     (("phone", "list"), "phone", "rows"),
-    (("phone", "show", "40710", "2"), "phone", "record"),
+    (("phone", "show", "40710", "2"), "phone-show", "record"),
     (("ext", "list"), "extension", "rows"),
     (("ext", "show", "40720"), "extension", "record"),
     (("user", "list"), "user", "rows"),
@@ -61,6 +61,7 @@ FAMILIES = [
     (("webcall", "list"), "webcall-session", "rows"),
     (("config", "list"), "setting", "rows"),
     (("node", "list"), "node", "rows"),
+    (("node", "show", "madrid"), "node-show", "record"),
     (("category", "list"), "category", "rows"),
     (("model", "list"), "model-row", "rows"),
     (("model", "show", "Cisco 8841"), "model", "record"),
@@ -68,6 +69,7 @@ FAMILIES = [
     (("template", "show", "webfon"), "template", "record"),
     (("group", "list"), "group", "rows"),
     (("ring-sim", "40710", "--webcall-running"), "ring-sim", "document"),
+    (("ring-sim", "40710", "--live"), "ring-sim-live", "document"),
     (("check",), "check", "document"),
 ]
 IDS = [" ".join(command[:2]) for command, _, _ in FAMILIES]

@@ -51,7 +51,7 @@ def test_listings_are_arrays_of_schema_objects(store, schema, command):
 
 
 @pytest.mark.parametrize(("schema", "command"), [
-    ("phone", ["phone", "show", "40710", "2"]),
+    ("phone-show", ["phone", "show", "40710", "2"]),
     ("extension", ["ext", "show", "40710"]),
     ("user", ["user", "show", "bob"]),
 ])
