@@ -24,8 +24,8 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from mtctl.domain.provisioning import Account, linphone_xml
@@ -136,8 +136,9 @@ class _Batcher:
             self.queue.put(None)
 
 
-def create_app(db_url: str) -> Starlette:
-    """An app serving provisioning XML from the store at db_url."""
+def create_app(db_url: str, *, portal: bool = True) -> Starlette:
+    """An app serving provisioning XML from the store at db_url, and the user portal at
+    /portal/ unless portal is False."""
     store = open_store(db_url)
     devices = DeviceFiles(store)  # GET /d/<file>: desk phones by MAC
     reader = TokenReader(store)
@@ -260,9 +261,14 @@ def create_app(db_url: str) -> Starlette:
         devices.close()
         store.close()
 
-    return Starlette(routes=[Route("/healthz", healthz), *devices.routes(),
-                             Route("/{token}", _Endpoint(fetch), methods=["GET"])],
-                     lifespan=lifespan)
+    routes: list[BaseRoute] = [Route("/healthz", healthz), *devices.routes()]
+    if portal:
+        from mtctl.portal.app import create_portal
+
+        routes += [Route("/portal", lambda _: RedirectResponse("/portal/", status_code=308)),
+                   Mount("/portal", app=create_portal(store))]
+    routes.append(Route("/{token}", _Endpoint(fetch), methods=["GET"]))
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
 def app_from_env() -> Starlette:

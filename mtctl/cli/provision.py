@@ -110,8 +110,11 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).",
                                       parser=whole_number("--port", 0, 65535))] = 8080,
+    no_portal: Annotated[bool, typer.Option(
+        "--no-portal", help="Do not serve the user portal at /portal/.")] = False,
 ) -> None:
-    """Serve provisioning XML at /<token> and /healthz (needs the "serve" extra).
+    """Serve provisioning XML at /<token>, /healthz and the user portal at /portal/ (needs the
+    "serve" extra).
 
     Example: mtctl serve --host 0.0.0.0 --port 8080
     """
@@ -124,11 +127,14 @@ def serve(
         import uvicorn
 
         from mtctl.web import create_app
+
+        if not no_portal:
+            import jinja2  # noqa: F401 (the portal's templates)
     except ImportError as exc:
         raise UsageError("the provisioning server is not installed",
                          "pip install 'mtctl[serve]'") from exc
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    app = create_app(globals_of(ctx).url)
+    app = create_app(globals_of(ctx).url, portal=not no_portal)
     # uvicorn's access log would print request paths, and a path is a token: keep it off.
     uvicorn.run(app, host=host, port=port, access_log=False, log_level="info")
 

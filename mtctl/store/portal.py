@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
@@ -156,8 +157,9 @@ def logout_all(conn: Connection, *, actor: str, username: str) -> tuple[int, int
     return sessions, links
 
 
-def _hasher():  # type: ignore[no-untyped-def]
-    from passlib.hash import argon2  # imported on first use: a slow import
+def _hasher() -> Any:
+    """passlib's argon2 (imported on first use: a slow import)."""
+    from passlib.hash import argon2
 
     return argon2
 

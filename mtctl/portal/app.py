@@ -1,0 +1,384 @@
+"""The user portal (SPEC §11): server-rendered pages under /portal/ of `mtctl serve`.
+
+A user logs in with a one-time link (or a password), sees the extensions they own and, per
+extension, the seed's phone table; changes order and enabled, provisions a secure app phone by
+QR code, and starts or stops Web Call. Every change goes through the store functions the CLI
+uses, inside one write transaction, audited as `portal:USERNAME`, and needs the session's
+CSRF token. Plain HTML forms: no JavaScript anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from mtctl.errors import ExitCode, MtctlError, RuleViolation
+from mtctl.portal import i18n
+from mtctl.store.audit import utcnow
+from mtctl.store.db import Store
+
+SESSION_COOKIE = "mtctl_portal"
+LANG_COOKIE = "mtctl_lang"
+MAX_FORM = 16 * 1024  # bytes of a form body
+MAX_FIELDS = 16
+THROTTLE_FAILURES = 5  # failed password logins per user or per address ...
+THROTTLE_SECONDS = 15 * 60  # ... within this window, before 429
+HEADERS = {
+    "cache-control": "no-store",
+    "referrer-policy": "no-referrer",  # a login link in the address bar goes nowhere else
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "content-security-policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+}
+HTTP_STATUS = {ExitCode.RULE: 422, ExitCode.USAGE: 422, ExitCode.NOT_FOUND: 404,
+               ExitCode.CONFLICT: 409, ExitCode.STORE: 503}
+
+
+@dataclass(frozen=True)
+class Visitor:
+    """Who is asking: their language and, when logged in, their session."""
+
+    lang: str
+    username: str | None = None
+    user_id: int | None = None
+    session_id: str | None = None
+
+    @property
+    def csrf(self) -> str:
+        """The session's CSRF token: derived from the session id, which it does not reveal."""
+        assert self.session_id is not None
+        return hashlib.sha256(b"mtctl-portal-csrf:" + self.session_id.encode()).hexdigest()
+
+    @property
+    def actor(self) -> str:
+        return f"portal:{self.username}"
+
+
+class Refused(Exception):
+    """An answer other than the page asked for: a status and a message for the user."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Throttle:
+    """Failed password logins per key (user, address) in a sliding window, in memory."""
+
+    def __init__(self, limit: int = THROTTLE_FAILURES, window: float = THROTTLE_SECONDS) -> None:
+        self.limit, self.window = limit, window
+        self.failures: defaultdict[str, deque[float]] = defaultdict(deque)
+        self.lock = threading.Lock()
+
+    def blocked(self, *keys: str) -> bool:
+        now = time.monotonic()
+        with self.lock:
+            for key in keys:
+                times = self.failures.get(key)
+                while times and times[0] < now - self.window:
+                    times.popleft()
+                if times is not None and len(times) >= self.limit:
+                    return True
+        return False
+
+    def fail(self, *keys: str) -> None:
+        with self.lock:
+            if len(self.failures) > 100_000:  # bounded memory under a flood of names
+                self.failures.clear()
+            for key in keys:
+                self.failures[key].append(time.monotonic())
+
+
+def _form(request: Request, body: bytes) -> dict[str, str]:
+    """A urlencoded form body, bounded; the first value of each field."""
+    if len(body) > MAX_FORM:
+        raise Refused(413, "The form is too large.")
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        raise Refused(415, "Send the form as application/x-www-form-urlencoded.")
+    try:
+        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True,
+                          max_num_fields=MAX_FIELDS, strict_parsing=False)
+    except (UnicodeDecodeError, ValueError):
+        raise Refused(400, "The form could not be read.") from None
+    return {name: values[0] for name, values in fields.items()}
+
+
+def create_portal(store: Store) -> Starlette:
+    """The portal as an ASGI app, to mount at /portal over an open store."""
+    from mtctl.store import phones, portal, provisioning, users, webcall
+
+    env = Environment(loader=PackageLoader("mtctl.portal", "templates"),
+                      autoescape=select_autoescape(default=True, default_for_string=True),
+                      trim_blocks=True, lstrip_blocks=True)
+    throttle = Throttle()
+
+    def visitor(request: Request) -> Visitor:
+        lang = i18n.choose(request.query_params.get("lang"), request.cookies.get(LANG_COOKIE),
+                           request.headers.get("accept-language"))
+        session_id = request.cookies.get(SESSION_COOKIE)
+        if session_id:
+            with store.read() as conn:
+                found = portal.session_of(conn, session_id, utcnow())
+            if found is not None:
+                return Visitor(lang, found.username, found.user_id, session_id)
+        return Visitor(lang)
+
+    def root(request: Request) -> str:
+        return str(request.scope.get("root_path", "")).rstrip("/")
+
+    def secure(request: Request) -> bool:
+        return request.url.scheme == "https"
+
+    def page(request: Request, who: Visitor, template: str, status: int = 200,
+             **context: Any) -> HTMLResponse:
+        _ = i18n.translator(who.lang)
+        html = env.get_template(template).render(
+            _=_, lang=who.lang, who=who, root=root(request), path=request.url.path,
+            csrf=who.csrf if who.session_id else None, **context)
+        response = HTMLResponse(html, status_code=status, headers=HEADERS)
+        if request.query_params.get("lang") in i18n.LANGUAGES:
+            response.set_cookie(LANG_COOKIE, who.lang, max_age=365 * 86400,
+                                path=root(request) or "/", samesite="strict",
+                                secure=secure(request))
+        return response
+
+    def refused(request: Request, who: Visitor, status: int, message: str) -> HTMLResponse:
+        return page(request, who, "message.html", status=status, message=message)
+
+    def redirect(request: Request, where: str) -> RedirectResponse:
+        return RedirectResponse(root(request) + where, status_code=303, headers=HEADERS)
+
+    def set_session(request: Request, response: Response, session_id: str) -> None:
+        with store.read() as conn:
+            found = portal.session_of(conn, session_id, utcnow())
+        assert found is not None
+        max_age = int((found.expires_at - utcnow()).total_seconds())
+        response.set_cookie(SESSION_COOKIE, session_id, max_age=max_age,
+                            path=root(request) or "/", httponly=True, samesite="strict",
+                            secure=secure(request))
+
+    async def posted(request: Request, who: Visitor) -> dict[str, str]:
+        """The form of a POST by a logged-in user, after its CSRF token is checked."""
+        if who.session_id is None:
+            raise Refused(401, "You are not logged in, or your session has ended.")
+        form = _form(request, await request.body())
+        if not hmac.compare_digest(form.get("csrf", "").encode(), who.csrf.encode()):
+            raise Refused(403, "The form's security token is missing or wrong: reload the "
+                               "page and try again.")
+        return form
+
+    def owned(who: Visitor, number: str, conn: Any) -> None:
+        """A user sees and changes only extensions they own; others do not exist for them."""
+        assert who.user_id is not None
+        if number not in portal.owned_extensions(conn, who.user_id):
+            raise Refused(404, "No such extension among yours.")
+
+    def handled(handler: Callable[..., Any]) -> Callable[[Request], Any]:
+        """Refusals become a page with their status, in the visitor's language."""
+
+        async def endpoint(request: Request) -> Response:
+            who = visitor(request)
+            try:
+                result: Response = await handler(request, who)
+                return result
+            except Refused as exc:
+                return refused(request, who, exc.status, i18n.translator(who.lang)(exc.message))
+        return endpoint
+
+    # Pages ------------------------------------------------------------------------------
+
+    async def home(request: Request, who: Visitor) -> Response:
+        if who.username is None:
+            return page(request, who, "login.html")
+        assert who.user_id is not None
+        with store.read() as conn:
+            numbers = portal.owned_extensions(conn, who.user_id)
+            user = users.get_user(conn, who.username)
+            running = webcall.session_of(conn, who.username)
+            spec = _user_spec(conn, who.user_id)
+        return page(request, who, "home.html", numbers=numbers, user=user, running=running,
+                    webcall_extensions=spec.session_extensions)
+
+    async def extension_page(request: Request, who: Visitor, *, status: int = 200,
+                             error: MtctlError | None = None, qr: Markup | None = None,
+                             provisioned: dict[str, Any] | None = None) -> Response:
+        if who.username is None:
+            return redirect(request, "/")
+        number = request.path_params["number"]
+        with store.read() as conn:
+            owned(who, number, conn)
+            rows = phones.list_phones(conn, number=number)
+        saved = request.query_params.get("saved")
+        return page(request, who, "extension.html", status=status, number=number, phones=rows,
+                    error=_refusal(error), saved=saved if saved and saved.isdigit() else None,
+                    qr=qr, provisioned=provisioned)
+
+    async def change(request: Request, who: Visitor) -> Response:
+        form = await posted(request, who)
+        number = request.path_params["number"]
+        position = _position(request.path_params["position"])
+        verb = request.path_params["verb"]
+        try:
+            with store.write() as conn:
+                owned(who, number, conn)
+                if verb == "order":
+                    from mtctl.domain.values import parse_int
+
+                    order = parse_int(form.get("order", "").strip(), what="order", low=0,
+                                      high=2**31 - 1, hint="use a whole number, 0 = never rings")
+                    phones.update_phone(conn, actor=who.actor, number=number,
+                                        position=position, order=order)
+                elif verb in ("enable", "disable"):
+                    phones.update_phone(conn, actor=who.actor, number=number,
+                                        position=position, enabled=verb == "enable",
+                                        action=verb)
+                elif verb == "provision":
+                    _token, url, redeem_by = provisioning.issue_token(
+                        conn, actor=who.actor, number=number, position=position,
+                        now=utcnow())
+                else:
+                    raise Refused(404, "No such page.")
+        except MtctlError as exc:
+            return await extension_page(request, who, status=HTTP_STATUS[exc.exit_code],
+                                        error=exc)
+        if verb == "provision":  # the page is the only copy of the token: shown, not redirected
+            title = i18n.translator(who.lang)("QR code to provision the phone at position "
+                                              "{pos}", pos=position)
+            return await extension_page(request, who, qr=_qr_svg(url, title),
+                                        provisioned={"position": position,
+                                                     "redeem_by": redeem_by})
+        return redirect(request, f"/ext/{number}?saved={position}")
+
+    async def webcall_change(request: Request, who: Visitor) -> Response:
+        form = await posted(request, who)
+        assert who.username is not None
+        try:
+            with store.write() as conn:
+                if request.path_params["verb"] == "start":
+                    webcall.start_session(conn, actor=who.actor, username=who.username,
+                                          number=form.get("extension") or None, now=utcnow())
+                else:
+                    webcall.stop_session(conn, actor=who.actor, username=who.username)
+        except MtctlError as exc:
+            return refused(request, who, HTTP_STATUS[exc.exit_code], _refusal_text(exc))
+        return redirect(request, "/")
+
+    # Login and logout -------------------------------------------------------------------
+
+    async def link(request: Request, who: Visitor) -> Response:
+        token = request.path_params["token"]
+        if request.method == "GET":  # a mail scanner fetching the link does not use it up
+            with store.read() as conn:
+                username = portal.link_user(conn, token, utcnow())
+            if username is None:
+                raise Refused(404, "This login link does not work: it is unknown, used, "
+                                   "revoked or expired. Ask for a new one.")
+            return page(request, who, "link.html", username=username)
+        with store.write() as conn:
+            redeemed = portal.redeem_link(conn, token, utcnow())
+        if redeemed is None:
+            raise Refused(404, "This login link does not work: it is unknown, used, revoked "
+                               "or expired. Ask for a new one.")
+        response = redirect(request, "/")
+        set_session(request, response, redeemed[1])
+        return response
+
+    async def password(request: Request, who: Visitor) -> Response:
+        form = _form(request, await request.body())
+        username = form.get("username", "").strip()[:64]
+        address = request.client.host if request.client else "unknown"
+        keys = (f"user:{username}", f"addr:{address}")
+        if throttle.blocked(*keys):
+            raise Refused(429, "Too many failed logins: wait a few minutes and try again.")
+        with store.write() as conn:
+            session_id = portal.password_login(conn, username, form.get("password", ""),
+                                               utcnow())
+        if session_id is None:
+            throttle.fail(*keys)
+            return page(request, who, "login.html", status=401, failed=True,
+                        username=username)
+        response = redirect(request, "/")
+        set_session(request, response, session_id)
+        return response
+
+    async def logout(request: Request, who: Visitor) -> Response:
+        await posted(request, who)
+        assert who.session_id is not None
+        with store.write() as conn:
+            portal.end_session(conn, who.session_id)
+        response = page(request, Visitor(who.lang), "login.html", logged_out=True)
+        response.delete_cookie(SESSION_COOKIE, path=root(request) or "/", httponly=True,
+                               samesite="strict", secure=secure(request))
+        return response
+
+    async def stylesheet(_: Request) -> Response:
+        from importlib import resources
+
+        css = resources.files("mtctl.portal").joinpath("static", "portal.css").read_bytes()
+        return Response(css, media_type="text/css",
+                        headers={"cache-control": "max-age=3600",
+                                 "x-content-type-options": "nosniff"})
+
+    def ext_get(request: Request, who: Visitor) -> Any:
+        return extension_page(request, who)
+
+    return Starlette(routes=[
+        Route("/", handled(home)),
+        Route("/portal.css", stylesheet),
+        Route("/login", handled(password), methods=["POST"]),
+        Route("/login/{token}", handled(link), methods=["GET", "POST"]),
+        Route("/logout", handled(logout), methods=["POST"]),
+        Route("/ext/{number}", handled(ext_get)),
+        Route("/ext/{number}/{position}/{verb}", handled(change), methods=["POST"]),
+        Route("/webcall/{verb:str}", handled(webcall_change), methods=["POST"]),
+    ])
+
+
+def _user_spec(conn: Any, user_id: int) -> Any:
+    from mtctl.store.snapshots import user_specs
+
+    return user_specs(conn, [user_id])[user_id][0]
+
+
+def _position(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or len(text) > 2 or int(text) > 7:
+        raise Refused(404, "No such phone among yours.")
+    return int(text)
+
+
+def _refusal(exc: MtctlError | None) -> dict[str, str | None] | None:
+    """A refusal as the page shows it: the rule id (when a rule refused), message and hint."""
+    if exc is None:
+        return None
+    rule = exc.violations[0].rule if isinstance(exc, RuleViolation) else None
+    return {"rule": rule, "message": exc.message, "hint": exc.hint}
+
+
+def _refusal_text(exc: MtctlError) -> str:
+    return str(exc)
+
+
+def _qr_svg(url: str, title: str) -> Markup:
+    """The provisioning URL as an inline SVG QR code (segno escapes the title)."""
+    import segno
+
+    svg = segno.make(url, error="m").svg_inline(scale=5, border=4, dark="#000000",
+                                                light="#ffffff", title=title)
+    return Markup(svg)  # noqa: S704 (segno's own SVG, with its text escaped by segno)
