@@ -122,7 +122,7 @@ def _form(request: Request, body: bytes) -> dict[str, str]:
 
 def create_portal(store: Store) -> Starlette:
     """The portal as an ASGI app, to mount at /portal over an open store."""
-    from mtctl.store import phones, portal, provisioning, users, webcall
+    from mtctl.store import phones, portal, tokens, users, webcall
 
     env = Environment(loader=PackageLoader("mtctl.portal", "templates"),
                       autoescape=select_autoescape(default=True, default_for_string=True),
@@ -250,7 +250,7 @@ def create_portal(store: Store) -> Starlette:
                                         position=position, enabled=verb == "enable",
                                         action=verb)
                 elif verb == "provision":
-                    _token, url, redeem_by = provisioning.issue_token(
+                    _token, url, redeem_by = tokens.issue_token(
                         conn, actor=who.actor, number=number, position=position,
                         now=utcnow())
                 else:
