@@ -5,27 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from mtctl.domain.ringing import can_ever_ring
 from mtctl.domain.rules import Violation, extension_violations, key_warnings, user_violations
-from mtctl.store.snapshots import extension_specs, user_specs
-from mtctl.store.tables import app_user, extension
+from mtctl.store import reader
 from mtctl.store.webcall import invalid_sessions
 
 BATCH = 2_000
-
-
-def _batches(conn: Connection, id_column) -> Iterator[list[int]]:  # type: ignore[no-untyped-def]
-    last = 0
-    while True:
-        ids = conn.execute(select(id_column).where(id_column > last).order_by(id_column)
-                           .limit(BATCH)).scalars().all()
-        if not ids:
-            return
-        yield list(ids)
-        last = ids[-1]
 
 
 def check_store(conn: Connection, *, now: datetime,
@@ -35,10 +22,9 @@ def check_store(conn: Connection, *, now: datetime,
 
     for finding in value_findings(conn):  # bad-text, bad-setting
         yield "error", finding
-    for ids in _batches(conn, extension.c.id):
-        specs = extension_specs(conn, ids)
-        for ext_id in ids:
-            ext = specs[ext_id]
+    read = reader.over(conn)  # the batches straight through the driver, in the Core transaction
+    for batch in read.extensions_by_id(BATCH):
+        for ext in batch:
             for problem in extension_violations(ext):
                 yield "error", problem
             if not can_ever_ring(ext):
@@ -50,14 +36,9 @@ def check_store(conn: Connection, *, now: datetime,
                     "--order 1")
             for warning in key_warnings(ext.phones, now=now, within=rotate_within):
                 yield "warning", warning
-    for ids in _batches(conn, app_user.c.id):
-        users = user_specs(conn, ids)
-        needed: set[int] = set()
-        for _, named in users.values():
-            needed |= named
-        by_number = {spec.number: spec for spec in extension_specs(conn, needed).values()}
-        for user_id in ids:
-            for problem in user_violations(users[user_id][0], by_number):
+    for users, by_number in read.users_by_id(BATCH):
+        for user in users:
+            for problem in user_violations(user, by_number):
                 yield "error", problem
     for session in invalid_sessions(conn):
         yield "error", Violation(

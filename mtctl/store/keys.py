@@ -5,16 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     String,
-    bindparam,
-    case,
-    cast,
     func,
-    insert,
     or_,
     select,
     type_coerce,
@@ -27,7 +23,7 @@ from mtctl.domain.config_keys import MAX_LIFETIME_DAYS
 from mtctl.errors import MtctlError
 from mtctl.store import config
 from mtctl.store.audit import as_utc
-from mtctl.store.db import Store, executemany_fast
+from mtctl.store.db import Store
 from mtctl.store.tables import audit_log, extension, phone, phone_model, template
 
 BATCH = 1_000
@@ -199,11 +195,15 @@ def rotate_due_keys(store: Store, *, actor: str, now: Callable[[], datetime],
         started = now()
         try:
             with (store.read() if dry_run else store.write()) as conn:
-                rows = conn.execute(_batch_query(started, within, after_id, size, store.dialect,
-                                                 lock=not dry_run)).all()
+                result = conn.execute(_batch_query(started, within, after_id, size,
+                                                   store.dialect, lock=not dry_run))
+                # The driver's rows as they are (id, auth user, position, number, expiry as
+                # stored, lifetime): SQLAlchemy's per-row work is a fifth of a batch's time.
+                rows = result.cursor.fetchall()  # type: ignore[union-attr]
+                result.close()
                 if not rows:
                     break
-                after_id = rows[-1].id
+                after_id = rows[-1][0]
                 if dry_run:
                     count, batch = len(rows), [_item(row, None) for row in rows]
                 else:
@@ -227,7 +227,8 @@ def rotate_due_keys(store: Store, *, actor: str, now: Callable[[], datetime],
 
 
 def _item(row, expires: datetime | None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    return {"extension": row.number, "position": row.position,
+    _, _, position, number, *_ = row
+    return {"extension": number, "position": position,
             "key_expires_at": expires.isoformat(timespec="seconds") if expires else None}
 
 
@@ -235,71 +236,93 @@ def _rotate_batch(conn: Connection, rows: list, *, realm: str, now: datetime,
                   default_lifetime: int, grace: timedelta, actor: str,
                   failed: list[dict[str, Any]],
                   collect: bool) -> tuple[int, list[dict[str, Any]]]:
-    """Rotate one batch: per-row digests in one executemany, shared times in one UPDATE each."""
-    digests: list[dict[str, Any]] = []
-    audits: list[dict[str, Any]] = []
+    """Rotate one batch: one prepared UPDATE per phone and one audit INSERT per phone, each
+    statement sent once for the whole batch (executemany)."""
+    keyed: list[tuple[Any, ...]] = []
+    audits: list[tuple[Any, ...]] = []
     items: list[dict[str, Any]] = []
     at = _bind(audit_log.c.at, conn)(now)
-    by_lifetime: dict[int, list[int]] = {}
-    expiry: dict[int, tuple[datetime, str]] = {}
-    passwords = iter(keys.new_passwords(len(rows)))
-    for pid, auth_user, position, number, expires_raw, lifetime_days in rows:
+    as_time = _bind(phone.c.key_expires_at, conn)
+    updated = as_time(now)
+    grace_until = as_time(now + grace) if grace else None
+    expiry: dict[int, tuple[Any, str]] = {}
+    passwords = keys.new_passwords(len(rows))
+    for (pid, auth_user, position, number, expires_raw, lifetime_days), password in zip(
+            rows, passwords, strict=True):
         lifetime = lifetime_days or default_lifetime
-        if not 1 <= lifetime <= MAX_LIFETIME_DAYS:  # a template stored before ranges existed
-            failed.append({"extension": number, "position": position, "error": (
-                f"its template's key lifetime ({lifetime} days) is out of range; see: mtctl "
-                "check")})
-            continue
         if lifetime not in expiry:
+            if not 1 <= lifetime <= MAX_LIFETIME_DAYS:  # a template stored before ranges
+                failed.append({"extension": number, "position": position, "error": (
+                    f"its template's key lifetime ({lifetime} days) is out of range; see: "
+                    "mtctl check")})
+                continue
             expires = now + timedelta(days=lifetime)
-            expiry[lifetime] = (expires, expires.isoformat(timespec="seconds"))
-        expires, expires_text = expiry[lifetime]
+            expiry[lifetime] = (as_time(expires), expires.isoformat(timespec="seconds"))
+        expires_value, expires_text = expiry[lifetime]
         try:
-            ha1, ha1_sha256 = keys.digests(auth_user, realm, next(passwords))
+            ha1, ha1_sha256 = keys.digests(auth_user, realm, password)
         except Exception as exc:  # one bad phone must not stop the night's rotation
             failed.append({"extension": number, "position": position,
                            "error": type(exc).__name__})
             continue
-        digests.append({"b_id": pid, "b_ha1": ha1, "b_sha256": ha1_sha256})
-        by_lifetime.setdefault(lifetime, []).append(pid)
+        keyed.append((ha1, ha1_sha256, expires_value, pid))
         old = f'"{_iso_seconds(expires_raw)}"' if expires_raw else "null"
-        audits.append({"b_at": at, "b_actor": actor, "b_action": "rotate-key",
-                       "b_object": f"phone {number}:{position}",
-                       # ISO timestamps need no escaping, so this is exact JSON.
-                       "b_changes": f'{{"key_expires_at": [{old}, "{expires_text}"]}}'})
+        # ISO timestamps need no escaping, so this is exact JSON.
+        audits.append((f"phone {number}:{position}",
+                       f'{{"key_expires_at": [{old}, "{expires_text}"]}}'))
         if collect:
             items.append({"extension": number, "position": position,
                           "key_expires_at": expires_text})
-    if digests:
-        # Times first: their CASE reads the old key, which the digests replace next.
-        for lifetime, ids in by_lifetime.items():
-            shared: dict[str, Any] = {"key_expires_at": expiry[lifetime][0],
-                                      "key_updated_at": now}
+    if keyed:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            sql = _statements(conn.dialect.name)
             if grace:
-                shared["prev_key_valid_until"] = _unless_no_key(now + grace)
+                cursor.executemany(sql.set_key, [(grace_until, updated, *k) for k in keyed])
             else:
-                shared |= {"prev_ha1": None, "prev_ha1_sha256": None,
-                           "prev_key_valid_until": None}
-            conn.execute(update(phone).where(phone.c.id.in_(ids)).values(**shared))
-        executemany_fast(conn, SET_DIGESTS if grace else SET_DIGESTS_ONLY, digests)
-        executemany_fast(conn, _insert_audit(conn.dialect.name), audits)
-    return len(digests), items
+                cursor.executemany(sql.set_key_only, [(updated, *k) for k in keyed])
+            cursor.executemany(sql.audit, [(at, actor, *a) for a in audits])
+        finally:
+            cursor.close()
+    return len(keyed), items
 
 
-def _unless_no_key(value):  # type: ignore[no-untyped-def]
-    """VALUE, or the previous key's validity as it is when the phone has no key to retire."""
-    return case((phone.c.ha1.is_(None), phone.c.prev_key_valid_until), else_=value)
+SET_KEY = (
+    "UPDATE phone SET "
+    "prev_ha1 = CASE WHEN ha1 IS NULL THEN prev_ha1 ELSE ha1 END, "
+    "prev_ha1_sha256 = CASE WHEN ha1 IS NULL THEN prev_ha1_sha256 ELSE ha1_sha256 END, "
+    "prev_key_valid_until = CASE WHEN ha1 IS NULL THEN prev_key_valid_until ELSE {p} END, "
+    "key_updated_at = {p}, ha1 = {p}, ha1_sha256 = {p}, key_expires_at = {p} WHERE id = {p}"
+)
+SET_KEY_ONLY = (
+    "UPDATE phone SET prev_ha1 = NULL, prev_ha1_sha256 = NULL, prev_key_valid_until = NULL, "
+    "key_updated_at = {p}, ha1 = {p}, ha1_sha256 = {p}, key_expires_at = {p} WHERE id = {p}"
+)
+AUDIT_ROTATION = ("INSERT INTO audit_log (at, actor, action, object, changes) "
+                  "VALUES ({p}, {p}, 'rotate-key', {p}, {changes})")
 
 
-# SET expressions read the row as it was, so the old key becomes the previous one (a phone
-# without a key keeps the previous key it had: only rotation by a key makes one).
-SET_DIGESTS = update(phone).where(phone.c.id == bindparam("b_id")).values(
-    prev_ha1=case((phone.c.ha1.is_(None), phone.c.prev_ha1), else_=phone.c.ha1),
-    prev_ha1_sha256=case((phone.c.ha1.is_(None), phone.c.prev_ha1_sha256),
-                         else_=phone.c.ha1_sha256),
-    ha1=bindparam("b_ha1"), ha1_sha256=bindparam("b_sha256"))
-SET_DIGESTS_ONLY = update(phone).where(phone.c.id == bindparam("b_id")).values(
-    ha1=bindparam("b_ha1"), ha1_sha256=bindparam("b_sha256"))
+@dataclass(frozen=True)
+class _Sql:
+    set_key: str
+    set_key_only: str
+    audit: str
+
+
+@cache
+def _statements(dialect: str) -> _Sql:
+    """Rotation's statements in the driver's parameter style, made once per process.
+
+    Every SET expression reads the row as it was, so the old key becomes the previous one,
+    valid for the grace period (a phone without a key keeps the previous key it had: only
+    rotation by a key makes one)."""
+    mark = "?" if dialect == "sqlite" else "%s"
+    # PostgreSQL will not turn a text parameter into json by itself.
+    changes = "CAST({p} AS JSON)" if dialect == "postgresql" else "{p}"
+    set_key, set_key_only, audit = (
+        text.format(p=mark) for text in (SET_KEY, SET_KEY_ONLY,
+                                         AUDIT_ROTATION.replace("{changes}", changes)))
+    return _Sql(set_key, set_key_only, audit)
 
 
 def forget_expired_previous_keys(store: Store, *, now: datetime) -> int:
@@ -308,16 +331,6 @@ def forget_expired_previous_keys(store: Store, *, now: datetime) -> int:
         return conn.execute(
             update(phone).where(phone.c.prev_key_valid_until <= now).values(
                 prev_ha1=None, prev_ha1_sha256=None, prev_key_valid_until=None)).rowcount
-
-
-def _insert_audit(dialect: str):  # type: ignore[no-untyped-def]
-    """Audit rows with their changes already serialised to JSON text."""
-    changes = bindparam("b_changes", type_=String)
-    return insert(audit_log).values(
-        at=bindparam("b_at"), actor=bindparam("b_actor"), action=bindparam("b_action"),
-        object=bindparam("b_object"),
-        # PostgreSQL will not turn a text parameter into json by itself.
-        changes=cast(changes, JSON) if dialect == "postgresql" else changes)
 
 
 def _iso_seconds(value: str | datetime) -> str:

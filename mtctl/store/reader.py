@@ -16,13 +16,14 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from mtctl.domain.model import ExtensionSpec, PhoneSpec, UserSpec
 from mtctl.domain.ringing import Presence, RingTarget
 from mtctl.errors import MtctlError, NotFound, UsageError
 from mtctl.store.revision import HEAD_REVISION
-from mtctl.store.rows import TIME_COLUMNS, as_utc, phone_spec_of, public_phone
+from mtctl.store.rows import TIME_COLUMNS, as_utc, public_phone
 
 SQLITE_BUSY_TIMEOUT_S = 10.0  # as store/db.py
 BATCH = 2_000  # extensions per batch of ring_targets(): memory stays flat as the store grows
@@ -39,6 +40,11 @@ PHONE_SQL = (
 EXTENSION_SQL = (
     "SELECT e.id, e.number, n.name, e.display_name, e.ring_timeout "
     "FROM extension e JOIN node n ON n.id = e.node_id"
+)
+SPEC_SQL = (
+    "SELECT p.extension_id, e.number, p.position, p.ring_order, p.enabled, p.model_id, "
+    "p.template_id, p.secure, p.publishable, p.node_id, p.location, p.category_id, "
+    "p.ha1 IS NOT NULL, p.key_expires_at FROM phone p JOIN extension e ON e.id = p.extension_id"
 )
 USER_SQL = (
     "SELECT u.id, u.username, u.display_name, e.number, u.webcall_mode, u.webcall_license, "
@@ -64,6 +70,7 @@ class Reader:
     def __init__(self, dbapi_conn: Any, dialect: str) -> None:
         self._conn = dbapi_conn
         self.dialect = dialect
+        self._catalog_rows: tuple[dict[Any, Any], ...] | None = None
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -86,9 +93,8 @@ class Reader:
         return found[0][0] if found else None
 
     def _time(self, value: Any) -> datetime | None:
-        # SQLite holds SQLAlchemy's DateTime as text ("2099-01-01 00:00:00.000000"), in UTC.
         if isinstance(value, str):
-            return as_utc(datetime.fromisoformat(value))
+            return _sqlite_time(value)
         return as_utc(value)
 
     # --- phones -----------------------------------------------------------------------------
@@ -107,10 +113,34 @@ class Reader:
             values[at] = self._time(values[at])
         return tuple(values)
 
+    def _catalog(self) -> tuple[dict[Any, Any], ...]:
+        """Models, templates, nodes and categories by id: small tables, read once, so the
+        bulk phone reads join nothing but the extension."""
+        if self._catalog_rows is None:
+            models = {i: (name, kind, vendor, bool(qr)) for i, name, kind, vendor, qr in self.rows(
+                "SELECT id, name, kind, vendor, qr_provisionable FROM phone_model")}
+            templates = {i: (name, bool(webcall)) for i, name, webcall in self.rows(
+                "SELECT id, name, for_webcall FROM template")}
+            nodes = dict(self.rows("SELECT id, name FROM node"))
+            categories = {None: None, **dict(self.rows("SELECT id, name FROM category"))}
+            self._catalog_rows = (models, templates, nodes, categories)
+        return self._catalog_rows
+
     def phones_where(self, where: str, params: dict[str, Any]) -> dict[int, list[PhoneSpec]]:
+        """PhoneSpecs by extension id, in position order (what snapshots.phone_spec makes of
+        phone_query()'s rows; a test compares them)."""
+        models, templates, nodes, categories = self._catalog()
+        when = _sqlite_time if self.dialect == "sqlite" else as_utc
         found: dict[int, list[PhoneSpec]] = defaultdict(list)
-        for row in self._phone_rows(where, params):
-            found[row[1]].append(phone_spec_of(row))
+        for (ext_id, number, position, order, enabled, model_id, template_id, secure,
+             publishable, node_id, location, category_id, has_key, expires) in self.rows(
+                f"{SPEC_SQL} WHERE {where} ORDER BY p.extension_id, p.position", params):
+            model, kind, vendor, qr = models[model_id]
+            template_name, for_webcall = templates[template_id]
+            found[ext_id].append(PhoneSpec(
+                number, position, order, model, kind, vendor, qr, bool(enabled), template_name,
+                for_webcall, bool(secure), bool(publishable), nodes[node_id], location,
+                categories[category_id], bool(has_key), None if expires is None else when(expires)))
         return found
 
     def list_phones(self, number: str | None = None) -> list[dict[str, Any]]:
@@ -154,8 +184,7 @@ class Reader:
         return {
             ext_id: ExtensionSpec(number=number, node=node, display_name=display,
                                   ring_timeout=timeout,
-                                  phones=tuple(sorted(phones.get(ext_id, ()),
-                                                      key=lambda p: p.position)))
+                                  phones=tuple(phones.get(ext_id, ())))
             for ext_id, number, node, display, timeout in ext_rows
         }
 
@@ -251,6 +280,37 @@ class Reader:
                     yield RingTarget(number=number, extension=extensions[ext_id])
             after = ext_rows[-1][1]
 
+    def extensions_by_id(self, batch: int = BATCH) -> Iterator[list[ExtensionSpec]]:
+        """Every extension with its phones, by id, `batch` extensions at a time."""
+        after = 0
+        while True:
+            ext_rows = self.rows(f"{EXTENSION_SQL} WHERE e.id > :after ORDER BY e.id "
+                                 "LIMIT :limit", {"after": after, "limit": batch})
+            if not ext_rows:
+                return
+            span = {"lo": ext_rows[0][0], "hi": ext_rows[-1][0]}
+            specs = self._extensions(ext_rows, self.phones_where(
+                "p.extension_id >= :lo AND p.extension_id <= :hi", span))
+            yield [specs[row[0]] for row in ext_rows]
+            after = ext_rows[-1][0]
+
+    def users_by_id(self, batch: int = BATCH,
+                    ) -> Iterator[tuple[list[UserSpec], dict[str, ExtensionSpec]]]:
+        """Every user, by id, `batch` at a time, with the extensions those users name (login
+        and Web Call) by number."""
+        after = 0
+        while True:
+            ids = [row[0] for row in self.rows(
+                "SELECT id FROM app_user WHERE id > :after ORDER BY id LIMIT :limit",
+                {"after": after, "limit": batch})]
+            if not ids:
+                return
+            users = self.user_specs(ids)
+            needed = sorted({i for _, named in users.values() for i in named})
+            by_number = {spec.number: spec for spec in self.extension_specs(needed).values()}
+            yield [users[user_id][0] for user_id in ids], by_number
+            after = ids[-1]
+
     def session_of(self, username: str) -> str | None:
         """The extension of USERNAME's open Web Call session, or None."""
         found = self.scalar(
@@ -290,6 +350,12 @@ def ring_sessions(reader: Reader, target: RingTarget) -> dict[str, str]:
         return {}
     number = reader.session_of(target.user.username)
     return {target.user.username: number} if number is not None else {}
+
+
+@lru_cache(maxsize=4096)  # rotation gives a whole batch of keys one expiry
+def _sqlite_time(text: str) -> datetime | None:
+    """SQLite holds SQLAlchemy's DateTime as text ("2099-01-01 00:00:00.000000"), in UTC."""
+    return as_utc(datetime.fromisoformat(text))
 
 
 def _in(column: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:

@@ -48,3 +48,16 @@ def test_linphone_xml_escapes_names_and_overwrites_every_entry():
     assert entries["ha1"].text == "a" * 32
     assert all(e.get("overwrite") == "true" for e in entries.values())
     assert "passwd" not in entries
+
+
+def test_digests_are_the_htdigest_ones_over_utf8():
+    """HA1 is what Apache's htdigest (here passlib's) computes, also for non-ASCII realms."""
+    from passlib.hash import htdigest
+
+    from mtctl.domain.keys import digests
+
+    for user, realm, password in [("40710-0", "pbx.example.com", "s3cret"),
+                                  ("40710-2-2", "pbx.ñandú.es", "pässwörd+/=")]:
+        ha1, ha1_sha256 = digests(user, realm, password)
+        assert ha1 == htdigest.hash(password, user=user, realm=realm)
+        assert ha1_sha256 == hashlib.sha256(f"{user}:{realm}:{password}".encode()).hexdigest()
