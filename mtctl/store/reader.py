@@ -7,6 +7,10 @@ two paths' results on random stores, on both backends. Opening never decides an 
 this path cannot serve a store as it is (an unusual URL, no store, an old schema, a driver
 error), `open_reader` returns None and the command goes through the Core path, which says
 what is wrong exactly as every other command does.
+
+Long because: it mirrors, in one module, the reads of several Core modules (phones, users,
+ring targets, the batches of check and ring-sim --all), so that a hot command imports one
+module and every SQL it runs without SQLAlchemy sits next to the others.
 """
 
 from __future__ import annotations
@@ -44,7 +48,8 @@ EXTENSION_SQL = (
 SPEC_SQL = (
     "SELECT p.extension_id, e.number, p.position, p.ring_order, p.enabled, p.model_id, "
     "p.template_id, p.secure, p.publishable, p.node_id, p.location, p.category_id, "
-    "p.ha1 IS NOT NULL, p.key_expires_at FROM phone p JOIN extension e ON e.id = p.extension_id"
+    "p.ha1 IS NOT NULL, p.key_expires_at, p.key_delivered_at IS NOT NULL "
+    "FROM phone p JOIN extension e ON e.id = p.extension_id"
 )
 USER_SQL = (
     "SELECT u.id, u.username, u.display_name, e.number, u.webcall_mode, u.webcall_license, "
@@ -117,8 +122,10 @@ class Reader:
         """Models, templates, nodes and categories by id: small tables, read once, so the
         bulk phone reads join nothing but the extension."""
         if self._catalog_rows is None:
-            models = {i: (name, kind, vendor, bool(qr)) for i, name, kind, vendor, qr in self.rows(
-                "SELECT id, name, kind, vendor, qr_provisionable FROM phone_model")}
+            models = {i: (name, kind, vendor, bool(qr), profile)
+                      for i, name, kind, vendor, qr, profile in self.rows(
+                          "SELECT id, name, kind, vendor, qr_provisionable, profile "
+                          "FROM phone_model")}
             templates = {i: (name, bool(webcall)) for i, name, webcall in self.rows(
                 "SELECT id, name, for_webcall FROM template")}
             nodes = dict(self.rows("SELECT id, name FROM node"))
@@ -133,14 +140,16 @@ class Reader:
         when = _sqlite_time if self.dialect == "sqlite" else as_utc
         found: dict[int, list[PhoneSpec]] = defaultdict(list)
         for (ext_id, number, position, order, enabled, model_id, template_id, secure,
-             publishable, node_id, location, category_id, has_key, expires) in self.rows(
+             publishable, node_id, location, category_id, has_key, expires,
+             delivered) in self.rows(
                 f"{SPEC_SQL} WHERE {where} ORDER BY p.extension_id, p.position", params):
-            model, kind, vendor, qr = models[model_id]
+            model, kind, vendor, qr, profile = models[model_id]
             template_name, for_webcall = templates[template_id]
             found[ext_id].append(PhoneSpec(
                 number, position, order, model, kind, vendor, qr, bool(enabled), template_name,
                 for_webcall, bool(secure), bool(publishable), nodes[node_id], location,
-                categories[category_id], bool(has_key), None if expires is None else when(expires)))
+                categories[category_id], bool(has_key),
+                None if expires is None else when(expires), profile, bool(delivered)))
         return found
 
     def list_phones(self, number: str | None = None) -> list[dict[str, Any]]:
