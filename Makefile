@@ -28,6 +28,7 @@ bench: $(VENV)/.installed-test  # bench_serve needs the serve extra (in the test
 	$(BIN)/python bench/bench_rotate.py
 	$(BIN)/python bench/bench_apply.py
 	$(BIN)/python bench/bench_serve.py
+	$(BIN)/python bench/bench_devices.py
 
 lint: $(VENV)/.installed-test
 	$(BIN)/python -m ruff check mtctl tests bench

@@ -35,15 +35,10 @@ from mtctl.domain.devices import (
     requested_file,
 )
 from mtctl.errors import MtctlError
-from mtctl.store.audit import utcnow
 from mtctl.store.db import Store
-from mtctl.store.devices import (
-    deliver_key,
-    device_credentials,
-    find_device,
-    verify_secret,
-    warm_up,
-)
+from mtctl.store.device_reader import DeliveryWriter, DeviceReader, Lookup
+from mtctl.store.devices import Device, verify_secret, warm_up
+from mtctl.store.provisioning import Busy
 
 log = logging.getLogger("mtctl.serve")
 
@@ -99,10 +94,21 @@ class Credentials:
         self.known: OrderedDict[bytes, bool] = OrderedDict()
         self.lock = threading.Lock()
 
+    def known_outcome(self, given: bytes, hashed: str | None) -> bool | None:
+        """The remembered outcome for these credentials, or None (a slow check is needed)."""
+        with self.lock:
+            known = self.known.get(self._tag(given, hashed))
+            if known is not None:
+                self.known.move_to_end(self._tag(given, hashed))
+            return known
+
+    def _tag(self, given: bytes, hashed: str | None) -> bytes:
+        return hmac.new(self.key, b"%s\0%s" % ((hashed or "").encode(), given),
+                        hashlib.sha256).digest()
+
     def check(self, given: bytes, user: str, hashed: str | None) -> bool:
         """given: the decoded `user:password` of the Authorization header."""
-        tag = hmac.new(self.key, b"%s\0%s" % ((hashed or "").encode(), given),
-                       hashlib.sha256).digest()
+        tag = self._tag(given, hashed)
         with self.lock:
             known = self.known.get(tag)
             if known is not None:
@@ -141,6 +147,8 @@ class DeviceFiles:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.pool = ThreadPoolExecutor(THREADS, thread_name_prefix="mtctl-device")
+        self.reader = DeviceReader(store)
+        self.writer = DeliveryWriter(store)
         self.throttle = Throttle()
         self.credentials = Credentials()
         warm_up()
@@ -150,34 +158,79 @@ class DeviceFiles:
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.writer.close()
+        self.reader.close()
+
+    def decide(self, file: str, given: bytes, user_agent: str,
+               found: Lookup | None = None) -> tuple[str, Device] | None:
+        """(profile, phone) when the request may have the phone's file, else None; the same
+        work whatever fails: the credentials are checked and the MAC looked up every time."""
+        wanted = requested_file(file)
+        profile, mac = wanted if wanted is not None else ("", NO_MAC)
+        if found is None:
+            found = self.reader.lookup(mac)
+        authorised = self.credentials.check(given, found.user, found.hashed)
+        stated = mac_in_user_agent(profile, user_agent) if profile else None
+        device = found.device
+        if authorised and device is not None and device.serves(profile) and stated == mac:
+            return profile, device
+        return None
 
     def answer(self, file: str, given: bytes, user_agent: str, client: str) -> \
             tuple[str, bytes] | None:
-        """(content type, body) of the file, or None for a 404; the same work either way."""
-        wanted = requested_file(file)
-        profile, mac = wanted if wanted is not None else ("", NO_MAC)
-        with self.store.read() as conn:
-            user, hashed = device_credentials(conn)
-            device = find_device(conn, mac)
-        authorised = self.credentials.check(given, user, hashed)
-        stated = mac_in_user_agent(profile, user_agent) if profile else None
-        if not (authorised and device is not None and device.serves(profile)
-                and stated == mac):
+        """(content type, body) of the file, or None for a 404 (blocking: for tests)."""
+        decided = self.decide(file, given, user_agent)
+        if decided is None:
             return None
+        profile, device = decided
+        delivered = (self.writer.deliver(device.mac, profile, client).result(TIMEOUT)
+                     if device.secure else (device, None))
+        return self._file(file, profile, delivered, client)
+
+    def _file(self, file: str, profile: str, delivered: tuple[Device, str | None] | None,
+              client: str) -> tuple[str, bytes] | None:
+        if delivered is None:  # changed since the lookup: no longer served
+            return None
+        device, password = delivered
         assert device.account is not None
-        account = device.account
-        if device.secure:  # rotate-on-fetch: a fresh key, only in this response
-            with self.store.write() as conn:
-                delivered = deliver_key(conn, mac=mac, profile=profile, client=client,
-                                        now=utcnow())
-            if delivered is None:
-                return None
-            device, password = delivered
-            assert device.account is not None
-            account = replace(device.account, password=password)
+        account = replace(device.account, password=password)
         log.info("GET /d/%s 200 %s%s from %s", file, account.auth_user,
-                 " (new key)" if device.secure else "", client)
+                 " (new key)" if password is not None else "", client)
         return CONTENT_TYPE[profile], RENDERERS[profile](account).encode()
+
+    async def _serve(self, file: str, given: bytes, user_agent: str, client: str) -> \
+            tuple[str, bytes] | None:
+        loop = asyncio.get_running_loop()
+        decided: tuple[str, Device] | None
+        found = self._quick_lookup(file, given)
+        if found is not None:  # SQLite, known credentials: no thread to wait for
+            decided = self.decide(file, given, user_agent, found)
+        else:
+            decided = await loop.run_in_executor(self.pool, self.decide, file, given,
+                                                 user_agent)
+        if decided is None:
+            return None
+        profile, device = decided
+        if not device.secure:
+            return self._file(file, profile, (device, None), client)
+        # rotate-on-fetch: a fresh key, only in this response
+        delivered = await asyncio.wrap_future(self.writer.deliver(device.mac, profile, client))
+        return self._file(file, profile, delivered, client)
+
+    def _quick_lookup(self, file: str, given: bytes) -> Lookup | None:
+        """On SQLite, the lookup on the event loop when it cannot wait (WAL reads do not wait
+        for writers; a locked file answers Busy at once) and the credentials' outcome is
+        already known (no slow hash to verify); None: do it all in a thread."""
+        if not self.reader.never_blocks:
+            return None
+        wanted = requested_file(file)
+        try:
+            found = self.reader.lookup(wanted[1] if wanted is not None else NO_MAC, wait=False)
+        except Busy:
+            return None
+        if self.credentials.known_outcome(given, found.hashed) is None:
+            return None
+        return found
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = (scope.get("client") or ("unknown", 0))[0]
@@ -193,9 +246,9 @@ class DeviceFiles:
         else:
             user_agent = headers.get(b"user-agent", b"")[:MAX_HEADER].decode("latin-1")
             try:
-                found = await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(
-                    self.pool, self.answer, scope["path_params"]["file"], given, user_agent,
-                    client), TIMEOUT)
+                found = await asyncio.wait_for(
+                    self._serve(scope["path_params"]["file"], given, user_agent, client),
+                    TIMEOUT)
             except (MtctlError, TimeoutError) as exc:
                 log.error("GET /d/ 503: %s", str(exc) or "the store did not answer in time")
                 found, status, body = None, 503, b"unavailable\n"

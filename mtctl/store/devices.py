@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, bindparam, case, delete, insert, or_, select, update
+from sqlalchemy import Select, bindparam, case, delete, insert, or_, select, true, update
 from sqlalchemy.engine import Connection
 
 from mtctl.domain import keys
@@ -18,7 +18,6 @@ from mtctl.domain.config_keys import SETTINGS
 from mtctl.domain.devices import DEVICE_PROFILES, DeviceAccount, proxy_address
 from mtctl.errors import UsageError
 from mtctl.store import audit
-from mtctl.store.audit import as_utc
 from mtctl.store.db import Store
 from mtctl.store.tables import (
     audit_log,
@@ -94,6 +93,11 @@ def credentials_query() -> Select[Any]:
 
 def phone_by_mac_query() -> Select[Any]:
     """The phone with a MAC, and what its file needs: one indexed query."""
+    return phones_query().where(phone.c.mac == bindparam("mac"))
+
+
+def phones_query() -> Select[Any]:
+    """Phones with what their files need."""
     return (
         select(phone.c.id, extension.c.number, phone.c.position, phone.c.enabled,
                phone.c.secure, phone.c.sip_auth_user, phone.c.mac, phone_model.c.profile,
@@ -107,7 +111,6 @@ def phone_by_mac_query() -> Select[Any]:
         .join(extension, extension.c.id == phone.c.extension_id)
         .join(phone_model, phone_model.c.id == phone.c.model_id)
         .join(template, template.c.id == phone.c.template_id)
-        .where(phone.c.mac == bindparam("mac"))
     )
 
 
@@ -158,57 +161,85 @@ def device_of(row: Any) -> Device:
                   grace_days=_int("keys.grace_days", m["s_grace"]))
 
 
-def find_device(conn: Connection, mac: str) -> Device | None:
-    row = conn.execute(phone_by_mac_query(), {"mac": mac}).first()
-    return device_of(row) if row is not None else None
-
-
-def device_credentials(conn: Connection) -> tuple[str, str | None]:
-    """(device user, device password hash or None)."""
-    row = conn.execute(credentials_query()).one()
-    return row.user or str(SETTINGS["provisioning.device_user"].default), row.hash
+def lookup_query() -> Select[Any]:
+    """One row whatever the MAC: the device credentials, and the phone with that MAC (its
+    columns NULL when there is none), so every request runs the same query."""
+    credentials = credentials_query().subquery("c")
+    found = phone_by_mac_query().subquery("p")
+    return (select(credentials.c.user.label("c_user"), credentials.c.hash.label("c_hash"),
+                   *found.c)
+            .select_from(credentials.outerjoin(found, true())))
 
 
 # --- rotate-on-fetch ------------------------------------------------------------------------
 
-def deliver_key(conn: Connection, *, mac: str, profile: str, client: str, now: datetime,
-                new_password: Callable[[], str] = keys.new_password) -> tuple[Device, str] | None:
-    """Give the secure phone with this MAC a fresh key for the file being served.
+def deliver_keys(conn: Connection, wanted: list[tuple[str, str, str]], *, now: datetime,
+                 new_passwords: Callable[[int], list[str]] = keys.new_passwords,
+                 ) -> list[tuple[Device, str] | None]:
+    """Give each secure phone asked for, (mac, profile, client address), a fresh key for the
+    file being served; the answers in the same order (None: that phone may not be served).
 
-    Inside the caller's write transaction: the phone is read again under the store's write
-    lock (it may have changed since the lookup), its current key becomes the previous one for
-    keys.grace_days, and only the new key's digests are stored. The clear key is returned for
-    that one response and kept nowhere. None: the phone may no longer be served.
+    Inside the caller's write transaction: the phones are read again under the store's write
+    lock (they may have changed since the lookup); each one's current key becomes its
+    previous one for keys.grace_days, and only the new key's digests are stored, with one
+    audit row per key. The clear keys are returned for those responses and kept nowhere.
     """
-    device = find_device(conn, mac)
-    if device is None or not device.serves(profile) or not device.secure \
-            or device.realm is None:
-        return None
-    password = new_password()
-    ha1, ha1_sha256 = keys.digests(device.account.auth_user, device.realm, password)  # type: ignore[union-attr]
-    expires = now + timedelta(days=device.lifetime_days)
-    values: dict[str, Any] = {
-        "ha1": ha1, "ha1_sha256": ha1_sha256, "key_expires_at": expires, "key_updated_at": now,
-        "key_delivered_at": now, "key_delivered_to": client[:64], "key_due_at": None}
-    if device.grace_days:
-        had_key = phone.c.ha1.is_not(None)
-        values |= {
-            "prev_ha1": case((had_key, phone.c.ha1), else_=phone.c.prev_ha1),
-            "prev_ha1_sha256": case((had_key, phone.c.ha1_sha256),
-                                    else_=phone.c.prev_ha1_sha256),
-            "prev_key_valid_until": case((had_key, now + timedelta(days=device.grace_days)),
-                                         else_=phone.c.prev_key_valid_until)}
-    else:
-        values |= {"prev_ha1": None, "prev_ha1_sha256": None, "prev_key_valid_until": None}
-    before = conn.execute(select(phone.c.key_expires_at).where(phone.c.id == device.phone_id)
-                          ).scalar()
-    conn.execute(update(phone).where(phone.c.id == device.phone_id).values(**values))
-    old = as_utc(before)
-    audit.record(conn, actor=ACTOR, action="deliver-key", obj=f"phone {device.ref}",
-                 changes={"delivered_to": [None, client[:64]],
-                          "key_expires_at": [old.isoformat(timespec="seconds") if old else None,
-                                             expires.isoformat(timespec="seconds")]})
-    return device, password
+    macs = sorted({mac for mac, _, _ in wanted})
+    rows = conn.execute(_phones_by_macs(), {"macs": macs}).all()
+    found = {row.mac: device_of(row) for row in rows}
+    passwords = iter(new_passwords(len(wanted)))
+    answers: list[tuple[Device, str] | None] = []
+    updates: list[dict[str, Any]] = []
+    audits: list[dict[str, Any]] = []
+    grace = None
+    for mac, profile, client in wanted:
+        device = found.get(mac)
+        password = next(passwords)
+        if device is None or not device.serves(profile) or not device.secure \
+                or device.realm is None or device.account is None:
+            answers.append(None)
+            continue
+        ha1, ha1_sha256 = keys.digests(device.account.auth_user, device.realm, password)
+        expires = now + timedelta(days=device.lifetime_days)
+        grace = device.grace_days
+        updates.append({"b_id": device.phone_id, "b_ha1": ha1, "b_sha256": ha1_sha256,
+                        "b_expires": expires, "b_now": now, "b_client": client[:64],
+                        "b_until": now + timedelta(days=device.grace_days)})
+        audits.append({"at": now, "actor": ACTOR, "action": "deliver-key",
+                       "object": f"phone {device.ref}",
+                       "changes": {"delivered_to": [None, client[:64]],
+                                   "key_expires_at": [None, expires.isoformat(
+                                       timespec="seconds")]}})
+        answers.append((device, password))
+    if updates:
+        # Row by row, in order: each UPDATE reads the row as the one before left it, so two
+        # fetches of one phone in a batch keep the first's key as the previous one.
+        conn.execute(DELIVER if grace else DELIVER_NO_GRACE, updates)
+        conn.execute(insert(audit_log), audits)
+    return answers
+
+
+@cache
+def _phones_by_macs() -> Select[Any]:
+    return phones_query().where(phone.c.mac.in_(bindparam("macs", expanding=True)))
+
+
+_HAD_KEY = phone.c.ha1.is_not(None)
+_NEW_KEY: dict[str, Any] = {
+    "ha1": bindparam("b_ha1"), "ha1_sha256": bindparam("b_sha256"),
+    "key_expires_at": bindparam("b_expires", type_=phone.c.key_expires_at.type),
+    "key_updated_at": bindparam("b_now", type_=phone.c.key_updated_at.type),
+    "key_delivered_at": bindparam("b_now", type_=phone.c.key_delivered_at.type),
+    "key_delivered_to": bindparam("b_client"), "key_due_at": None}
+DELIVER = update(phone).where(phone.c.id == bindparam("b_id")).values(
+    prev_ha1=case((_HAD_KEY, phone.c.ha1), else_=phone.c.prev_ha1),
+    prev_ha1_sha256=case((_HAD_KEY, phone.c.ha1_sha256), else_=phone.c.prev_ha1_sha256),
+    prev_key_valid_until=case(
+        (_HAD_KEY, bindparam("b_until", type_=phone.c.prev_key_valid_until.type)),
+        else_=phone.c.prev_key_valid_until),
+    **_NEW_KEY)
+DELIVER_NO_GRACE = update(phone).where(phone.c.id == bindparam("b_id")).values(
+    prev_ha1=None, prev_ha1_sha256=None, prev_key_valid_until=None, **_NEW_KEY)
 
 
 # --- keys rotate ------------------------------------------------------------------------------
