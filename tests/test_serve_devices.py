@@ -112,6 +112,18 @@ def test_a_cisco_phone_gets_its_flat_profile_with_a_fresh_key_at_every_fetch(des
     assert delivered[0]["changes"]["delivered_to"] == [None, "127.0.0.1"]
 
 
+def test_a_phone_is_pointed_at_its_extensions_node_once_the_node_has_an_address(desks,
+                                                                                 server):
+    desks.ok("node", "set", "madrid", "--sip-address", "192.0.2.10:5080")
+    status, body = server.get(CISCO_FILE, headers(CISCO_UA))
+    assert status == 200, body
+    assert ET.fromstring(body).findtext("Outbound_Proxy_1_") == "192.0.2.10:5080"
+    status, body = server.get(YEALINK_FILE, headers(YEALINK_UA))
+    pairs = yealink_pairs(body)
+    assert (pairs["account.1.outbound_proxy.1.address"],
+            pairs["account.1.outbound_proxy.1.port"]) == ("192.0.2.10", "5080")
+
+
 def test_a_yealink_phone_gets_its_cfg_and_resync_follows_the_setting(desks, server, db_url):
     desks.ok("config", "set", "provisioning.resync_hours", "6")
     status, body = server.get(YEALINK_FILE, headers(YEALINK_UA))

@@ -16,12 +16,14 @@ from sqlalchemy.engine import Connection
 from mtctl.domain import keys
 from mtctl.domain.config_keys import SETTINGS
 from mtctl.domain.devices import DEVICE_PROFILES, DeviceAccount, proxy_address
+from mtctl.domain.nodes import phone_proxy
 from mtctl.errors import UsageError
 from mtctl.store import audit
 from mtctl.store.db import Store
 from mtctl.store.tables import (
     audit_log,
     extension,
+    node,
     phone,
     phone_model,
     secret,
@@ -100,17 +102,20 @@ def phones_query() -> Select[Any]:
     """Phones with what their files need."""
     return (
         select(phone.c.id, extension.c.number, phone.c.position, phone.c.enabled,
-               phone.c.secure, phone.c.sip_auth_user, phone.c.mac, phone_model.c.profile,
-               extension.c.display_name, template.c.key_lifetime_days,
+               phone.c.secure, phone.c.publishable, phone.c.sip_auth_user, phone.c.mac,
+               phone_model.c.profile, extension.c.display_name, template.c.key_lifetime_days,
+               node.c.sip_address.label("node_address"),
                _setting("sip.domain").label("s_domain"),
                _setting("sip.realm").label("s_realm"),
                _setting("sip.proxy").label("s_proxy"),
+               _setting("flexisip.proxy").label("s_flexisip"),
                _setting("provisioning.resync_hours").label("s_resync"),
                _setting("keys.lifetime_days").label("s_lifetime"),
                _setting("keys.grace_days").label("s_grace"))
         .join(extension, extension.c.id == phone.c.extension_id)
         .join(phone_model, phone_model.c.id == phone.c.model_id)
         .join(template, template.c.id == phone.c.template_id)
+        .join(node, node.c.id == phone.c.node_id)
     )
 
 
@@ -149,8 +154,12 @@ def device_of(row: Any) -> Device:
     domain = m["s_domain"]
     lifetime = m["key_lifetime_days"] or _int("keys.lifetime_days", m["s_lifetime"])
     account = None
-    if domain is not None:
-        host, port, transport = proxy_address(m["s_proxy"], domain)
+    # The extension's node (SPEC §8), the Flexisip edge when publishable; None: not served.
+    proxy = phone_proxy(publishable=bool(m["publishable"]), edge=m["s_flexisip"],
+                        node_address=m["node_address"], site_proxy=m["s_proxy"],
+                        domain=domain) if domain is not None else None
+    if domain is not None and proxy is not None:
+        host, port, transport = proxy_address(proxy, domain)
         account = DeviceAccount(
             auth_user=m["sip_auth_user"], domain=domain, proxy_host=host, proxy_port=port,
             transport=transport, display_name=m["display_name"] or m["number"],
