@@ -14,6 +14,11 @@
 #   mtctl ring-sim 40710 --webcall-running
 #     The same: only the Android app rings.
 #
+# The same table in the browser, where ana changes it herself (mtctl serve's /portal/):
+#   mtctl config set portal.base_url http://127.0.0.1:8080/portal
+#   mtctl serve --port 8080 &
+#   mtctl user login-link ana      # open the printed link once, within 15 minutes
+#
 # Run against a fresh store: MTCTL_DATABASE_URL=sqlite:///portal.db bash examples/portal.sh
 set -euo pipefail
 mtctl db upgrade

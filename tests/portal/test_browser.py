@@ -239,3 +239,30 @@ def test_the_pages_read_in_english_with_lang_override(served: Any, browser: Any,
     assert headers == ["Phone model", "Extension", "Location", "Device position", "Order",
                        "Enabled", "Provision"]
     _shot(browser, artifacts, "8-phones-english")
+
+
+def test_the_keyboard_reaches_every_control_in_reading_order(served: Any, browser: Any) -> None:
+    """Tab walks the page as it reads: skip link, header, then the table row by row, each
+    row's order field, its save button, its enable/disable button and its provision button."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    mtctl, server = served
+    browser.get(link_for(mtctl, "ana"))
+    _submit(browser, browser.find_element(By.ID, "login-button"))
+    browser.get(server.base + "/portal/ext/40710")
+    seen = []
+    for _ in range(17):
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+        active = browser.switch_to.active_element
+        seen.append(active.get_attribute("id") or active.text.split("\n")[0])
+    assert seen[0] == "Saltar al contenido", seen
+    table = [name for name in seen if name[:1] in ("o", "s", "t", "p") and "-" in name]
+    assert table == ["order-0", "save-order-0", "toggle-0", "order-1", "save-order-1",
+                     "toggle-1", "order-2", "save-order-2", "toggle-2", "provision-2"], seen
+    # Every field has a label a screen reader announces.
+    for position in range(3):
+        label = browser.find_element(By.CSS_SELECTOR, f"label[for='order-{position}']")
+        assert label.get_attribute("textContent") == \
+            f"Orden del teléfono en la posición {position}"
