@@ -194,12 +194,15 @@ def create_portal(store: Store) -> Starlette:
         """Refusals become a page with their status, in the visitor's language."""
 
         async def endpoint(request: Request) -> Response:
-            who = visitor(request)
+            who = Visitor(i18n.DEFAULT)
             try:
+                who = visitor(request)
                 result: Response = await handler(request, who)
                 return result
             except Refused as exc:
                 return refused(request, who, exc.status, i18n.translator(who.lang)(exc.message))
+            except MtctlError as exc:  # the store is unavailable: say so, never a traceback
+                return refused(request, who, HTTP_STATUS[exc.exit_code], str(exc))
         return endpoint
 
     # Pages ------------------------------------------------------------------------------
@@ -277,7 +280,7 @@ def create_portal(store: Store) -> Starlette:
                 else:
                     webcall.stop_session(conn, actor=who.actor, username=who.username)
         except MtctlError as exc:
-            return refused(request, who, HTTP_STATUS[exc.exit_code], _refusal_text(exc))
+            return refused(request, who, HTTP_STATUS[exc.exit_code], str(exc))
         return redirect(request, "/")
 
     # Login and logout -------------------------------------------------------------------
@@ -369,10 +372,6 @@ def _refusal(exc: MtctlError | None) -> dict[str, str | None] | None:
         return None
     rule = exc.violations[0].rule if isinstance(exc, RuleViolation) else None
     return {"rule": rule, "message": exc.message, "hint": exc.hint}
-
-
-def _refusal_text(exc: MtctlError) -> str:
-    return str(exc)
 
 
 def _qr_svg(url: str, title: str) -> Markup:

@@ -256,3 +256,16 @@ def test_serve_without_portal(example) -> None:  # type: ignore[no-untyped-def]
         assert client.get("/portal/").status != 200
     finally:
         server.stop()
+
+
+def test_a_broken_store_is_a_503_page_not_a_traceback(served) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    mtctl, server = served
+    client = Client(server)
+    client.login(link_for(mtctl, "ana"))
+    plant(mtctl.url, text("DROP TABLE portal_session"))
+    r = client.get("/portal/")
+    assert r.status == 503, r.body
+    assert "schema" in r.body and "mtctl db upgrade" in r.body
+    assert "Traceback" not in server.stop()
