@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -214,17 +214,15 @@ def template_set(
     secure: Annotated[bool | None, typer.Option(
         "--secure/--not-secure", help="Whether phones added with it are secure.")] = None,
 ) -> None:
+    from mtctl.domain.updates import UNCHANGED, TemplateUpdate, clearable, option
     from mtctl.store import catalog
 
-    given: dict[str, Any] = {}
-    if key_lifetime is not None:
-        given["key_lifetime_days"] = key_lifetime or None
-    if category is not None:
-        given["category_name"] = category or None
-    if secure is not None:
-        given["secure"] = secure
+    # --key-lifetime 0: back to the global keys.lifetime_days
+    change = TemplateUpdate(
+        key_lifetime_days=UNCHANGED if key_lifetime is None else (key_lifetime or None),
+        category=clearable(category), secure=option(secure))
     with writing(ctx) as (conn, actor):
-        changes = catalog.set_template(conn, actor=actor, name=name, **given)
+        changes = catalog.set_template(conn, actor=actor, name=name, change=change)
     output.note(f"updated template {name}" if changes else f"template {name}: nothing to change")
 
 

@@ -86,11 +86,13 @@ def set_(
 
     Example: mtctl ext set 40710 --ring-timeout 30
     """
+    from mtctl.domain.updates import ExtensionUpdate, clearable, option
     from mtctl.store import extensions
 
+    change = ExtensionUpdate(display_name=clearable(name), ring_timeout=option(ring_timeout),
+                             node=option(node))
     with writing(ctx) as (conn, actor):
-        extensions.update_extension(conn, actor=actor, number=number, display_name=name,
-                                    ring_timeout=ring_timeout, node_name=node)
+        extensions.update_extension(conn, actor=actor, number=number, change=change)
     output.note(f"updated extension {number}")
 
 

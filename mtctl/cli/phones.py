@@ -1,7 +1,7 @@
 """`mtctl phone`: the devices of an extension."""
 
 import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -116,17 +116,15 @@ def set_(
 
     Example: mtctl phone set 40710 2 --order 3 --location "Home office"
     """
+    from mtctl.domain.updates import PhoneUpdate, clearable, option
     from mtctl.store import phones
 
-    optional: dict[str, Any] = {}
-    if category is not None:
-        optional["category_name"] = category
-    if location is not None:
-        optional["location"] = location
+    change = PhoneUpdate(position=option(position), order=option(order), model=option(model),
+                         template=option(template), category=clearable(category),
+                         location=clearable(location), secure=option(secure),
+                         publishable=option(publishable), mac=clearable(mac))
     with writing(ctx) as (conn, actor):
-        phones.update_phone(conn, actor=actor, number=ext, position=pos, new_position=position,
-                            order=order, model=model, template_name=template, secure=secure,
-                            publishable=publishable, mac=mac, **optional)
+        phones.update_phone(conn, actor=actor, number=ext, position=pos, change=change)
     output.note(f"updated phone {ext}:{pos}")
 
 
@@ -144,10 +142,12 @@ def rm(ctx: typer.Context, ext: Ext, pos: Pos) -> None:
 
 
 def _set_enabled(ctx: typer.Context, ext: str, pos: int, enabled: bool) -> None:
+    from mtctl.domain.updates import PhoneUpdate
     from mtctl.store import phones
 
     with writing(ctx) as (conn, actor):
-        phones.update_phone(conn, actor=actor, number=ext, position=pos, enabled=enabled,
+        phones.update_phone(conn, actor=actor, number=ext, position=pos,
+                            change=PhoneUpdate(enabled=enabled),
                             action="enable" if enabled else "disable")
     output.note(f"{'enabled' if enabled else 'disabled'} phone {ext}:{pos}")
 

@@ -2,7 +2,7 @@
 
 import sys
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -123,24 +123,18 @@ def set_(
 
     Example: mtctl user set ana --webcall-mode exclusive --webcall-ext 40790
     """
+    from mtctl.domain.updates import UNCHANGED, UserUpdate, clearable, option
     from mtctl.store import users
 
-    changes: dict[str, Any] = {}
-    if no_webcall:
-        changes["webcall_mode"] = None
-    elif webcall_mode is not None:
-        changes["webcall_mode"] = webcall_mode.value
-    if webcall_license is not None:
-        changes["webcall_license"] = webcall_license.value
-    if webcall_group is not None:
-        changes["webcall_group"] = webcall_group or None
-    if webcall_position is not None:
-        changes["webcall_position"] = webcall_position
-    if webcall_ext is not None:
-        changes["webcall_extensions"] = [n for n in webcall_ext if n]
+    change = UserUpdate(
+        display_name=option(name), login=option(login),
+        webcall_mode=None if no_webcall else option(webcall_mode and webcall_mode.value),
+        webcall_license=option(webcall_license and webcall_license.value),
+        webcall_group=clearable(webcall_group), webcall_position=option(webcall_position),
+        webcall_extensions=UNCHANGED if webcall_ext is None
+        else tuple(n for n in webcall_ext if n))
     with writing(ctx) as (conn, actor):
-        users.update_user(conn, actor=actor, username=username, display_name=name, login=login,
-                          **changes)
+        users.update_user(conn, actor=actor, username=username, change=change)
     output.note(f"updated user {username}")
 
 

@@ -122,6 +122,7 @@ def _form(request: Request, body: bytes) -> dict[str, str]:
 
 def create_portal(store: Store) -> Starlette:
     """The portal as an ASGI app, to mount at /portal over an open store."""
+    from mtctl.domain.updates import PhoneUpdate
     from mtctl.store import phones, portal, tokens, users, webcall
 
     env = Environment(loader=PackageLoader("mtctl.portal", "templates"),
@@ -247,10 +248,11 @@ def create_portal(store: Store) -> Starlette:
                     order = parse_int(form.get("order", "").strip(), what="order", low=0,
                                       high=2**31 - 1, hint="use a whole number, 0 = never rings")
                     phones.update_phone(conn, actor=who.actor, number=number,
-                                        position=position, order=order)
+                                        position=position, change=PhoneUpdate(order=order))
                 elif verb in ("enable", "disable"):
                     phones.update_phone(conn, actor=who.actor, number=number,
-                                        position=position, enabled=verb == "enable",
+                                        position=position,
+                                        change=PhoneUpdate(enabled=verb == "enable"),
                                         action=verb)
                 elif verb == "provision":
                     _token, url, redeem_by = tokens.issue_token(

@@ -8,6 +8,7 @@ from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.engine import Connection
 
 from mtctl.domain.model import PHONE_KINDS
+from mtctl.domain.updates import UNCHANGED, TemplateUpdate
 from mtctl.errors import Conflict, NotFound, UsageError
 from mtctl.store import audit
 from mtctl.store.tables import (
@@ -352,11 +353,8 @@ def show_template(conn: Connection, name: str) -> dict[str, Any]:
                    "phones": _phone_count(conn, phone.c.template_id, row_id)}
 
 
-UNSET = object()  # an option `template set` was not given
-
-
-def set_template(conn: Connection, *, actor: str, name: str, key_lifetime_days: Any = UNSET,
-                 category_name: Any = UNSET, secure: Any = UNSET) -> dict[str, Any]:
+def set_template(conn: Connection, *, actor: str, name: str,
+                 change: TemplateUpdate) -> dict[str, Any]:
     """Change a template's key lifetime (None: the global one), category (None: none) or
     secure default; returns the changes (empty: nothing to do)."""
     from mtctl.domain.config_keys import MAX_LIFETIME_DAYS
@@ -366,17 +364,19 @@ def set_template(conn: Connection, *, actor: str, name: str, key_lifetime_days: 
     before = show_template(conn, name)
     values: dict[str, Any] = {}
     changes: dict[str, Any] = {}
-    if key_lifetime_days is not UNSET:
+    key_lifetime_days, category_name, secure = (change.key_lifetime_days, change.category,
+                                                change.secure)
+    if key_lifetime_days is not UNCHANGED:
         if key_lifetime_days is not None and not 1 <= key_lifetime_days <= MAX_LIFETIME_DAYS:
             raise UsageError(f"key lifetime {key_lifetime_days} is out of range",
                              f"use 1 to {MAX_LIFETIME_DAYS} days, e.g. --key-lifetime 90")
         values["key_lifetime_days"] = key_lifetime_days
         changes["key_lifetime_days"] = [before["key_lifetime_days"], key_lifetime_days]
-    if category_name is not UNSET:
+    if category_name is not UNCHANGED:
         values["category_id"] = (id_by_name(conn, "category", category_name)
                                  if category_name is not None else None)
         changes["category"] = [before["category"], category_name]
-    if secure is not UNSET:
+    if secure is not UNCHANGED:
         values["secure"] = secure
         changes["secure"] = [before["secure"], secure]
     changes = {k: v for k, v in changes.items() if v[0] != v[1]}

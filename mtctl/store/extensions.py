@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from mtctl.domain.model import DEFAULT_RING_TIMEOUT
 from mtctl.domain.plan import EXTENSION_FIELDS
 from mtctl.domain.rules import Violation, extension_number_violation
+from mtctl.domain.updates import UNCHANGED, ExtensionUpdate
 from mtctl.errors import Conflict, NotFound, RuleViolation, UsageError
 from mtctl.store import audit
 from mtctl.store.catalog import id_by_name
@@ -91,22 +92,21 @@ def get_extension(conn: Connection, number: str) -> dict[str, Any]:
 
 
 def update_extension(conn: Connection, *, actor: str, number: str,
-                     display_name: str | None = None, ring_timeout: int | None = None,
-                     node_name: str | None = None) -> None:
+                     change: ExtensionUpdate) -> None:
     """Change an extension; moving it to another node moves its phones too (MT008) and drops
     their registrations (they register again at the new node)."""
     ext_id = require_extension(conn, number)
     before = get_extension(conn, number)
-    _check_timeout(ring_timeout)
     values: dict[str, Any] = {}
-    if display_name is not None:
-        values["display_name"] = display_name or None
-    if ring_timeout is not None:
-        values["ring_timeout"] = ring_timeout
-    if node_name is not None and node_name != before["node"]:
+    if change.display_name is not UNCHANGED:
+        values["display_name"] = change.display_name or None
+    if change.ring_timeout is not UNCHANGED:
+        _check_timeout(change.ring_timeout)
+        values["ring_timeout"] = change.ring_timeout
+    if change.node is not UNCHANGED and change.node != before["node"]:
         from mtctl.store.live import drop_registrations
 
-        node_id = id_by_name(conn, "node", node_name)
+        node_id = id_by_name(conn, "node", change.node)
         values["node_id"] = node_id
         conn.execute(update(phone).where(phone.c.extension_id == ext_id).values(node_id=node_id))
         # SPEC §8: the old node refuses the phones' next REGISTER and the new one accepts it;

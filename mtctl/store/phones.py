@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 from mtctl.domain import keys
 from mtctl.domain.model import ExtensionSpec, PhoneSpec
 from mtctl.domain.rules import extension_violations, password_violation
+from mtctl.domain.updates import UNCHANGED, PhoneUpdate
 from mtctl.domain.values import escape
 from mtctl.errors import Conflict, NotFound, RuleViolation, UsageError
 from mtctl.store import audit, config
@@ -21,8 +22,6 @@ from mtctl.store.rows import public_phone
 from mtctl.store.snapshots import extension_specs, phone_query, phone_spec
 from mtctl.store.tables import extension, phone, phone_model, template
 from mtctl.store.validate import check_text, enforce
-
-UNCHANGED: Any = object()
 
 
 def public(row) -> dict[str, Any]:  # type: ignore[no-untyped-def]
@@ -178,13 +177,10 @@ def add_phone(conn: Connection, *, actor: str, number: str, position: int, model
 
 
 def update_phone(conn: Connection, *, actor: str, number: str, position: int,
-                 new_position: int | None = None, order: int | None = None,
-                 enabled: bool | None = None, model: str | None = None,
-                 template_name: str | None = None, category_name: Any = UNCHANGED,
-                 location: Any = UNCHANGED, secure: bool | None = None,
-                 publishable: bool | None = None, mac: str | None = None,
-                 now: datetime | None = None, action: str = "set") -> dict[str, Any]:
-    """Change a phone. Making it secure gives it a system key; making it not secure drops it."""
+                 change: PhoneUpdate, now: datetime | None = None,
+                 action: str = "set") -> dict[str, Any]:
+    """Change a phone (CHANGE's fields that are not UNCHANGED). Making it secure gives it a
+    system key; making it not secure drops it."""
     now = now or audit.utcnow()
     row = _row(conn, number, position)
     before = public(row)
@@ -193,34 +189,36 @@ def update_phone(conn: Connection, *, actor: str, number: str, position: int,
     current = phone_spec(row)
     values: dict[str, Any] = {}
     changed: dict[str, Any] = {}
-    if new_position is not None and new_position != position:
-        values["position"] = changed["position"] = new_position
-    if order is not None:
-        values["ring_order"] = changed["order"] = order
-    if enabled is not None:
-        values["enabled"] = changed["enabled"] = enabled
-    if model is not None:
-        model_row = _model(conn, model)
+    if change.position is not UNCHANGED and change.position != position:
+        values["position"] = changed["position"] = change.position
+    if change.order is not UNCHANGED:
+        values["ring_order"] = changed["order"] = change.order
+    if change.enabled is not UNCHANGED:
+        values["enabled"] = changed["enabled"] = change.enabled
+    if change.model is not UNCHANGED:
+        model_row = _model(conn, change.model)
         values["model_id"] = model_row.id
         changed |= {"model": model_row.name, "kind": model_row.kind, "vendor": model_row.vendor,
                     "qr_provisionable": bool(model_row.qr_provisionable),
                     "profile": model_row.profile}
+    template_name = None if change.template is UNCHANGED else change.template
     template_row = _template(conn, template_name or current.template)
     if template_name is not None:
         values["template_id"] = template_row.id
         changed |= {"template": template_row.name,
                     "template_for_webcall": bool(template_row.for_webcall)}
-    if category_name is not UNCHANGED:
-        values["category_id"] = (id_by_name(conn, "category", category_name)
-                                 if category_name else None)
-        changed["category"] = category_name or None
-    if location is not UNCHANGED:
-        values["location"] = changed["location"] = location or None
-    if publishable is not None:
-        values["publishable"] = changed["publishable"] = publishable
-    if mac is not None:
-        values["mac"] = _mac(conn, mac, phone_id=row.id)
-    if secure is not None and secure != current.secure:
+    if change.category is not UNCHANGED:
+        values["category_id"] = (id_by_name(conn, "category", change.category)
+                                 if change.category else None)
+        changed["category"] = change.category or None
+    if change.location is not UNCHANGED:
+        values["location"] = changed["location"] = change.location or None
+    if change.publishable is not UNCHANGED:
+        values["publishable"] = changed["publishable"] = change.publishable
+    if change.mac is not UNCHANGED:
+        values["mac"] = _mac(conn, change.mac, phone_id=row.id)
+    secure = change.secure
+    if secure is not UNCHANGED and secure != current.secure:
         values["secure"] = changed["secure"] = secure
         if secure:
             key = keys.system_key(row.sip_auth_user, config.require_realm(conn), now=now,

@@ -8,6 +8,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from mtctl.domain.model import WEBCALL_LICENSES, WEBCALL_MODES
+from mtctl.domain.updates import UNCHANGED, UserUpdate
 from mtctl.errors import Conflict, NotFound, UsageError
 from mtctl.store import audit
 from mtctl.store.catalog import id_by_name
@@ -17,8 +18,6 @@ from mtctl.store.snapshots import phone_query, user_specs
 from mtctl.store.tables import app_user, extension, phone, user_webcall_extension
 from mtctl.store.validate import check_text, enforce
 from mtctl.store.webcall import end_invalid_sessions
-
-UNCHANGED: Any = object()
 
 
 def require_user(conn: Connection, username: str) -> int:
@@ -114,19 +113,18 @@ def list_users(conn: Connection) -> list[dict[str, Any]]:
     return _public(conn, list(conn.execute(select(app_user.c.id)).scalars()))
 
 
-def update_user(conn: Connection, *, actor: str, username: str, display_name: str | None = None,
-                login: str | None = None, webcall_mode: Any = UNCHANGED,
-                webcall_license: Any = UNCHANGED, webcall_extensions: list[str] | None = None,
-                webcall_group: Any = UNCHANGED, webcall_position: Any = UNCHANGED,
-                ) -> dict[str, Any]:
-    """Change a user; UNCHANGED leaves a field alone, None clears it."""
+def update_user(conn: Connection, *, actor: str, username: str,
+                change: UserUpdate) -> dict[str, Any]:
+    """Change a user: CHANGE's fields that are not UNCHANGED (None clears a field)."""
     user_id = require_user(conn, username)
     before = get_user(conn, username)
     values: dict[str, Any] = {}
-    if display_name is not None:
-        values["display_name"] = display_name
-    if login is not None:
-        values["login_extension_id"] = _login_id(conn, login, username)
+    webcall_mode, webcall_license = change.webcall_mode, change.webcall_license
+    webcall_group, webcall_position = change.webcall_group, change.webcall_position
+    if change.display_name is not UNCHANGED:
+        values["display_name"] = change.display_name
+    if change.login is not UNCHANGED:
+        values["login_extension_id"] = _login_id(conn, change.login, username)
     if webcall_mode is not UNCHANGED:
         _check_choices(webcall_mode, None, None)
         values["webcall_mode"] = webcall_mode
@@ -148,8 +146,8 @@ def update_user(conn: Connection, *, actor: str, username: str, display_name: st
     if values:
         check_text(app_user, values)
         conn.execute(update(app_user).where(app_user.c.id == user_id).values(**values))
-    if webcall_extensions is not None:
-        _set_webcall_extensions(conn, user_id, webcall_extensions)
+    if change.webcall_extensions is not UNCHANGED:
+        _set_webcall_extensions(conn, user_id, list(change.webcall_extensions))
     end_invalid_sessions(conn, actor=actor, user_ids=[user_id])
     enforce(conn, user_ids=[user_id])
     after = get_user(conn, username)

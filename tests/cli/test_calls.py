@@ -12,6 +12,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from sqlalchemy import create_engine, delete, func, insert, select, text
 
+from mtctl.domain.updates import PhoneUpdate
 from mtctl.store.phones import update_phone
 from mtctl.store.tables import call_branch, call_record, location, registration_event
 from tests.conftest import Mtctl
@@ -85,8 +86,8 @@ def office(mtctl: Mtctl) -> Mtctl:
     engine = create_engine(mtctl.url)
     try:
         with engine.begin() as conn:
-            update_phone(conn, actor="pepe", number="40710", position=4, enabled=False,
-                         action="disable")
+            update_phone(conn, actor="pepe", number="40710", position=4,
+                         change=PhoneUpdate(enabled=False), action="disable")
     finally:
         engine.dispose()
     return mtctl

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, select, update
 
+from mtctl.domain.updates import PhoneUpdate, UserUpdate
 from mtctl.errors import RuleViolation
 from mtctl.store import catalog, config, phones, users
 from mtctl.store.check import check_store
@@ -75,26 +76,27 @@ def _races(i: int) -> tuple[str, Change, Change]:
     user, login, pool = f"u{i}", _login(i), _pool(i)
 
     def multiterminal(conn):  # type: ignore[no-untyped-def]
-        return users.update_user(conn, actor="a", username=user, webcall_mode="multiterminal",
-                                 webcall_position=1)
+        return users.update_user(conn, actor="a", username=user, change=UserUpdate(
+            webcall_mode="multiterminal", webcall_position=1))
 
     def exclusive(conn):  # type: ignore[no-untyped-def]
-        return users.update_user(conn, actor="a", username=user, webcall_mode="exclusive",
-                                 webcall_extensions=[pool])
+        return users.update_user(conn, actor="a", username=user, change=UserUpdate(
+            webcall_mode="exclusive", webcall_extensions=(pool,)))
 
     kinds = [
         ("user set --webcall-position 1 | phone rm", multiterminal,
          lambda c: phones.remove_phone(c, actor="b", number=login, position=1)),
         ("user set --webcall-position 1 | phone set --order 0", multiterminal,
-         lambda c: phones.update_phone(c, actor="b", number=login, position=1, order=0)),
+         lambda c: phones.update_phone(c, actor="b", number=login, position=1,
+                                       change=PhoneUpdate(order=0))),
         ("user set --webcall-position 1 | phone set --position 3", multiterminal,
          lambda c: phones.update_phone(c, actor="b", number=login, position=1,
-                                       new_position=3)),
+                                       change=PhoneUpdate(position=3))),
         ("user set --webcall-ext | phone rm", exclusive,
          lambda c: phones.remove_phone(c, actor="b", number=pool, position=0)),
         ("user set --webcall-ext | phone set --position 2", exclusive,
          lambda c: phones.update_phone(c, actor="b", number=pool, position=0,
-                                       new_position=2)),
+                                       change=PhoneUpdate(position=2))),
     ]
     return kinds[i % len(kinds)]
 
@@ -257,7 +259,8 @@ def test_a_writer_waiting_too_long_is_told_the_store_is_busy(
     stores = _prepared(db_url, 1)
     try:
         with stores[0].write() as conn:
-            phones.update_phone(conn, actor="t", number=_login(0), position=0, order=2)
+            phones.update_phone(conn, actor="t", number=_login(0), position=0,
+                                change=PhoneUpdate(order=2))
             result = Mtctl(db_url)("user", "set", "u0", "--name", "Someone Else")
         assert result.exit_code == 5, result.output
         assert result.stderr == ("mtctl: error: the store is busy: a lock was not granted in "
