@@ -1,7 +1,7 @@
 """Rotation rate of `mtctl keys rotate` on 100,000 due phones (SQLite), with peak memory.
 
 Run: .venv/bin/python bench/bench_rotate.py [--phones N]
-Target: >= 50,000 phones/s, and peak memory flat in the number of phones (the 100,000-phone
+Target: >= 150,000 phones/s, and peak memory flat in the number of phones (the 100,000-phone
 run uses about as much memory as a 10,000-phone run).
 """
 
@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+TARGET_RATE = 150_000  # phones rotated per second, start-up excluded
 
 
 
@@ -66,10 +67,10 @@ def main() -> int:
     print(f"{'phones':>8}  {'wall s':>7}  {'start-up s':>10}  {'peak MiB':>8}")
     print(f"{args.phones // 10:>8}  {small_s:7.2f}  {small_fixed:10.2f}  {small_rss:8.1f}")
     print(f"{args.phones:>8}  {big_s:7.2f}  {big_fixed:10.2f}  {big_rss:8.1f}")
-    print(f"rotation rate: {rate:,.0f} phones/s (target >= 50,000)")
+    print(f"rotation rate: {rate:,.0f} phones/s (target >= {TARGET_RATE:,})")
     growth = big_rss / small_rss
     print(f"memory: {growth:.2f}x for 10x the phones (target: flat, < 1.5x)")
-    ok = rate >= 50_000 and growth < 1.5
+    ok = rate >= TARGET_RATE and growth < 1.5
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 

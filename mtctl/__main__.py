@@ -13,6 +13,7 @@ def main() -> None:
     # While mtctl imports, nothing can have been written: exit at once. (A KeyboardInterrupt
     # raised there can be swallowed by importlib's callbacks and the command would go on.)
     _on_interrupt(_exit_while_starting)
+    _plain_help_in_pipes()
     from mtctl.cli.app import main as run
     from mtctl.cli.app import report_interrupt
 
@@ -27,6 +28,19 @@ def main() -> None:
             report_interrupt()
             _quiet_exit()
         raise
+
+
+def _plain_help_in_pipes() -> None:
+    """Help and usage errors as plain text when stdout is not a terminal, like every other
+    output (SPEC §12): Typer's Rich formatting imports Rich's Markdown, Syntax and Traceback,
+    more than half of `mtctl --help`'s start-up. TYPER_USE_RICH, when set, decides."""
+    if "TYPER_USE_RICH" in os.environ or sys.stdout is None or sys.stdout.isatty():
+        return
+    os.environ["TYPER_USE_RICH"] = "0"  # read once, when typer.core is imported
+    try:
+        import typer.core  # noqa: F401
+    finally:
+        del os.environ["TYPER_USE_RICH"]  # not passed on to anything mtctl starts
 
 
 def _on_interrupt(handler) -> None:  # type: ignore[no-untyped-def]

@@ -1,7 +1,5 @@
 """`mtctl calls`: the calls the proxy routed, and each one next to what SPEC §3 planned."""
 
-from __future__ import annotations
-
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
