@@ -8,7 +8,6 @@ import typer
 from mtctl.cli import output
 from mtctl.cli.common import reading, whole_number
 from mtctl.cli.output import FieldsOpt, FormatOpt, JsonOpt
-from mtctl.shapes import AuditRecord
 
 
 def _since(value: str | None) -> datetime | None:
@@ -40,7 +39,7 @@ def _changes(changes: dict[str, list[object]]) -> str:
                      for name, values in changes.items())
 
 
-AUDIT = output.Shape("audit", AuditRecord, columns=("at", "actor", "action", "object", "changes"),
+AUDIT = output.Shape("audit", "AuditRecord", columns=("at", "actor", "action", "object", "changes"),
                      cells={"changes": _changes}, empty="no audit records")
 
 

@@ -8,7 +8,6 @@ import typer
 from mtctl.cli import output
 from mtctl.cli.common import JsonOpt, opened, reading, whole_number
 from mtctl.cli.output import FieldsOpt, FormatOpt
-from mtctl.shapes import Call, CallBranch, VerdictRow
 
 calls_app = typer.Typer(help="Real calls: list, show, explain against the plan, prune.\n\n"
                              "Example: mtctl calls explain 3c2a9f@10.0.0.5",
@@ -42,13 +41,13 @@ def epoch_ms(when: datetime) -> int:
     return int(when.timestamp() * 1000)
 
 
-CALLS = output.Shape("call", Call, columns=("started_at", "call_id", "caller", "called", "node",
+CALLS = output.Shape("call", "Call", columns=("started_at", "call_id", "caller", "called", "node",
                                             "summary"), titles={"summary": "outcome"},
                      empty="no calls")
-BRANCHES = output.Shape("call-branch", CallBranch, columns=(
+BRANCHES = output.Shape("call-branch", "CallBranch", columns=(
     "stage", "order", "extension", "position", "invited_at", "ended_at", "final_code",
     "final_reason", "answered"), empty="no branch was sent")
-VERDICTS = output.Shape("call-verdict", VerdictRow, columns=(
+VERDICTS = output.Shape("call-verdict", "VerdictRow", columns=(
     "extension", "position", "model", "planned", "verdict", "evidence", "divergence"),
     titles={"verdict": "what happened"}, empty="the plan names no phone")
 

@@ -1,16 +1,19 @@
 """`mtctl check`: validate the whole store."""
 
 from collections.abc import Iterable, Iterator
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import typer
 
 from mtctl.cli import output
 from mtctl.cli.common import reading
 from mtctl.cli.output import FieldsOpt, FormatOpt, JsonOpt
-from mtctl.shapes import CheckLine, CheckReport, Severity
 
-FINDINGS = output.Shape("check-line", CheckLine, columns=("severity", "rule", "object", "message"),
+if TYPE_CHECKING:
+    from mtctl.shapes import CheckLine, CheckReport, Severity
+
+FINDINGS = output.Shape("check-line", "CheckLine",
+                        columns=("severity", "rule", "object", "message"),
                         empty="no problems found")
 
 
@@ -31,13 +34,13 @@ def check(ctx: typer.Context, fmt: FormatOpt = None, fields: FieldsOpt = None,
     how = output.style(fmt, fields, as_json)
     found: CheckReport = {"errors": [], "warnings": []}
 
-    def findings() -> Iterator[CheckLine]:
+    def findings() -> Iterator["CheckLine"]:
         with reading(ctx) as conn:
             within = timedelta(days=config.int_value(conn, "keys.rotate_within_days"))
             for severity, item in check_store(conn, now=utcnow(), rotate_within=within):
                 found["errors" if severity == "error" else "warnings"].append(
                     {"rule": item.rule, "object": item.object, "message": item.message})
-                yield {"severity": cast(Severity, severity), "rule": item.rule,
+                yield {"severity": cast("Severity", severity), "rule": item.rule,
                        "object": item.object, "message": item.message}
 
     # JSON is one document, so every finding is read first; the other formats stream them.

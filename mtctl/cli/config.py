@@ -7,10 +7,9 @@ import typer
 from mtctl.cli import output
 from mtctl.cli.common import reading, writing
 from mtctl.cli.output import FieldsOpt, FormatOpt, JsonOpt
-from mtctl.shapes import Setting
 
 config_app = typer.Typer(help="Settings kept in the store.", no_args_is_help=True)
-SETTINGS = output.Shape("setting", Setting, columns=("key", "value", "help"))
+SETTINGS = output.Shape("setting", "Setting", columns=("key", "value", "help"))
 
 
 @config_app.command("set")

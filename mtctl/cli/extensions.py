@@ -7,7 +7,6 @@ import typer
 from mtctl.cli import complete, output
 from mtctl.cli.common import Number, reading, whole_number, writing
 from mtctl.cli.output import FieldsOpt, FormatOpt, JsonOpt
-from mtctl.shapes import Extension
 
 ext_app = typer.Typer(help="Extensions: dialable numbers with up to eight phones.",
                       no_args_is_help=True)
@@ -17,7 +16,7 @@ NameOpt = Annotated[str | None, typer.Option("--name", metavar="DISPLAY",
 TimeoutOpt = Annotated[int | None, typer.Option(
     metavar="SECONDS", help="How long each ring stage lasts (1–600).",
     parser=whole_number("--ring-timeout", 1, 600, "use 1 to 600 seconds"))]
-EXTENSIONS = output.Shape("extension", Extension, columns=(
+EXTENSIONS = output.Shape("extension", "Extension", columns=(
     "number", "node", "display_name", "owner", "ring_timeout", "phones"), empty="no extensions")
 
 

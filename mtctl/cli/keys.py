@@ -8,12 +8,11 @@ import typer
 from mtctl.cli import output
 from mtctl.cli.common import INT_MAX, JsonOpt, globals_of, opened, reading, whole_number
 from mtctl.cli.output import FieldsOpt, FormatOpt
-from mtctl.shapes import Key
 
 DAYS_MAX = 36_500  # a hundred years: keys live at most that long
 DAYS_HINT = f"use a number of days from 0 to {DAYS_MAX}"
 keys_app = typer.Typer(help="SIP keys of secure phones: list and rotate.", no_args_is_help=True)
-KEYS = output.Shape("keys-list", Key, columns=(
+KEYS = output.Shape("keys-list", "Key", columns=(
     "extension", "position", "model", "sip_auth_user", "key_expires_at", "state"),
     empty="no keys")
 

@@ -4,7 +4,7 @@ notes, warnings and errors it prints on stderr.
 A command never formats its data itself. It declares the *shape* of what it prints once, and
 hands its rows (or its one object) to this module with the user's choice of format::
 
-    PHONES = output.Shape("phone", Phone, columns=("extension", "position", "model"),
+    PHONES = output.Shape("phone", "Phone", columns=("extension", "position", "model"),
                           empty="no phones")
 
     @app.command("list")
@@ -14,12 +14,13 @@ hands its rows (or its one object) to this module with the user's choice of form
         output.rows(items, PHONES, output.style(fmt, fields, as_json))
 
 `Shape(schema, row, columns=..., titles=..., cells=..., empty=...)`
-    `schema` names the JSON Schema every object follows (schemas/SCHEMA.schema.json); `row` is
-    the TypedDict of one object (mtctl/shapes.py), whose keys, in order, are every field a
+    `schema` names the JSON Schema every object follows (schemas/SCHEMA.schema.json); `row`
+    names the TypedDict of one object in mtctl/shapes.py (by name: that module is imported only
+    when its fields are needed, off the start-up path), whose keys, in order, are every field a
     script can ask for with --fields. `columns` are the fields a table (and plain, csv, tsv)
-    shows when --fields is not given; `titles` the table headings that differ from the field
-    name; `cells` how a table shows a field that is not a plain value; `empty` the note a table
-    prints (on stderr) when there are no rows.
+    shows when --fields is not given (default: every field); `titles` the table headings that
+    differ from the field name; `cells` how a table shows a field that is not a plain value;
+    `empty` the note a table prints (on stderr) when there are no rows.
 `style(fmt, fields, as_json) -> Style`
     The user's --format, --fields and --json, checked: unknown formats or fields are one line,
     exit 2. Without --format: `table` on a terminal, `plain` otherwise.
@@ -123,8 +124,8 @@ class Shape:
     """What a command prints: the schema its objects follow and how a table shows them."""
 
     schema: str
-    row: type
-    columns: tuple[str, ...]
+    row: str  # a TypedDict of mtctl/shapes.py, by name
+    columns: tuple[str, ...] | None = None
     titles: Mapping[str, str] = field(default_factory=dict)
     cells: Mapping[str, Callable[[Any], str]] = field(default_factory=dict)
     empty: str = "nothing to show"
@@ -132,7 +133,14 @@ class Shape:
     @property
     def fields(self) -> tuple[str, ...]:
         """Every field of one object, in the order of its type."""
-        return tuple(self.row.__annotations__)
+        from mtctl import shapes
+
+        return tuple(getattr(shapes, self.row).__annotations__)
+
+    @property
+    def shown(self) -> tuple[str, ...]:
+        """The fields a table, plain, tsv and csv show without --fields."""
+        return self.fields if self.columns is None else self.columns
 
     def title(self, name: str) -> str:
         return self.titles.get(name, name.replace("_", " "))
@@ -190,7 +198,13 @@ def rows(items: Iterable[Mapping[str, Any]], shape: Shape, how: Style, *,
          empty: str | None = None) -> None:
     """Print a listing in the chosen format (EMPTY: the table's note when there are no rows,
     instead of the shape's)."""
-    names = how.pick(shape, shape.fields if how.format in _WHOLE else shape.columns)
+    if how.format in _WHOLE and how.fields is None:  # the objects as they are
+        if how.format is Format.json:
+            print_json(list(items))
+        else:
+            _ndjson(items)
+        return
+    names = how.pick(shape, shape.shown)
     if how.format is Format.json:
         print_json([_only(item, names) for item in items])
     elif how.format is Format.ndjson:
@@ -207,6 +221,12 @@ def rows(items: Iterable[Mapping[str, Any]], shape: Shape, how: Style, *,
 
 def record(item: Mapping[str, Any], shape: Shape, how: Style) -> None:
     """Print one object (a `show`) in the chosen format."""
+    if how.format in _WHOLE and how.fields is None:
+        if how.format is Format.json:
+            print_json(item)
+        else:
+            _ndjson([item])
+        return
     names = how.pick(shape, shape.fields)
     if how.format is Format.json:
         print_json(_only(item, names))

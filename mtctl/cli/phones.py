@@ -8,7 +8,6 @@ import typer
 from mtctl.cli import complete, output
 from mtctl.cli.common import position_arg, quick_reading, reading, whole_number, writing
 from mtctl.cli.output import FieldsOpt, FormatOpt, JsonOpt
-from mtctl.shapes import Phone, PhoneShown
 
 phone_app = typer.Typer(help="Phones: up to eight devices per extension.", no_args_is_help=True)
 
@@ -17,10 +16,10 @@ Ext = Annotated[str, typer.Argument(metavar="EXT", help="Extension number.",
 Pos = Annotated[int, position_arg()]
 POS_HINT = "use a position from 0 to 7"
 ORDER_HINT = "use an order of 0 (never rings) or more"
-PHONES = output.Shape("phone", Phone, columns=(
+PHONES = output.Shape("phone", "Phone", columns=(
     "extension", "position", "order", "enabled", "model", "template", "category", "location",
     "secure", "publishable", "key_expires_at"), empty="no phones")
-PHONE_SHOWN = output.Shape("phone-show", PhoneShown, columns=PHONES.columns)
+PHONE_SHOWN = output.Shape("phone-show", "PhoneShown", columns=PHONES.columns)
 
 
 @phone_app.command("add")

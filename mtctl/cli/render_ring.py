@@ -22,12 +22,12 @@ from mtctl.domain.ringing import (
     Skipped,
     all_phones,
 )
-from mtctl.shapes import RingRow
 
 if TYPE_CHECKING:
+    from mtctl.shapes import RingRow
     from mtctl.store.live import Registration
 
-RING_ROWS = output.Shape("ring-sim-row", RingRow, columns=tuple(RingRow.__annotations__),
+RING_ROWS = output.Shape("ring-sim-row", "RingRow",
                          empty="no phone is a candidate")
 
 KIND_WORD = {"hardphone": "desk phone ", "softphone": "softphone ", "app": "mobile app ",

@@ -9,7 +9,6 @@ import typer
 from mtctl.cli import complete, output
 from mtctl.cli.common import Username, quick_reading, reading, whole_number, writing
 from mtctl.cli.output import FieldsOpt, FormatOpt, JsonOpt
-from mtctl.shapes import User, UserPhone
 
 user_app = typer.Typer(help="Users: owners of extensions, with their Web Call mode.",
                        no_args_is_help=True)
@@ -38,10 +37,10 @@ GroupOpt = Annotated[str | None, typer.Option(metavar="NAME",
 PositionOpt = Annotated[int | None, typer.Option(
     metavar="N", help="Position of the Web Call phone on the login extension (multiterminal).",
     parser=whole_number("--webcall-position", 0, 7, "use a position from 0 to 7"))]
-USERS = output.Shape("user", User, columns=(
+USERS = output.Shape("user", "User", columns=(
     "username", "display_name", "login", "webcall_mode", "webcall_license",
     "webcall_extensions", "webcall_group", "webcall_position"), empty="no users")
-USER_PHONES = output.Shape("user-phones", UserPhone, columns=(
+USER_PHONES = output.Shape("user-phones", "UserPhone", columns=(
     "model", "extension", "location", "position", "order", "enabled", "provisionable"))
 
 

@@ -7,12 +7,11 @@ import typer
 from mtctl.cli import complete, output
 from mtctl.cli.common import JsonOpt, reading, writing
 from mtctl.cli.output import FieldsOpt, FormatOpt
-from mtctl.shapes import WebcallSession
 
 webcall_app = typer.Typer(help="Web Call sessions: which user's Web Call runs on which "
                           "extension (who rings on pool extensions).", no_args_is_help=True)
 User = Annotated[str, typer.Argument(metavar="USER", autocompletion=complete.usernames)]
-SESSIONS = output.Shape("webcall-session", WebcallSession, columns=("user", "extension", "since"),
+SESSIONS = output.Shape("webcall-session", "WebcallSession", columns=("user", "extension", "since"),
                          empty="no Web Call sessions")
 
 

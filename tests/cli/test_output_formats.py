@@ -331,3 +331,39 @@ def test_every_listing_and_show_takes_format_and_fields():
 
     walk(root, [])
     assert missing == []
+
+
+def test_every_shape_names_a_typed_row_and_known_columns():
+    """Each command's Shape points at a TypedDict of mtctl/shapes.py (by name, so that start-up
+    does not import it) and shows only fields that object has."""
+    import importlib
+    import pkgutil
+    import typing
+
+    import mtctl.cli
+    from mtctl import shapes
+    from mtctl.cli.output import Shape
+
+    found = []
+    for module in pkgutil.iter_modules(mtctl.cli.__path__):
+        loaded = importlib.import_module(f"mtctl.cli.{module.name}")
+        found += [v for v in vars(loaded).values() if isinstance(v, Shape)]
+    found += [s for entry in importlib.import_module("mtctl.cli.catalog").CATALOG
+              for s in (entry.listed, entry.shown) if s is not None]
+    assert len(found) >= 15
+    for shape in found:
+        row = getattr(shapes, shape.row)
+        assert typing.is_typeddict(row), shape
+        assert set(shape.shown) <= set(shape.fields), shape
+
+
+def test_start_up_does_not_import_the_shapes_for_json_or_plain_listings(store):
+    for args in (["--help"], ["phone", "list", "--json"], ["ring-sim", "40710", "--json"],
+                 ["phone", "list"], ["ext", "list", "--format", "csv"]):
+        env = {**os.environ, "MTCTL_DATABASE_URL": store.url}
+        result = subprocess.run([sys.executable, "-X", "importtime", str(MTCTL), *args],
+                                env=env, capture_output=True, text=True, timeout=60,
+                                check=False)
+        assert result.returncode == 0, result.stderr
+        imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
+        assert "mtctl.shapes" not in imported, args
