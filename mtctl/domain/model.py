@@ -34,8 +34,10 @@ class PhoneSpec:
     category: str | None = None
     has_key: bool = False
     key_expires_at: datetime | None = None
-    profile: str | None = None  # the model's provisioning profile
-    key_delivered: bool = False  # a desk phone provisioned by MAC fetched a key at least once
+    # How the phone is provisioned, and whether a desk phone provisioned by MAC ever fetched a
+    # key: for check's warnings only, so not part of what makes two phones the same.
+    profile: str | None = field(default=None, compare=False)
+    key_delivered: bool = field(default=False, compare=False)
 
     @property
     def ref(self) -> str:

@@ -12,11 +12,14 @@ from mtctl.domain.problems import Problem
 
 # Each kind's values, in the order Change.values and State hold them.
 PHONE_FIELDS = ("order", "enabled", "model", "template", "category", "location", "secure",
-                "publishable")
+                "publishable", "mac")
+# Where a stored phone (State.phones) holds its PHONE_FIELDS, then has_key and has_expiry.
+PHONE_VALUES = slice(2, 2 + len(PHONE_FIELDS))
+HAS_KEY, HAS_EXPIRY = 2 + len(PHONE_FIELDS), 3 + len(PHONE_FIELDS)
 EXTENSION_FIELDS = ("node", "display_name", "ring_timeout")
 USER_FIELDS = ("display_name", "login", "webcall_mode", "webcall_license",
                "webcall_extensions", "webcall_group", "webcall_position")
-MODEL_FIELDS = ("vendor", "kind", "qr_provisionable")
+MODEL_FIELDS = ("vendor", "kind", "qr_provisionable", "profile")
 TEMPLATE_FIELDS = ("for_webcall", "secure", "key_lifetime_days", "category")
 FIELDS: dict[str, tuple[str, ...]] = {
     "config": ("value",), "node": (), "category": (), "model": MODEL_FIELDS,

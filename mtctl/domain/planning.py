@@ -28,11 +28,13 @@ from typing import Any, Protocol
 
 from mtctl.domain.catalog import SEEDED_MODELS, SEEDED_TEMPLATES
 from mtctl.domain.config_keys import SETTINGS, flat_settings
+from mtctl.domain.devices import normalise_mac, shown_mac
 from mtctl.domain.model import DEFAULT_RING_TIMEOUT, UserSpec
 from mtctl.domain.plan import (
     EXTENSION_FIELDS,
     FIELDS,
     PHONE_FIELDS,
+    PHONE_VALUES,
     USER_FIELDS,
     Change,
     Plan,
@@ -56,7 +58,7 @@ class ParsedFile(Protocol):
 @cache
 def seed() -> tuple[dict[str, tuple[Any, ...]], dict[str, tuple[Any, ...]]]:
     """The phone models and templates a new store starts with, in FIELDS order."""
-    models = {m.name: (m.vendor, m.kind, m.qr_provisionable) for m in SEEDED_MODELS}
+    models = {m.name: (m.vendor, m.kind, m.qr_provisionable, m.profile) for m in SEEDED_MODELS}
     templates = {t.name: (t.for_webcall, t.secure, t.key_lifetime_days, t.category)
                  for t in SEEDED_TEMPLATES}
     return models, templates
@@ -103,6 +105,7 @@ class _Planner:
         self._rotation()
         self._groups()
         self._extensions()
+        self._unique_macs()
         self._users()
         self._group_members()
         self._logins()
@@ -166,7 +169,7 @@ class _Planner:
         return dict(stored) | wanted
 
     def _models(self) -> None:
-        wanted = {name: (m.get("vendor", ""), m["kind"], m.get("qr", False))
+        wanted = {name: (m.get("vendor", ""), m["kind"], m.get("qr", False), m.get("profile"))
                   for name, m in self.doc.get("models", {}).items()}
         self.models = self._catalog("model", wanted, self.state.models, seed()[0])
 
@@ -255,8 +258,8 @@ class _Planner:
                     touched = True
                     if target[6] and self.needs_key is None:
                         self.needs_key = ("extensions", number, "phones", index)
-                elif before[2:10] != target or before[1] != home:
-                    diff = {f: [b, a] for f, b, a in zip(PHONE_FIELDS, before[2:10], target,
+                elif before[PHONE_VALUES] != target or before[1] != home:
+                    diff = {f: [b, a] for f, b, a in zip(PHONE_FIELDS, before[PHONE_VALUES], target,
                                                          strict=True) if b != a}
                     if before[1] != home:
                         diff["node"] = [before[1], values[0]]
@@ -270,7 +273,7 @@ class _Planner:
                 for position in sorted(stored_phones):
                     if position not in listed:
                         self.removals.append(Change("remove", "phone", f"{number}:{position}",
-                                                    stored_phones[position][2:10]))
+                                                    stored_phones[position][PHONE_VALUES]))
                         touched = True
             self.file_extensions[number] = FileExtension(number, values, phones, stored)
             if touched:
@@ -281,9 +284,45 @@ class _Planner:
                     continue
                 for position, row in sorted(state.phones.get(stored[0], {}).items()):
                     self.removals.append(Change("remove", "phone", f"{number}:{position}",
-                                                row[2:10]))
+                                                row[PHONE_VALUES]))
                 self.removals.append(Change("remove", "extension", number, stored[1:]))
         self._catalog_touches()
+
+    def _mac(self, p: dict[str, Any], path: tuple[str | int, ...]) -> str | None:
+        """A file phone's MAC as 12 lowercase hex digits (a problem when it is not a MAC)."""
+        text = p.get("mac")
+        if text is None:
+            return None
+        try:
+            return normalise_mac(text)
+        except ValueError as exc:
+            self.problem((*path, "mac"), f"bad MAC address {text!r}", f"use {exc}")
+            return None
+
+    def _unique_macs(self) -> None:
+        """A MAC names one phone in the store the file leads to."""
+        mac_at = PHONE_FIELDS.index("mac")
+        listed = {f"{number}:{fp.position}" for number, fe in self.file_extensions.items()
+                  for fp in fe.phones}
+        removed = {c.name for c in self.removals if c.kind == "phone"}
+        number_of = {values[0]: number for number, values in self.state.extensions.items()}
+        holders: dict[str, str] = {}
+        for ext_id, stored in self.state.phones.items():
+            for position, row in stored.items():
+                ref = f"{number_of[ext_id]}:{position}"
+                mac = row[PHONE_VALUES][mac_at]
+                if mac and ref not in listed and ref not in removed:
+                    holders[mac] = ref
+        for number, fe in self.file_extensions.items():
+            for fp in fe.phones:
+                mac = fp.values[mac_at]
+                if mac is None:
+                    continue
+                other = holders.setdefault(mac, f"{number}:{fp.position}")
+                if other != f"{number}:{fp.position}":
+                    self.problem(("extensions", number, "phones", fp.index, "mac"),
+                                 f"MAC {shown_mac(mac)} is also phone {other}'s",
+                                 "a MAC names one phone: give one of them another MAC")
 
     def _phone_resolver(self) -> Callable[[dict[str, Any], str, int], tuple[Any, ...]]:
         """A function from a file phone to its PHONE_FIELDS, defaults resolved and references
@@ -302,7 +341,8 @@ class _Planner:
                     found = (p.get("template") or "default", p.get("category") or None,
                              bool(p.get("secure")))
             return (p.get("order", 1), p.get("enabled", True), model, found[0], found[1],
-                    p.get("location"), found[2], p.get("publishable", False))
+                    p.get("location"), found[2], p.get("publishable", False),
+                    self._mac(p, ("extensions", number, "phones", index)))
 
         return resolve
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mtctl.domain.model import ExtensionSpec, PhoneSpec
-from mtctl.domain.plan import State
+from mtctl.domain.plan import HAS_EXPIRY, HAS_KEY, PHONE_VALUES, State
 
 # What the rules ask of a secure phone's key is only whether it has an expiry; a phone that
 # gets its key in this very apply will have one.
@@ -80,7 +80,8 @@ class Prospect(Mapping[str, ExtensionSpec]):
                 if secure and (before is None or not before[8]):
                     has_key, expiry = True, EXPIRY_TO_COME
                 elif before is not None:
-                    has_key, expiry = before[10], EXPIRY_TO_COME if before[11] else None
+                    has_key = before[HAS_KEY]
+                    expiry = EXPIRY_TO_COME if before[HAS_EXPIRY] else None
                 else:
                     has_key, expiry = False, None
                 phones.append(self._spec(number, fp.position, fp.values, ext_node, has_key,
@@ -88,19 +89,21 @@ class Prospect(Mapping[str, ExtensionSpec]):
         if stored is not None and not (self.prune and entry is not None):
             for position, row in self.state.phones.get(stored[0], {}).items():
                 if position not in listed:
-                    phones.append(self._spec(number, position, row[2:10], row[1], row[10],
-                                             EXPIRY_TO_COME if row[11] else None))
+                    phones.append(self._spec(number, position, row[PHONE_VALUES], row[1],
+                                             row[HAS_KEY],
+                                             EXPIRY_TO_COME if row[HAS_EXPIRY] else None))
         phones.sort(key=lambda s: s.position)
         return ExtensionSpec(number=number, node=ext_node, display_name=display,
                              ring_timeout=timeout, phones=tuple(phones))
 
     def _spec(self, number: str, position: int, values: tuple[Any, ...], node_name: str,
               has_key: bool, expiry: datetime | None) -> PhoneSpec:
-        order, enabled, model, template_name, category_name, location, secure, pub = values
-        vendor, kind, qr = self.models.get(model, ("", "unknown", False))
+        order, enabled, model, template_name, category_name, location, secure, pub, _ = values
+        vendor, kind, qr, profile = self.models.get(model, ("", "unknown", False, None))
         for_webcall = self.templates.get(template_name, (False,))[0]
         return PhoneSpec(extension=number, position=position, order=order, model=model,
                          kind=kind, vendor=vendor, qr_provisionable=qr, enabled=enabled,
                          template=template_name, template_for_webcall=for_webcall,
                          secure=secure, publishable=pub, node=node_name, location=location,
-                         category=category_name, has_key=has_key, key_expires_at=expiry)
+                         category=category_name, has_key=has_key, key_expires_at=expiry,
+                         profile=profile)

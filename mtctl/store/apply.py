@@ -48,9 +48,10 @@ def load_state(conn: Connection) -> State:
         ids[kind] = {name: row_id for row_id, name in rows}
     category_name = names["category"]
     model_name, template_name, node_name = names["model"], names["template"], names["node"]
-    models = {name: (vendor, kind, bool(qr)) for name, vendor, kind, qr in rows_of(
-        conn, select(phone_model.c.name, phone_model.c.vendor, phone_model.c.kind,
-                     phone_model.c.qr_provisionable))}
+    models = {name: (vendor, kind, bool(qr), profile)
+              for name, vendor, kind, qr, profile in rows_of(
+                  conn, select(phone_model.c.name, phone_model.c.vendor, phone_model.c.kind,
+                               phone_model.c.qr_provisionable, phone_model.c.profile))}
     templates = {name: (bool(webcall), bool(secure), lifetime, category_name.get(cat))
                  for name, webcall, secure, lifetime, cat in rows_of(
                      conn, select(template.c.name, template.c.for_webcall, template.c.secure,
@@ -62,15 +63,15 @@ def load_state(conn: Connection) -> State:
     number_of = {values[0]: number for number, values in extensions.items()}
     phones: dict[int, dict[int, tuple[Any, ...]]] = defaultdict(dict)
     for (phone_id, ext_id, node_id, position, order, enabled, model_id, template_id, cat,
-         location, secure, publishable, has_key, has_expiry) in rows_of(conn, select(
+         location, secure, publishable, mac, has_key, has_expiry) in rows_of(conn, select(
             phone.c.id, phone.c.extension_id, phone.c.node_id, phone.c.position,
             phone.c.ring_order, phone.c.enabled, phone.c.model_id, phone.c.template_id,
             phone.c.category_id, phone.c.location, phone.c.secure, phone.c.publishable,
-            phone.c.ha1.is_not(None), phone.c.key_expires_at.is_not(None))):
+            phone.c.mac, phone.c.ha1.is_not(None), phone.c.key_expires_at.is_not(None))):
         phones[ext_id][position] = (
             phone_id, node_name[node_id], order, bool(enabled), model_name[model_id],
             template_name[template_id], category_name.get(cat), location, bool(secure),
-            bool(publishable), bool(has_key), bool(has_expiry))
+            bool(publishable), mac, bool(has_key), bool(has_expiry))
     members: dict[int, list[str]] = defaultdict(list)
     for group_id, ext_id in rows_of(conn, select(
             webcall_group_extension.c.group_id, webcall_group_extension.c.extension_id)

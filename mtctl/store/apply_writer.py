@@ -21,6 +21,7 @@ from mtctl.domain.plan import (
     FIELDS,
     MODEL_FIELDS,
     PHONE_FIELDS,
+    PHONE_VALUES,
     USER_FIELDS,
     Change,
     Plan,
@@ -193,13 +194,19 @@ class _Writer:
 
     def _phones(self) -> None:
         conn = self.conn
+        # A MAC may pass from one phone to another in one file: the phones whose MAC changes
+        # let go of theirs first, so no statement below meets it still held (it is unique).
+        releasing = [self._stored_phone(c.name)[0] for c in self.changes("change", "phone")
+                     if "mac" in (c.diff or {})]
+        for batch in chunks(releasing):
+            conn.execute(update(phone).where(phone.c.id.in_(batch)).values(mac=None))
         added = self.changes("add", "phone")
         if added:
             bulk_insert(conn, phone, PHONE_INSERT).run(self._new_phones(added))
         rows, keyed, unkeyed = [], [], []
         for c in self.changes("change", "phone"):
             stored = self._stored_phone(c.name)
-            values = _after(c, PHONE_FIELDS, stored[2:10])
+            values = _after(c, PHONE_FIELDS, stored[PHONE_VALUES])
             number = c.name.rsplit(":", 1)[0]
             rows.append((*self._phone_values(values, self.target_node[number]), stored[0]))
             if "secure" in (c.diff or {}):
@@ -221,11 +228,11 @@ class _Writer:
 
     def _phone_values(self, values: Sequence[Any], node_name: str) -> tuple[Any, ...]:
         """PHONE_COLUMNS of a phone with these PHONE_FIELDS on this node."""
-        order, enabled, model, template_name, category_name, location, secure, pub = values
+        order, enabled, model, template_name, category_name, location, secure, pub, mac = values
         return (self.node_ids[node_name], order, enabled, self.model_ids[model],
                 self.template_ids[template_name],
                 self.category_ids[category_name] if category_name else None, location, secure,
-                pub)
+                pub, mac)
 
     def _new_phones(self, added: list[Change]) -> Iterator[tuple[Any, ...]]:
         taken = set(self.conn.execute(select(phone.c.sip_auth_user)).scalars())
@@ -372,7 +379,7 @@ def _after(change: Change, fields: Sequence[str], before: Sequence[Any]) -> tupl
 
 
 PHONE_COLUMNS = ("node_id", "ring_order", "enabled", "model_id", "template_id", "category_id",
-                 "location", "secure", "publishable")
+                 "location", "secure", "publishable", "mac")
 KEY_COLUMNS = ("ha1", "ha1_sha256", "key_expires_at", "key_updated_at")
 PHONE_INSERT = ("extension_id", "position", *PHONE_COLUMNS, "sip_auth_user", *KEY_COLUMNS)
 USER_COLUMNS = ("display_name", "webcall_mode", "webcall_license", "webcall_group_id",

@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from mtctl.domain.config_keys import nested_settings
+from mtctl.domain.devices import shown_mac
 from mtctl.domain.model import DEFAULT_RING_TIMEOUT
-from mtctl.domain.plan import State
+from mtctl.domain.plan import PHONE_VALUES, State
 from mtctl.domain.planning import seed
 from mtctl.formats.pbx_file.schema import setting_types
 from mtctl.store.apply import load_state
@@ -54,13 +55,15 @@ def document(state: State) -> dict[str, Any]:
 
 
 def _model(values: tuple[Any, ...]) -> dict[str, Any]:
-    vendor, kind, qr = values
+    vendor, kind, qr, profile = values
     entry: dict[str, Any] = {}
     if vendor:
         entry["vendor"] = vendor
     entry["kind"] = kind
     if qr:
         entry["qr"] = True
+    if profile is not None:
+        entry["profile"] = profile
     return entry
 
 
@@ -93,7 +96,8 @@ def _extension(state: State, values: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def _phone(state: State, position: int, row: tuple[Any, ...]) -> dict[str, Any]:
-    order, enabled, model, template_name, category_name, location, secure, pub = row[2:10]
+    order, enabled, model, template_name, category_name, location, secure, pub, mac = \
+        row[PHONE_VALUES]
     kind = state.models[model][1]
     template_values = state.templates[template_name]
     entry: dict[str, Any] = {"position": position, "model": model}
@@ -111,6 +115,8 @@ def _phone(state: State, position: int, row: tuple[Any, ...]) -> dict[str, Any]:
         entry["secure"] = secure
     if pub:
         entry["publishable"] = True
+    if mac is not None:
+        entry["mac"] = shown_mac(mac)
     return entry
 
 

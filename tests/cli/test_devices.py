@@ -49,3 +49,66 @@ def test_model_add_takes_a_provisioning_profile(seeded):
     r = seeded("model", "add", "X", "--vendor", "X", "--kind", "hardphone", "--profile",
                "polycom")
     assert r.exit_code == 2 and "'cisco-mpp', 'yealink'" in r.stderr
+
+
+def apply_file(mtctl, tmp_path, text, *args):
+    path = tmp_path / "pbx.toml"
+    path.write_text(text, encoding="utf-8")
+    return mtctl("apply", str(path), *args)
+
+
+def test_macs_and_profiles_go_through_export_and_apply(seeded, tmp_path):
+    seeded.ok("model", "add", "Acme Desk", "--vendor", "Acme", "--kind", "hardphone",
+              "--profile", "cisco-mpp")
+    seeded.ok("phone", "set", "40710", "0", "--mac", "001A2B3C4D5E")
+    exported = seeded.ok("export").stdout
+    assert 'mac = "00:1a:2b:3c:4d:5e"' in exported
+    assert 'profile = "cisco-mpp"' in exported
+    text = exported.replace("00:1a:2b:3c:4d:5e", "00-1A-2B-3C-4D-5F")  # any usual spelling
+    r = apply_file(seeded, tmp_path, text)
+    assert r.exit_code == 0, r.output
+    assert phone(seeded)["mac"] == "001a2b3c4d5f"
+    assert "no changes" in apply_file(seeded, tmp_path, text, "--dry-run").output
+
+
+def test_apply_refuses_a_mac_twice_or_one_another_phone_keeps(seeded, tmp_path):
+    seeded.ok("ext", "add", "40711", "--node", "madrid")
+    seeded.ok("phone", "add", "40711", "--position", "0", "--model", "Yealink T54W",
+              "--mac", "80:5e:c0:12:34:56")
+    twice = """
+[extensions.40720]
+node = "madrid"
+phones = [
+    { position = 0, model = "Yealink T54W", mac = "00:1a:2b:3c:4d:5e" },
+    { position = 1, model = "Yealink T54W", mac = "001a2b3c4d5e" },
+]
+"""
+    kept = """
+[extensions.40720]
+node = "madrid"
+phones = [{ position = 0, model = "Yealink T54W", mac = "80-5E-C0-12-34-56" }]
+"""
+    bad = """
+[extensions.40720]
+node = "madrid"
+phones = [{ position = 0, model = "Yealink T54W", mac = "80-5E-C0-12-34" }]
+"""
+    for text, words in ((twice, "is also phone 40720:0's"), (kept, "is also phone 40711:0's"),
+                        (bad, "bad MAC address")):
+        from tests.dump import dump_store
+
+        before = dump_store(seeded.url)
+        r = apply_file(seeded, tmp_path, text)
+        assert r.exit_code == 1, r.output
+        assert words in r.output and ".mac" in r.output
+        assert dump_store(seeded.url) == before
+    # the phone that had the MAC gives it up in the same file: fine
+    moved = kept + """
+[extensions.40711]
+node = "madrid"
+phones = [{ position = 0, model = "Yealink T54W" }]
+"""
+    r = apply_file(seeded, tmp_path, moved)
+    assert r.exit_code == 0, r.output
+    assert phone(seeded, "40720", "0")["mac"] == "805ec0123456"
+    assert phone(seeded, "40711", "0")["mac"] is None

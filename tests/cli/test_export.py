@@ -40,6 +40,9 @@ def rich(seeded: Mtctl) -> Mtctl:
     m.ok("category", "add", "national")
     m.ok("model", "add", "Acme \"Soft\" Ñ", "--vendor", "Acme", "--kind", "softphone")
     m.ok("model", "add", "Acme App", "--vendor", "Acme", "--kind", "app", "--qr")
+    m.ok("model", "add", "Acme Desk", "--vendor", "Acme", "--kind", "hardphone", "--profile",
+         "yealink")
+    m.ok("phone", "set", "40710", "0", "--mac", "00-56-2B-04-36-15")
     m.ok("template", "add", "secure-app", "--key-lifetime", "30", "--secure",
          "--category", "national")
     m.ok("template", "add", "web2", "--for-webcall")
@@ -101,7 +104,10 @@ def test_export_omits_defaults_and_keys(rich: Mtctl):
     assert doc["templates"] == {"secure-app": {"secure": True, "key_lifetime_days": 30,
                                                "category": "national"},
                                 "web2": {"for_webcall": True}}
-    assert set(doc["models"]) == {"Acme \"Soft\" Ñ", "Acme App"}  # seeded ones are left out
+    assert set(doc["models"]) == {"Acme \"Soft\" Ñ", "Acme App", "Acme Desk"}  # not seeded
+    assert doc["models"]["Acme Desk"] == {"vendor": "Acme", "kind": "hardphone",
+                                          "profile": "yealink"}
+    assert doc["extensions"]["40710"]["phones"][0]["mac"] == "00:56:2b:04:36:15"
     assert doc["users"]["bob"] == {"name": "Bob", "login": "40720", "webcall_mode": "exclusive",
                                    "webcall_license": "pool", "webcall_group": "pool"}
     assert doc["users"]["dave"] == {"name": "Dave", "login": "0123"}

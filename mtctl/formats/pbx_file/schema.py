@@ -82,6 +82,9 @@ class Phone(TypedDict):
     publishable: NotRequired[Annotated[StrictBool, _default(
         False, "May register from the internet through the Flexisip edge; must be secure "
         "(MT005).")]]
+    mac: NotRequired[Annotated[StrictStr, StringConstraints(max_length=17), Field(description=(
+        "A desk phone's MAC, in any usual spelling (00:1a:2b:3c:4d:5e, 00-1A-..., "
+        "001a.2b3c.4d5e, 001a2b3c4d5e); unique."))]]
 
 
 @with_config(STRICT)
@@ -105,6 +108,9 @@ class PhoneModel(TypedDict):
         max_length=64, pattern=NO_CONTROL_CHARACTERS), _default(
             "", "Vendor; a Cisco phone must be at position 0 (MT003).")]]
     qr: NotRequired[Annotated[StrictBool, _default(False, "QR-provisionable (MT015).")]]
+    profile: NotRequired[Annotated[Literal["linphone", "cisco-mpp", "yealink"], Field(
+        description="How its phones are provisioned: linphone (QR code), cisco-mpp or yealink "
+                    "(desk phones by MAC from mtctl serve's /d/).")]]
 
 
 @with_config(STRICT)
@@ -171,6 +177,13 @@ class ProvisioningSettings(TypedDict, total=False):
     base_url: Annotated[SipUri, Field(description="Base of provisioning URLs in QR codes.")]
     token_ttl_hours: Annotated[StrictInt, _range("provisioning.token_ttl_hours"), Field(
         description="Hours a token stays usable.")]
+    device_user: Annotated[StrictStr, StringConstraints(
+        max_length=64, pattern=r"^[!-9;-~]+$"), Field(description=(
+            "HTTP Basic user of desk phones fetching /d/ (the password is a secret: mtctl "
+            "config set-secret provisioning.device_password)."))]
+    resync_hours: Annotated[StrictInt, _range("provisioning.resync_hours"), Field(
+        description="Hours between a desk phone's fetches of its file (each brings a new "
+                    "key).")]
 
 
 @with_config(STRICT)
