@@ -367,3 +367,32 @@ def test_start_up_does_not_import_the_shapes_for_json_or_plain_listings(store):
         assert result.returncode == 0, result.stderr
         imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
         assert "mtctl.shapes" not in imported, args
+
+
+def test_on_a_real_terminal_the_default_is_the_table(store):
+    import pty
+
+    leader, follower = pty.openpty()
+    env = {**os.environ, "MTCTL_DATABASE_URL": store.url, "COLUMNS": "200", "NO_COLOR": "1"}
+    try:
+        process = subprocess.Popen([str(MTCTL), "ext", "list"], env=env, stdout=follower,
+                                   stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        os.close(follower)
+        follower = -1
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed: the process is done
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert process.wait(60) == 0, process.stderr.read() if process.stderr else ""
+    finally:
+        if follower != -1:
+            os.close(follower)
+        os.close(leader)
+    shown = b"".join(chunks).decode()
+    assert "display name" in shown and BORDERS & set(shown), shown  # titles and rules
+    assert "\t" not in shown
