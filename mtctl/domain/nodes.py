@@ -56,7 +56,7 @@ class ClusterNode:
 
 def parse_sip_address(text: str) -> SipAddress:
     """HOST:PORT as a node's SIP address, or UsageError (exit 2) saying what is wrong."""
-    hint = f"use HOST:PORT, e.g. --sip-address {EXAMPLE} (IPv6: [2001:db8::1]:5060)"
+    hint = f"use HOST:PORT, e.g. {EXAMPLE} (IPv6: [2001:db8::1]:5060)"
     if len(text) > MAX_ADDRESS:
         raise UsageError(f"SIP address is longer than {MAX_ADDRESS} characters", hint)
     if not text.isascii() or not text.isprintable():

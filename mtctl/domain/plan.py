@@ -22,7 +22,7 @@ USER_FIELDS = ("display_name", "login", "webcall_mode", "webcall_license",
 MODEL_FIELDS = ("vendor", "kind", "qr_provisionable", "profile")
 TEMPLATE_FIELDS = ("for_webcall", "secure", "key_lifetime_days", "category")
 FIELDS: dict[str, tuple[str, ...]] = {
-    "config": ("value",), "node": (), "category": (), "model": MODEL_FIELDS,
+    "config": ("value",), "node": ("sip_address",), "category": (), "model": MODEL_FIELDS,
     "template": TEMPLATE_FIELDS, "group": ("extensions",), "extension": EXTENSION_FIELDS,
     "phone": PHONE_FIELDS, "user": USER_FIELDS,
 }
@@ -42,6 +42,8 @@ class State:
     phones: dict[int, dict[int, tuple[Any, ...]]]
     # username → (id, *USER_FIELDS)
     users: dict[str, tuple[Any, ...]]
+    # node name → its SIP address (None: none)
+    node_addresses: dict[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

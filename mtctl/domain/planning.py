@@ -98,7 +98,7 @@ class _Planner:
 
     def run(self) -> None:
         self._settings()
-        self.nodes = self._names("node", "nodes")
+        self.nodes = self._nodes()
         self.categories = self._names("category", "categories")
         self._models()
         self._templates()
@@ -135,6 +135,38 @@ class _Planner:
             self.removals += [Change("remove", "config", name, (value,))
                               for name, value in sorted(state.items()) if name not in wanted]
         self.settings = ({} if self.prune else dict(state)) | wanted
+
+    def _nodes(self) -> set[str]:
+        """Nodes: a list of names (their addresses stay as they are), or a table of nodes with
+        their SIP addresses (a node without one has none)."""
+        section = self.doc.get("nodes", [])
+        if not isinstance(section, dict):
+            return self._names("node", "nodes")
+        from mtctl.domain.nodes import parse_sip_address
+        from mtctl.errors import UsageError
+
+        stored, addresses = self.state.ids["node"], self.state.node_addresses
+        wanted: dict[str, str | None] = {}
+        for name, entry in section.items():
+            raw = entry.get("sip_address")
+            try:
+                wanted[name] = str(parse_sip_address(raw)) if raw is not None else None
+            except UsageError as exc:
+                self.problem(("nodes", name, "sip_address"), exc.message, exc.hint or "")
+                wanted[name] = addresses.get(name)
+        for name, address in wanted.items():
+            if name not in stored:
+                self.changes.append(Change("add", "node", name, (address,)))
+            elif addresses.get(name) != address:
+                self.changes.append(Change("change", "node", name,
+                                           diff={"sip_address": [addresses.get(name), address]}))
+        merged = set(wanted)
+        if self.prune:
+            self.removals += [Change("remove", "node", name, (addresses.get(name),))
+                              for name in sorted(stored) if name not in merged]
+        else:
+            merged |= set(stored)
+        return merged
 
     def _names(self, kind: str, section: str) -> set[str]:
         stored = self.state.ids[kind]

@@ -93,7 +93,9 @@ def load_state(conn: Connection) -> State:
                               app_user.c.webcall_license, app_user.c.webcall_group_id,
                               app_user.c.webcall_position))}
     settings = dict(rows_of(conn, select(setting.c.key, setting.c.value)))
-    return State(settings, ids, models, templates, groups, extensions, phones, users)
+    addresses = dict(rows_of(conn, select(node.c.name, node.c.sip_address)))
+    return State(settings, ids, models, templates, groups, extensions, phones, users,
+                 addresses)
 
 
 # --- applying -----------------------------------------------------------------------------

@@ -103,8 +103,14 @@ class _Writer:
         conn = self.conn
         for kind in ("node", "category"):
             added = [{"name": c.name} for c in self.changes("add", kind)]
+            if kind == "node":  # and its SIP address, when the file gives nodes as a table
+                added = [row | {"sip_address": (c.values or (None,))[0]}
+                         for row, c in zip(added, self.changes("add", kind), strict=True)]
             if added:
                 conn.execute(insert(NAMED[kind]), added)
+        for c in self.changes("change", "node"):
+            conn.execute(update(node).where(node.c.name == c.name)
+                         .values(sip_address=(c.diff or {})["sip_address"][1]))
         self.category_ids = self.ids("category")
         models = [{"name": c.name, **dict(zip(MODEL_FIELDS, c.values or (), strict=True))}
                   for c in self.changes("add", "model")]

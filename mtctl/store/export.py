@@ -38,6 +38,9 @@ def document(state: State) -> dict[str, Any]:
     for section, kind in (("nodes", "node"), ("categories", "category")):
         if state.ids[kind]:
             doc[section] = sorted(state.ids[kind])
+    if any(state.node_addresses.values()):  # a cluster: nodes with their SIP addresses
+        doc["nodes"] = {name: {"sip_address": address} if address else {}
+                        for name, address in sorted(state.node_addresses.items())}
     models = {name: _model(values) for name, values in sorted(state.models.items())
               if seeded_models.get(name) != values}
     templates = {name: _template(values) for name, values in sorted(state.templates.items())

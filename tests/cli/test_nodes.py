@@ -277,3 +277,59 @@ def test_the_node_queries_of_the_cluster_config_name_each_numbers_and_phones_nod
         assert run(by_number, "rU", "999") == [] and run(by_phone, "var(au)", "nobody-0") == []
     finally:
         engine.dispose()
+
+
+def test_apply_and_export_carry_node_addresses(seeded: Mtctl, tmp_path: Path) -> None:
+    """Without addresses the export lists node names as before; with one, nodes are a table
+    with their addresses, and apply of that export changes nothing (round trip)."""
+    assert 'nodes = [\n    "madrid",\n]' in seeded.ok("export").stdout
+    seeded.ok("node", "set", "madrid", "--sip-address", "192.0.2.10:5060")
+    seeded.ok("node", "add", "lima")
+    exported = seeded.ok("export").stdout
+    assert '[nodes.madrid]\nsip_address = "192.0.2.10:5060"\n' in exported
+    assert "[nodes.lima]\n" in exported
+    path = tmp_path / "pbx.toml"
+    path.write_text(exported, encoding="utf-8")
+    r = seeded("apply", str(path), "--dry-run", "--detailed-exitcode")
+    assert r.exit_code == 0, r.output
+
+    path.write_text(exported.replace("192.0.2.10:5060", "[2001:DB8::1]:5070")
+                    + '\n[nodes.quito]\nsip_address = "quito.example.com:5060"\n',
+                    encoding="utf-8")
+    plan = json.loads(seeded.ok("apply", str(path), "--dry-run", "--json").stdout)
+    assert {(c["action"], c["object"], json.dumps(c["fields"])) for c in plan["changes"]} == {
+        ("change", "node madrid",
+         json.dumps({"sip_address": ["192.0.2.10:5060", "[2001:db8::1]:5070"]})),
+        ("add", "node quito", json.dumps({"sip_address": "quito.example.com:5060"}))}
+    seeded.ok("apply", str(path))
+    assert {n["name"]: n["sip_address"] for n in
+            json.loads(seeded.ok("node", "list", "--json").stdout)} == {
+        "lima": None, "madrid": "[2001:db8::1]:5070", "quito": "quito.example.com:5060"}
+
+    # a list of names leaves the addresses as they are
+    path.write_text('nodes = ["madrid", "lima", "quito"]\n', encoding="utf-8")
+    assert seeded("apply", str(path), "--dry-run", "--detailed-exitcode").exit_code == 0
+    # in a table, a node without sip_address has none
+    path.write_text("[nodes.madrid]\n[nodes.lima]\n[nodes.quito]\n", encoding="utf-8")
+    seeded.ok("apply", str(path))
+    assert {n["sip_address"] for n in
+            json.loads(seeded.ok("node", "list", "--json").stdout)} == {None}
+
+
+@pytest.mark.parametrize(("body", "where", "message"), [
+    ('[nodes.madrid]\nsip_address = "madrid"\n', "nodes.madrid.sip_address", "has no port"),
+    ('[nodes.madrid]\nsip_address = "10.0.0.1:0"\n', "nodes.madrid.sip_address",
+     "is not 1–65535"),
+    ('[nodes.madrid]\nsip_address = 5060\n', "nodes.madrid.sip_address", "string"),
+    ('[nodes.madrid]\naddress = "10.0.0.1:5060"\n', "nodes.madrid.address", "unknown key"),
+    ('nodes = "madrid"\n', "nodes", "should be a valid list"),
+])
+def test_bad_node_tables_are_located_problems(seeded: Mtctl, tmp_path: Path, body: str,
+                                              where: str, message: str) -> None:
+    path = tmp_path / "pbx.toml"
+    path.write_text(body, encoding="utf-8")
+    before = dump_store(seeded.url)
+    r = seeded("apply", str(path))
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert "pbx.toml:" in r.stderr and where in r.stderr and message in r.stderr, r.stderr
+    assert "1 problem(s)" in r.stderr and dump_store(seeded.url) == before

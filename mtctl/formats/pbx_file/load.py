@@ -17,7 +17,7 @@ from typing import Any, cast
 from pydantic import ValidationError
 
 from mtctl.domain.problems import KeyPath, Problem, format_path
-from mtctl.formats.pbx_file.problems import schema_problem
+from mtctl.formats.pbx_file.problems import one_branch, schema_problem
 from mtctl.formats.pbx_file.schema import NAMED_SECTIONS, adapter
 from mtctl.formats.toml_limits import (
     DEFAULT_MAX_BYTES,
@@ -136,7 +136,8 @@ def _validate(text: str, raw: dict[str, Any]) -> ParsedConfig:
         doc = cast(dict[str, Any], check.validate_python(raw))
         parsed = ParsedConfig(text, doc)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False)
+        errors = [one_branch(e, raw) for e in exc.errors(include_url=False)]
+        errors = [e for e in errors if e is not None]
         parsed = ParsedConfig(text, {}, [schema_problem(e) for e in errors])
         parsed.broken = {_broken_entry(tuple(e["loc"]), raw) for e in errors}
         try:

@@ -20,6 +20,18 @@ RULE_OF_FIELD = {"position": ("MT002", "choose a position from 0 to 7"),
                  "order": ("MT004", "use an order of 0 (never rings) or more")}
 
 
+def one_branch(error: ErrorDetails, raw: dict[str, Any]) -> ErrorDetails | None:
+    """`nodes` is a list of names or a table of nodes: keep only the errors of the form the
+    file uses (a table's when it wrote a table, else the list's), at the file's own path."""
+    loc = error["loc"]
+    if len(loc) < 2 or loc[0] != "nodes" or not str(loc[1]).startswith(("list[", "dict[")):
+        return error
+    wanted = "dict[" if isinstance(raw.get("nodes"), dict) else "list["
+    if not str(loc[1]).startswith(wanted):
+        return None
+    return {**error, "loc": (loc[0], *loc[2:])}
+
+
 def schema_problem(error: ErrorDetails) -> Problem:
     """A pydantic error as a problem at its TOML path."""
     loc: KeyPath = tuple(error["loc"])

@@ -88,6 +88,15 @@ class Phone(TypedDict):
 
 
 @with_config(STRICT)
+class Node(TypedDict):
+    """A node (PBX server) and where its Kamailio listens (SPEC §8)."""
+
+    sip_address: NotRequired[Annotated[StrictStr, StringConstraints(max_length=261), Field(
+            description="HOST:PORT (UDP) where the node's Kamailio listens, e.g. "
+                        "\"192.0.2.10:5060\"; phones are provisioned with it. Omitted: none.")]]
+
+
+@with_config(STRICT)
 class Extension(TypedDict):
     """A dialable number with up to eight phones (MT001), keyed by its number."""
 
@@ -221,7 +230,9 @@ class ConfigFile(TypedDict, total=False):
     """What `mtctl apply` reads and `mtctl export` writes: everything but keys and tokens."""
 
     settings: Settings
-    nodes: Annotated[list[NodeName], Field(description="PBX servers.")]
+    nodes: Annotated[list[NodeName] | dict[NodeName, Node], Field(description=(
+        "PBX servers: a list of names (their SIP addresses stay as they are), or a table of "
+        "nodes with their SIP addresses."))]
     categories: Annotated[list[CategoryName], Field(description="Calling categories.")]
     models: Annotated[dict[ModelName, PhoneModel], Field(description="Phone models by name.")]
     templates: Annotated[dict[TemplateName, Template], Field(description="Templates by name.")]
