@@ -91,6 +91,9 @@ def kamailio_cfg(db: KamailioDb, *, listen: str, node: ClusterNode | None = None
     return (template.replace("@@VERSION@@", __version__)
             .replace("@@LISTEN@@", check_listen(listen))
             .replace("@@NODE@@", defines)
+            .replace("@@NODE_SQL@@", _cfg_sql_text(node.name if node is not None else ""))
+            .replace("@@RECORDER_INIT@@", 'sql_query("mt", "PRAGMA busy_timeout = 5000");'
+                     if db.module == "db_sqlite.so" else "# (PostgreSQL: nothing to set)")
             .replace("@@DB_MODULE@@", db.module)
             .replace("@@DB_URL@@", db.url))
 
@@ -112,6 +115,11 @@ def check_cluster_store(db: KamailioDb, addresses: dict[str, str | None]) -> Non
                          "use one PostgreSQL store for the cluster: --db "
                          "postgresql+psycopg://USER@HOST/DB (mtctl db upgrade, then apply or "
                          "export/import the SQLite store into it)")
+
+
+def _cfg_sql_text(text: str) -> str:
+    """TEXT inside a single-quoted SQL literal inside a double-quoted cfg string."""
+    return text.replace("'", "''").replace("\\", "\\\\").replace('"', '\\"')
 
 
 def kamailio_readme(db: KamailioDb, *, listen: str, cfg_path: Path,

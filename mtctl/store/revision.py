@@ -4,4 +4,4 @@ Its own module, without SQLAlchemy, so the read layer (store/reader.py) can chec
 schema without importing the rest of store/db.py.
 """
 
-HEAD_REVISION = "0009"
+HEAD_REVISION = "0010"

@@ -316,6 +316,8 @@ call_branch = Table(
     Column("id", Integer, primary_key=True),
     Column("call_id", String(255), nullable=False),
     Column("node", String(64), nullable=False, server_default=""),
+    # tm's branch number in the call (migration 0010)
+    Column("branch_index", Integer, nullable=False, server_default="0"),
     Column("stage", Integer, nullable=False),  # 1 = the first stage that rang
     Column("ring_order", Integer, nullable=False, server_default="0"),
     Column("auth_user", String(64), nullable=False),
@@ -328,7 +330,7 @@ call_branch = Table(
     Column("final_code", Integer, nullable=True),
     Column("final_reason", String(128), nullable=True),
     Column("answered", Boolean, nullable=False, server_default="0"),
-    Index("ix_call_branch_call_id_node", "call_id", "node"),
+    UniqueConstraint("call_id", "node", "branch_index", name="uq_call_branch_call_id_node"),
     Index("ix_call_branch_invited_ms", "invited_ms"),
 )
 

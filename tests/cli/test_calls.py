@@ -98,8 +98,9 @@ def record_call(url: str, call_id: str, started: int, *, branches: list[dict[str
     run_sql(url, insert(call_record).values(
         call_id=call_id, node="madrid", caller="1001", called="40710", started_ms=started,
         ended_ms=started + 25_000, outcome=outcome, answered_by=answered_by, final_code=code,
-        final_reason=reason), *(insert(call_branch).values(call_id=call_id, node="madrid", **b)
-                                for b in branches))
+        final_reason=reason), *(insert(call_branch).values(call_id=call_id, node="madrid",
+                                                           branch_index=index, **b)
+                                for index, b in enumerate(branches)))
 
 
 def branch(position: int, stage: int, order: int, invited: int, ended: int, code: int,

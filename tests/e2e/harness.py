@@ -193,13 +193,15 @@ class SippRunner:
 
 
 def register(runner: SippRunner, kamailio_port: int, domain: str,
-             phones: list[tuple[str, str, int]], name: str = "register") -> dict[str, str]:
+             phones: list[tuple[str, str, int]], name: str = "register",
+             expires: int = 300) -> dict[str, str]:
     """REGISTER each (auth user, password, contact port) at once; auth user -> outcome."""
     started = [
         runner.start(f"{name}-{user}", "register.xml", "-s", user, "-au", user, "-ap", password,
                      "-m", "1", "-timeout", "10s", "-timeout_error",
                      remote=f"{HOST}:{kamailio_port}",
-                     keys={"domain": domain, "contact_port": str(port)}, life=15)
+                     keys={"domain": domain, "contact_port": str(port),
+                           "expires": str(expires)}, life=15)
         for user, password, port in phones]
     return {user: word for user, (word, _) in refusals(started, runner).items()}
 

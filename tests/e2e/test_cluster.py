@@ -117,7 +117,8 @@ def _register(cluster: Cluster, node: str, auth_user: str, password: str,
     started = cluster.sipp.start(
         name, "register.xml", "-s", auth_user, "-au", auth_user, "-ap", password, "-m", "1",
         "-timeout", "10s", "-timeout_error", remote=f"{harness.HOST}:{cluster.port_of(node)}",
-        keys={"domain": cluster.domain, "contact_port": str(contact_port)}, life=15)
+        keys={"domain": cluster.domain, "contact_port": str(contact_port), "expires": "300"},
+        life=15)
     return harness.refusals([started], cluster.sipp)[auth_user]
 
 

@@ -1,0 +1,176 @@
+"""A real call through the exported Kamailio, recorded and explained (`mtctl calls`).
+
+One extension, seven phones: A answers (stage 2), B declines 486 and C never answers (stage 1),
+D's registration expired shortly before the call, E was disabled by an admin shortly before,
+F has order 0, and the exclusive user's own Web Call phone is off (no session, not
+registered). Kamailio records the call and its branches, registrations are recorded as events,
+and `calls explain` gives every phone its true verdict with evidence; changing the store
+afterwards changes no verdict, and `ring-sim --at` the call's start gives the plan the proxy
+followed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Mtctl
+from tests.e2e import harness
+from tests.e2e.conftest import DOMAIN, Pbx, admin_password
+
+RING_TIMEOUT = "2"
+WEB = "VIVAit Call Web"
+PHONES = {  # position: (model, order, SIPp scenario or None when it does not run)
+    0: ("Cisco 8841", 2, "phone_answer.xml"),  # A
+    1: ("Generic SIP hardphone", 1, "phone_busy.xml"),  # B
+    2: ("VIVAit Call Business Android", 1, "phone_no_answer.xml"),  # C
+    3: ("VIVAit Call Business iOS", 1, "phone_busy.xml"),  # D: registers for 1 s
+    4: ("Generic SIP hardphone", 1, "phone_busy.xml"),  # E: disabled before the call
+    5: ("Generic SIP hardphone", 0, "phone_busy.xml"),  # F: order 0
+}
+
+
+@pytest.fixture
+def short_pbx(mtctl: Mtctl, tmp_path: Path) -> Iterator[Pbx]:
+    """The exported config, but registrations may last 1 s and usrloc expires them every
+    second (the exported config has min_expires 30 and a 30 s timer)."""
+    from mtctl.formats.kamailio import kamailio_db
+
+    mtctl.ok("config", "set", "sip.domain", DOMAIN)
+    port = harness.free_udp_port()
+    out = tmp_path / "kamailio"
+    mtctl.ok("export", "kamailio", "--out", str(out), "--listen", f"udp:127.0.0.1:{port}")
+    cfg = out / "kamailio.cfg"
+    text = cfg.read_text()
+    for old, new in (('"min_expires", 30)', '"min_expires", 1)'),
+                     ('"timer_interval", 30)', '"timer_interval", 1)')):
+        assert old in text
+        text = text.replace(old, new)
+    cfg.write_text(text)
+    runner = harness.SippRunner(tmp_path)
+    try:
+        with harness.kamailio(cfg, port, kamailio_db(mtctl.url, cwd=Path.cwd()).env,
+                              tmp_path) as kam:
+            yield Pbx(mtctl, kam, runner, tmp_path)
+            assert not kam.errors(), "\n".join(kam.errors())
+    finally:
+        runner.stop_all()
+
+
+def build(mtctl: Mtctl) -> dict[int, str]:
+    mtctl.ok("node", "add", "n1")
+    mtctl.ok("ext", "add", "40710", "--node", "n1", "--ring-timeout", RING_TIMEOUT)
+    mtctl.ok("ext", "add", "900", "--node", "n1")
+    mtctl.ok("phone", "add", "900", "--position", "0", "--model", WEB)
+    passwords = {}
+    for position, (model, order, _) in PHONES.items():
+        mtctl.ok("phone", "add", "40710", "--position", str(position), "--model", model,
+                 "--order", str(order))
+        passwords[position] = admin_password()
+        mtctl.ok("phone", "set-password", "40710", str(position), "--password-stdin",
+                 input=passwords[position] + "\n")
+    mtctl.ok("user", "add", "ana", "--name", "Ana García", "--login", "40710",
+             "--webcall-mode", "exclusive", "--webcall-ext", "900")
+    return passwords
+
+
+def explain(mtctl: Mtctl, call_id: str) -> dict:
+    return json.loads(mtctl.ok("calls", "explain", call_id, "--json").stdout)
+
+
+def test_a_real_call_is_recorded_and_explained(short_pbx: Pbx) -> None:
+    pbx, mtctl = short_pbx, short_pbx.mtctl
+    passwords = build(mtctl)
+    phones = {position: pbx.sipp.start(f"phone-{position}", scenario, "-m", "1", life=40)
+              for position, (_, _, scenario) in PHONES.items()}
+    online = [(f"40710-{p}", passwords[p], pbx.sipp.port_of(phones[p])) for p in PHONES
+              if p != 3]
+    assert harness.register(pbx.sipp, pbx.port, pbx.domain, online) == {
+        user: "registered" for user, _, _ in online}
+    assert harness.register(pbx.sipp, pbx.port, pbx.domain,
+                            [("40710-3", passwords[3], pbx.sipp.port_of(phones[3]))],
+                            name="short", expires=1) == {"40710-3": "registered"}
+    deadline = time.monotonic() + 10
+    while "40710:3" not in _offline(mtctl) or not _expired(mtctl, "40710-3"):
+        assert time.monotonic() < deadline, "D's registration did not expire"
+        time.sleep(0.2)
+    mtctl.ok("--actor", "pepe", "phone", "disable", "40710", "4")
+
+    result = harness.call(pbx.sipp, pbx.port, pbx.domain, "40710")
+    assert result.final == 200, result.responses
+    invited = {u for sipp in phones.values() for _, u in harness.invites(sipp)}
+    assert invited == {"40710-0", "40710-1", "40710-2"}
+
+    calls = _wait_for_record(mtctl)
+    assert [c["summary"] for c in calls] == ["answered by 40710:0"]
+    call_id = calls[0]["call_id"]
+    shown = json.loads(mtctl.ok("calls", "show", call_id, "--json").stdout)
+    assert {b["auth_user"] for b in shown["branches"]} == invited
+    assert sorted((b["stage"], b["position"], b["final_code"], b["answered"])
+                  for b in shown["branches"]) == [(1, 1, 486, False), (1, 2, 408, False),
+                                                  (2, 0, 200, True)]
+
+    item = explain(mtctl, call_id)
+    assert item["divergences"] == [], item
+    verdicts = {p["position"]: p for p in item["phones"] if p["extension"] == "40710"}
+    assert verdicts[0]["verdict"].startswith("rang in stage 2, answered after")
+    assert verdicts[1]["verdict"] == "rang in stage 1, declined 486 Busy Here"
+    assert verdicts[2]["verdict"] == (f"rang in stage 1, rang {RING_TIMEOUT} s, no answer "
+                                      "(408 Request Timeout)")
+    assert verdicts[3]["verdict"].startswith("not registered since ")
+    assert verdicts[3]["verdict"].endswith("(expired)")
+    assert verdicts[3]["evidence"][0]["kind"] == "registration"
+    assert " by pepe (audit #" in verdicts[4]["verdict"]
+    assert verdicts[5]["verdict"] == "order 0 (never rings)"
+    webcall = next(p for p in item["phones"] if p["extension"] == "900")
+    assert webcall["planned"] == "webcall-not-running"
+    assert webcall["verdict"].startswith("Web Call not running")
+    # the plan at the call's time is the one the proxy followed
+    at = json.loads(mtctl.ok("ring-sim", "40710", "--at", calls[0]["started_at"],
+                             "--json").stdout)
+    assert at == item["plan"]
+    assert [[p["position"] for p in s["phones"]] for s in at["stages"]] == [[1, 2], [0]]
+
+    # later changes do not rewrite history
+    mtctl.ok("phone", "enable", "40710", "4")
+    mtctl.ok("phone", "set", "40710", "5", "--order", "1")
+    mtctl.ok("phone", "set", "40710", "0", "--order", "1")
+    assert explain(mtctl, call_id) == item
+    assert json.loads(mtctl.ok("ring-sim", "40710", "--at", calls[0]["started_at"],
+                               "--json").stdout) == at
+
+
+def _offline(mtctl: Mtctl) -> set[str]:
+    plan = json.loads(mtctl.ok("ring-sim", "40710", "--live", "--json").stdout)
+    return {f"{s['extension']}:{s['position']}" for s in plan["skipped"]
+            if s["reason"] == "not-registered"}
+
+
+def _expired(mtctl: Mtctl, auth_user: str) -> bool:
+    from sqlalchemy import create_engine, select
+
+    from mtctl.store.tables import registration_event
+
+    engine = create_engine(mtctl.url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(select(registration_event.c.id).where(
+                registration_event.c.auth_user == auth_user,
+                registration_event.c.event == "expired")).first() is not None
+    finally:
+        engine.dispose()
+
+
+def _wait_for_record(mtctl: Mtctl) -> list[dict]:
+    """The call, once the recorder has written its outcome (it writes every 100 ms)."""
+    deadline = time.monotonic() + 5
+    while True:
+        calls = json.loads(mtctl.ok("calls", "list", "--json").stdout)
+        if calls and calls[0]["outcome"] is not None:
+            return calls
+        assert time.monotonic() < deadline, calls
+        time.sleep(0.1)
