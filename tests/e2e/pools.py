@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from tests.e2e import harness
 from tests.e2e.conftest import Pbx, admin_password
+from tests.e2e.recorded import assert_recorded
 from tests.e2e.test_ring_agreement import RING_TIMEOUT, Phone, clusters, quoted, stages_of
 
 
@@ -176,6 +177,7 @@ def call_agrees(pbx: Pbx, store: Store, online: Online, number: str,
     assert observed == [set(stage) for stage in expected], \
         (number, store.sessions, expected, observed, result.responses)
     assert result.final == (486 if expected else 480), (result.responses, result.output[-1500:])
+    assert_recorded(pbx.mtctl, number, started, observed)
     pai = f"{quoted(plan['display_name'])} <sip:{number}@{pbx.domain}>"
     shown = [(code, header) for code, header in result.responses if code != 100]
     assert shown and all(header == pai for _, header in shown), (pai, shown)

@@ -10,12 +10,14 @@ pools and sessions: test_pool_agreement.py.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 
 import pytest
 
 from tests.e2e import harness
 from tests.e2e.conftest import Pbx, admin_password
+from tests.e2e.recorded import assert_recorded
 
 RING_TIMEOUT = "1"
 STAGE_GAP_MS = 75  # phones of one stage get the INVITE together; the next after a 486 (150 ms)
@@ -156,12 +158,14 @@ def run_scenario(pbx: Pbx, scenario: Scenario, passwords: list[str]) -> None:
     assert set(held.values()) <= {None}, held
     assert live == plan, "ring-sim --live disagrees with ring-sim given the same presence"
 
+    started = time.time() * 1000
     result = harness.call(pbx.sipp, pbx.port, pbx.domain, scenario.number)
     reached = {user: key for key, user in auth.items()}
     invited = [(ms, user) for sipp in phones.values() for ms, user in harness.invites(sipp)]
     observed = [{reached[u] for u in group} for group in clusters(invited)]
     assert observed == [set(stage) for stage in expected], \
         (expected, observed, result.responses)
+    assert_recorded(pbx.mtctl, scenario.number, started, observed)
 
     final = 200 if answerer else 486 if expected else 480
     assert result.final == final, (result.responses, result.output[-2000:])
