@@ -172,6 +172,9 @@ Check, then run in the foreground (logs on stderr), listening on {listen}:
   `P-Asserted-Identity`.
 - Registrations land in the store's `location` table (times in epoch seconds, whatever the
   time zones of Kamailio and the database); `mtctl ring-sim NUMBER --live` reads them.
+- Every call and branch is recorded in the store for `mtctl calls list|show|explain` (queued
+  in shared memory and written by one timer process: recording never delays or fails a call);
+  run `mtctl calls prune` daily from cron to keep `calls.retention_days`.
 - A pool extension's Web Call rings for an exclusive user only while that user has a Web Call
   session there (`mtctl webcall start USER --ext NUMBER`) and its Web Call phone is registered.
 - The store must be at the schema this mtctl needs (`mtctl db upgrade`); export again after
