@@ -269,3 +269,15 @@ def test_a_broken_store_is_a_503_page_not_a_traceback(served) -> None:  # type: 
     assert r.status == 503, r.body
     assert "schema" in r.body and "mtctl db upgrade" in r.body
     assert "Traceback" not in server.stop()
+
+
+def test_the_session_cookie_is_secure_behind_https(served) -> None:  # type: ignore[no-untyped-def]
+    """Behind a TLS proxy on the same host (uvicorn trusts its X-Forwarded-Proto from
+    loopback), the cookie is only ever sent over https."""
+    mtctl, server = served
+    client = Client(server)
+    link = link_for(mtctl, "ana")
+    r = client.request(link, form={}, headers={"X-Forwarded-Proto": "https"})
+    assert r.status == 303
+    cookie = r.cookies[0]
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
