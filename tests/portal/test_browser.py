@@ -53,11 +53,17 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Any]:
+def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """Headless Chromium, JavaScript off, Spanish first: started and quit by the test."""
     _require_browser()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.selenium_manager import SeleniumManager
+
+    def never(*_: Any) -> Any:
+        raise AssertionError("Selenium Manager ran: it would download a driver")
+
+    monkeypatch.setattr(SeleniumManager, "binary_paths", never)
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
