@@ -30,8 +30,9 @@ bench: $(VENV)/.installed-test  # bench_serve needs the serve extra (in the test
 	$(BIN)/python bench/bench_serve.py
 	$(BIN)/python bench/bench_devices.py
 
-lint: $(VENV)/.installed-test
+lint: $(VENV)/.installed-test  # ruff on everything; mypy --strict on mtctl/ (pyproject.toml)
 	$(BIN)/python -m ruff check mtctl tests bench
+	$(BIN)/python -m mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

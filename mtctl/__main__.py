@@ -1,8 +1,12 @@
 """Run mtctl as ``python -m mtctl``; also the console script's entry point."""
 
+from __future__ import annotations
+
 import os
 import signal
 import sys
+from collections.abc import Callable
+from types import FrameType
 
 INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 NOTHING_WRITTEN = "mtctl: error: interrupted — nothing was written\n"
@@ -43,14 +47,14 @@ def _plain_help_in_pipes() -> None:
         del os.environ["TYPER_USE_RICH"]  # not passed on to anything mtctl starts
 
 
-def _on_interrupt(handler) -> None:  # type: ignore[no-untyped-def]
+def _on_interrupt(handler: Callable[[int, FrameType | None], object]) -> None:
     try:
         signal.signal(signal.SIGINT, handler)
     except ValueError:  # not the main thread (mtctl embedded somewhere): leave it alone
         pass
 
 
-def _exit_while_starting(_signum, _frame) -> None:  # type: ignore[no-untyped-def]
+def _exit_while_starting(_signum: int, _frame: FrameType | None) -> None:
     os.write(2, NOTHING_WRITTEN.encode())
     os._exit(INTERRUPTED)
 

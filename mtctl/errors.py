@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import IntEnum
+from typing import Any
 
 
 class ExitCode(IntEnum):
@@ -52,7 +54,7 @@ class RuleViolation(MtctlError):
 
     exit_code = ExitCode.RULE
 
-    def __init__(self, violations: list) -> None:  # list[domain.rules.Violation]
+    def __init__(self, violations: Sequence[Any]) -> None:  # domain.rules.Violation
         first = violations[0]
         more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
         super().__init__(f"{first.rule} {first.object} {first.message}{more}", first.hint)

@@ -161,7 +161,8 @@ def create_app(db_url: str, *, portal: bool = True) -> Starlette:
                 return reader.lookup(token, wait=False)
         elif reader.batches:
             return await asyncio.wait_for(batcher.lookup(token), READ_TIMEOUT)
-        return await run(reads, READ_TIMEOUT, reader.lookup, token)
+        found: Lookup | None = await run(reads, READ_TIMEOUT, reader.lookup, token)
+        return found
 
     def first_fetch(token: str, device: str) -> Account | None:
         """Redeem or bind the token (a short write), looking again if another fetch raced."""
@@ -169,8 +170,11 @@ def create_app(db_url: str, *, portal: bool = True) -> Starlette:
             found = reader.lookup(token)
             now = utcnow()
             step = next_step(found, device, now)
-            if step is None or step == SERVE:
-                return found.account if step else None
+            if step is None:
+                return None
+            assert found is not None, "next_step() gives a step only for a token found"
+            if step == SERVE:
+                return found.account
             with store.write() as conn:
                 if record_fetch(conn, found, device=device, step=step, now=now):
                     return found.account

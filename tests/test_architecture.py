@@ -7,6 +7,11 @@ together); relative imports are resolved against the importing module's package.
 from __future__ import annotations
 
 import ast
+import re
+import subprocess
+import sys
+import tomllib
+from importlib.metadata import version
 from pathlib import Path
 
 import mtctl
@@ -220,3 +225,17 @@ def test_imports_go_one_way_cli_store_formats_domain():
         if not target.startswith((layer, "mtctl.errors", *allowed)) and target != PACKAGE
     )
     assert not offenders, "\n".join(offenders)
+
+
+def test_the_version_is_written_once_in_pyproject():
+    """--version and the Kamailio export's header read the package metadata; no module keeps
+    a copy of the version that could fall behind."""
+    pyproject = tomllib.loads((ROOT.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    assert version("mtctl") == pyproject["project"]["version"]
+    result = subprocess.run([sys.executable, "-m", "mtctl", "--version"],  # noqa: S603
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"mtctl {version('mtctl')}\n"
+    copies = [f"{name}: {match.group(0)}" for name, path in all_modules().items()
+              for match in re.finditer(r"__version__\s*=.*", path.read_text(encoding="utf-8"))]
+    assert not copies, copies

@@ -6,7 +6,6 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from mtctl import __version__
 from mtctl.cli import audit as audit_cmd
 from mtctl.cli import (
     calls,
@@ -147,6 +146,8 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
+        from mtctl import __version__
+
         typer.echo(f"mtctl {__version__}")
         raise typer.Exit()
 

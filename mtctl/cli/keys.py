@@ -1,13 +1,19 @@
 """`mtctl keys`: list keys and rotate the due ones (for cron)."""
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mtctl.cli import output
 from mtctl.cli.common import INT_MAX, JsonOpt, globals_of, opened, reading, whole_number
 from mtctl.cli.output import FieldsOpt, FormatOpt
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+
+    from rich.progress import Progress, TaskID
 
 DAYS_MAX = 36_500  # a hundred years: keys live at most that long
 DAYS_HINT = f"use a number of days from 0 to {DAYS_MAX}"
@@ -118,7 +124,7 @@ def rotate(
 TEST_CLOCK = "MTCTL_TEST_NOW"
 
 
-def _clock():  # type: ignore[no-untyped-def]
+def _clock() -> "Callable[[], datetime]":
     """Rotation's clock: UTC now, or for tests only the fixed time in $MTCTL_TEST_NOW."""
     import os
 
@@ -144,7 +150,10 @@ def _clock():  # type: ignore[no-untyped-def]
 class _progress:
     """A Rich progress bar on a terminal; nothing at all otherwise."""
 
-    def __enter__(self):  # type: ignore[no-untyped-def]
+    bar: "Progress | None"
+    task: "TaskID"
+
+    def __enter__(self) -> "Callable[[int], None]":
         self.bar = None
         if sys.stderr.isatty():
             from rich.progress import Progress

@@ -1,13 +1,18 @@
 """`mtctl provision`: pair a mobile app by QR code; `mtctl serve`: the provisioning endpoint."""
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TextIO, cast
 
 import typer
 from typer.core import TyperGroup
 
 from mtctl.cli import complete, output
 from mtctl.cli.common import JsonOpt, check_host, globals_of, position_arg, whole_number, writing
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from segno import QRCode
 
 
 class _PairByDefault(TyperGroup):
@@ -64,12 +69,12 @@ def provision(
                            "png": str(png) if png else None, "svg": str(svg) if svg else None})
         return
     if png is None and svg is None:
-        qr.terminal(out=output.out().file, compact=True, border=2)
+        qr.terminal(out=cast(TextIO, output.out().file), compact=True, border=2)
     output.note(f"phone {ext}:{pos}: scan within {_hours(redeem_by)} "
                 f"(until {redeem_by:%Y-%m-%d %H:%M} UTC); an earlier code no longer works")
 
 
-def _save_private(qr, path: Path, kind: str) -> None:  # type: ignore[no-untyped-def]
+def _save_private(qr: "QRCode", path: Path, kind: str) -> None:
     """The QR code as a PNG or SVG file that only its owner can read, written atomically."""
     import io
 
@@ -80,7 +85,7 @@ def _save_private(qr, path: Path, kind: str) -> None:  # type: ignore[no-untyped
     atomic_write(path, buffer.getvalue(), private=True)
 
 
-def _hours(until) -> str:  # type: ignore[no-untyped-def]
+def _hours(until: "datetime") -> str:
     from mtctl.store.audit import utcnow
 
     hours = max(0, round((until - utcnow()).total_seconds() / 3600))

@@ -9,9 +9,9 @@ the current state with every later audit row undone, newest first. Pure: no I/O.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from mtctl.domain.model import ExtensionSpec, PhoneSpec, UserSpec
 from mtctl.domain.plan import (
@@ -92,7 +92,7 @@ def roll_back(current: State, later: Iterable[AuditRow]) -> State:
     return state
 
 
-def _is_pair(value: Any) -> bool:
+def _is_pair(value: Any) -> TypeGuard[Sequence[Any]]:
     return isinstance(value, list | tuple) and len(value) == 2
 
 

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import String, insert, select
 from sqlalchemy.engine import Connection
 
 from mtctl.store.rows import as_utc as as_utc  # re-exported: every store module uses it
 from mtctl.store.tables import audit_log
 
 # The longest object name the trail holds (its column's length).
-OBJECT_MAX = audit_log.c.object.type.length
+OBJECT_MAX: int = cast(String, audit_log.c.object.type).length or 0
 # Fields whose values never reach the audit trail, whatever a caller passes.
 SECRET_FIELDS = frozenset({"ha1", "ha1_sha256", "password", "token", "token_hash"})
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Connection
@@ -25,11 +26,14 @@ from mtctl.store.tables import (
     registration_event,
 )
 
+if TYPE_CHECKING:
+    from mtctl.store.rows import AnyRow
+
 LIST_LIMIT = 1000  # calls a listing shows at most, newest first
 PRUNE_BATCH = 5000  # rows per delete statement (and per transaction when the caller commits)
 
 
-def _record(row, branches: tuple[CallBranch, ...] = ()) -> CallRecord:  # type: ignore[no-untyped-def]
+def _record(row: AnyRow, branches: tuple[CallBranch, ...] = ()) -> CallRecord:
     answered = next((b.phone for b in branches if b.answered), None)
     if answered is None and row.answered_by:
         answered = _phone_of_auth_user(row.answered_by)

@@ -36,7 +36,7 @@ WHAT = {
 def id_by_name(conn: Connection, what: str, name: str) -> int:
     """The id of the named catalog entry, or NotFound (exit 3) with where to look."""
     table, hint = WHAT[what]
-    found = conn.execute(select(table.c.id).where(table.c.name == name)).scalar()
+    found: int | None = conn.execute(select(table.c.id).where(table.c.name == name)).scalar()
     if found is None:
         raise NotFound(f"unknown {what} {name!r}", f"see: {hint}")
     return found
@@ -191,8 +191,8 @@ def add_group_extensions(conn: Connection, *, actor: str, name: str, numbers: li
 
     group_id = id_by_name(conn, "group", name)
     present = set(group_extensions(conn, group_id))
-    rank = conn.execute(select(func.coalesce(func.max(webcall_group_extension.c.rank), -1))
-                        .where(webcall_group_extension.c.group_id == group_id)).scalar()
+    rank: int = conn.execute(select(func.coalesce(func.max(webcall_group_extension.c.rank), -1))
+                             .where(webcall_group_extension.c.group_id == group_id)).scalar_one()
     ids = []
     before = group_extensions(conn, group_id)
     for number in numbers:
@@ -220,7 +220,7 @@ def _refuse_if_used(conn: Connection, what: str, name: str, labels: Any, hint: s
     found = list(conn.execute(labels.limit(NAMED + 1)).all())
     if not found:
         return
-    total = conn.execute(select(func.count()).select_from(labels.subquery())).scalar()
+    total: int = conn.execute(select(func.count()).select_from(labels.subquery())).scalar_one()
     shown = ", ".join(_label(row) for row in found[:NAMED])
     more = f" (and {total - NAMED} more)" if total > NAMED else ""
     raise Conflict(f"{what} {name!r} is still used by {shown}{more}", hint)
@@ -330,7 +330,7 @@ def remove_group_extensions(conn: Connection, *, actor: str, name: str,
 
 
 def _phone_count(conn: Connection, column: Any, row_id: int) -> int:
-    return conn.execute(select(func.count()).select_from(phone).where(column == row_id)).scalar()
+    return conn.execute(select(func.count()).where(column == row_id)).scalar_one()
 
 
 def show_model(conn: Connection, name: str) -> dict[str, Any]:

@@ -67,7 +67,8 @@ def unset_value(conn: Connection, *, actor: str, name: str) -> None:
 def get_value(conn: Connection, name: str) -> str | None:
     """The setting's value, its default, or None when unset (sip.realm falls back to sip.domain)."""
     key = _known(name)
-    stored = conn.execute(select(setting.c.value).where(setting.c.key == name)).scalar()
+    stored: str | None = conn.execute(select(setting.c.value).where(setting.c.key == name)
+                                      ).scalar()
     if stored is not None:
         return stored
     if name == "sip.realm":
@@ -75,7 +76,7 @@ def get_value(conn: Connection, name: str) -> str | None:
     return key.default
 
 
-def list_values(conn: Connection) -> list[dict[str, str | None]]:
+def list_values(conn: Connection) -> list[dict[str, str | bool | None]]:
     stored = dict(conn.execute(select(setting.c.key, setting.c.value)).all())
     return [{"key": name, "value": get_value(conn, name), "set": name in stored,
              "help": key.help} for name, key in KEYS.items()]

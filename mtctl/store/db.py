@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from operator import itemgetter
 from pathlib import Path
+from typing import Any, cast
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
@@ -19,6 +20,8 @@ from sqlalchemy.exc import (
     NoSuchModuleError,
     OperationalError,
 )
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement
 
 from mtctl.errors import Conflict, StoreError, UsageError
 from mtctl.store.revision import HEAD_REVISION as HEAD_REVISION  # the store's schema version
@@ -106,7 +109,7 @@ def _make_engine(url: str) -> Engine:
 
 def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -115,7 +118,7 @@ def _tune_sqlite(engine: Engine) -> None:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn):  # type: ignore[no-untyped-def]
+    def _on_begin(conn: Connection) -> None:
         # A writer takes the write lock up front, so two writers wait for each other
         # (busy timeout) instead of failing with "database is locked" on lock upgrade.
         if conn.get_execution_options().get("mtctl_write"):
@@ -254,7 +257,7 @@ def driver_error(exc: BaseException) -> StoreError | None:
     import sqlite3
 
     if isinstance(exc, sqlite3.Error) or type(exc).__module__.startswith("psycopg"):
-        return _store_error(DBAPIError(None, None, exc))  # type: ignore[arg-type]
+        return _store_error(DBAPIError(None, None, exc))
     return None
 
 
@@ -357,7 +360,8 @@ def upgrade_store(url: str) -> tuple[str | None, str]:
     return before, after or HEAD_REVISION
 
 
-def executemany_fast(conn: Connection, statement, rows: list[dict]) -> None:  # type: ignore[no-untyped-def]
+def executemany_fast(conn: Connection, statement: ClauseElement,
+                     rows: list[dict[str, Any]]) -> None:
     """Run one statement for many rows straight through the driver.
 
     For hot bulk paths only (key rotation): the statement is compiled once and the rows skip
@@ -366,10 +370,10 @@ def executemany_fast(conn: Connection, statement, rows: list[dict]) -> None:  # 
     bind_processor first).
     """
     compiled = statement.compile(dialect=conn.dialect)
-    names = compiled.positiontup
+    names = cast(SQLCompiler, compiled).positiontup  # a statement compiles to SQL
     if names is not None:
         values = itemgetter(*names)
-        params: list = [values(row) for row in rows]
+        params: list[Any] = [values(row) for row in rows]
     else:
         params = rows
     conn.exec_driver_sql(str(compiled), params)

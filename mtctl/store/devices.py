@@ -10,7 +10,18 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, bindparam, case, delete, insert, or_, select, true, update
+from sqlalchemy import (
+    ScalarSelect,
+    Select,
+    bindparam,
+    case,
+    delete,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.engine import Connection
 
 from mtctl.domain import keys
@@ -41,7 +52,7 @@ _HASHER_LOCK = threading.Lock()
 
 
 @cache
-def _hasher():  # type: ignore[no-untyped-def]
+def _hasher() -> Any:
     # passlib.hash loads its schemes lazily, and not safely from several threads at once.
     with _HASHER_LOCK:
         from passlib.hash import argon2  # imported on first use: a slow import
@@ -82,7 +93,7 @@ def _dummy_hash() -> str:
 
 # --- looking a phone up by MAC ------------------------------------------------------------
 
-def _setting(name: str):  # type: ignore[no-untyped-def]
+def _setting(name: str) -> ScalarSelect[Any]:
     return select(setting.c.value).where(setting.c.key == name).scalar_subquery()
 
 
@@ -262,7 +273,7 @@ def mark_due_keys(store: Store, *, actor: str, now: datetime, within: timedelta,
 
     query = (select(phone.c.id, extension.c.number, phone.c.position)
              .join(extension, extension.c.id == phone.c.extension_id)
-             .where(phone.c.secure.is_(True), rotates_on_fetch(),  # type: ignore[no-untyped-call]
+             .where(phone.c.secure.is_(True), rotates_on_fetch(),
                     phone.c.key_due_at.is_(None),
                     or_(phone.c.ha1.is_(None), _key_due(now, within, store.dialect)))
              .order_by(extension.c.number, phone.c.position))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Select, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from mtctl.domain.model import DEFAULT_RING_TIMEOUT
@@ -14,7 +14,7 @@ from mtctl.domain.updates import UNCHANGED, ExtensionUpdate
 from mtctl.errors import Conflict, NotFound, RuleViolation, UsageError
 from mtctl.store import audit
 from mtctl.store.catalog import id_by_name
-from mtctl.store.lookup import require_extension
+from mtctl.store.lookup import inserted_id, require_extension
 from mtctl.store.snapshots import phone_query, users_touching
 from mtctl.store.tables import (
     app_user,
@@ -27,6 +27,9 @@ from mtctl.store.tables import (
 )
 from mtctl.store.validate import check_text, enforce
 from mtctl.store.webcall import end_invalid_sessions
+
+if TYPE_CHECKING:
+    from mtctl.store.rows import AnyRow
 
 
 def _check_number(number: str) -> None:
@@ -52,14 +55,14 @@ def add_extension(conn: Connection, *, actor: str, number: str, node_name: str,
     values = {"number": number, "node_id": node_id, "display_name": display_name,
               "ring_timeout": ring_timeout or DEFAULT_RING_TIMEOUT}
     check_text(extension, values)
-    ext_id = conn.execute(insert(extension).values(**values)).inserted_primary_key[0]
+    ext_id = inserted_id(conn.execute(insert(extension).values(**values)))
     audit.record(conn, actor=actor, action="add", obj=f"extension {number}",
                  changes={"node": [None, node_name], "display_name": [None, display_name],
                           "ring_timeout": [None, values["ring_timeout"]]})
     return ext_id
 
 
-def _public_query():  # type: ignore[no-untyped-def]
+def _public_query() -> Select[Any]:
     phones = (select(phone.c.extension_id, func.count().label("n"))
               .group_by(phone.c.extension_id).subquery())
     return (
@@ -72,7 +75,7 @@ def _public_query():  # type: ignore[no-untyped-def]
     )
 
 
-def _public(row) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _public(row: AnyRow) -> dict[str, Any]:
     return {"number": row.number, "node": row.node, "display_name": row.display_name,
             "ring_timeout": row.ring_timeout, "owner": row.owner, "phones": row.phones}
 

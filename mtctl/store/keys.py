@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
+    ColumnElement,
+    Select,
     String,
     func,
     or_,
@@ -23,20 +25,24 @@ from mtctl.domain.config_keys import MAX_LIFETIME_DAYS
 from mtctl.errors import MtctlError
 from mtctl.store import config
 from mtctl.store.audit import as_utc
+from mtctl.store.bulk import bind_processor
 from mtctl.store.db import Store
 from mtctl.store.tables import audit_log, extension, phone, phone_model, template
+
+if TYPE_CHECKING:
+    from mtctl.store.rows import AnyRow
 
 BATCH = 1_000
 
 
-def _expiring(cutoff: datetime):  # type: ignore[no-untyped-def]
+def _expiring(cutoff: datetime) -> ColumnElement[bool]:
     """Secure phones whose key expires by the cutoff, has expired, or is missing."""
     return (phone.c.secure.is_(True)) & or_(phone.c.key_expires_at.is_(None),
                                            phone.c.ha1.is_(None),
                                            phone.c.key_expires_at <= cutoff)
 
 
-def _due(now: datetime, within: timedelta, dialect: str):  # type: ignore[no-untyped-def]
+def _due(now: datetime, within: timedelta, dialect: str) -> ColumnElement[bool]:
     """Secure phones `keys rotate` replaces the key of at NOW, read from the row as it is.
 
     The rule that never strands a device (README, Keys). A device holds the key it last fetched
@@ -54,7 +60,7 @@ def _due(now: datetime, within: timedelta, dialect: str):  # type: ignore[no-unt
         phone.c.ha1.is_(None), ~_in_grace(now) & _key_due(now, within, dialect))
 
 
-def rotates_on_fetch():  # type: ignore[no-untyped-def]
+def rotates_on_fetch() -> ColumnElement[bool]:
     """Desk phones provisioned by MAC: each fetch of their file brings a fresh key, so
     `keys rotate` only marks theirs due (store/devices.py) and never makes one nobody has."""
     from mtctl.domain.devices import DEVICE_PROFILES
@@ -63,13 +69,13 @@ def rotates_on_fetch():  # type: ignore[no-untyped-def]
                                 .where(phone_model.c.profile.in_(DEVICE_PROFILES)))
 
 
-def _in_grace(now: datetime):  # type: ignore[no-untyped-def]
+def _in_grace(now: datetime) -> ColumnElement[bool]:
     """The phone has a previous key that is still accepted."""
     return (phone.c.prev_ha1.is_not(None) & phone.c.prev_key_valid_until.is_not(None)
             & (phone.c.prev_key_valid_until > now))
 
 
-def _key_due(now: datetime, within: timedelta, dialect: str):  # type: ignore[no-untyped-def]
+def _key_due(now: datetime, within: timedelta, dialect: str) -> ColumnElement[bool]:
     """The current key has no expiry, has expired, or is in a due period it was not set in."""
     expires, updated = phone.c.key_expires_at, phone.c.key_updated_at
     if dialect == "sqlite":
@@ -92,7 +98,7 @@ def count_waiting(conn: Connection, *, now: datetime, within: timedelta) -> int:
         _in_grace(now), _key_due(now, within, conn.dialect.name))).scalar_one()
 
 
-def key_state(row, now: datetime, within: timedelta) -> str:  # type: ignore[no-untyped-def]
+def key_state(row: AnyRow, now: datetime, within: timedelta) -> str:
     expires = as_utc(row.key_expires_at)
     if row.ha1 is None:
         return "missing"
@@ -152,7 +158,7 @@ class RotationReport:
 
 
 def _batch_query(now: datetime, within: timedelta, after_id: int, size: int, dialect: str,
-                 lock: bool):  # type: ignore[no-untyped-def]
+                 lock: bool) -> Select[Any]:
     query = (
         select(phone.c.id, phone.c.sip_auth_user, phone.c.position, extension.c.number,
                # As stored: parsing every old expiry into a datetime is slow on SQLite.
@@ -199,7 +205,7 @@ def rotate_due_keys(store: Store, *, actor: str, now: Callable[[], datetime],
                                                    store.dialect, lock=not dry_run))
                 # The driver's rows as they are (id, auth user, position, number, expiry as
                 # stored, lifetime): SQLAlchemy's per-row work is a fifth of a batch's time.
-                rows = result.cursor.fetchall()  # type: ignore[union-attr]
+                rows = result.cursor.fetchall()
                 result.close()
                 if not rows:
                     break
@@ -226,13 +232,13 @@ def rotate_due_keys(store: Store, *, actor: str, now: Callable[[], datetime],
     return report
 
 
-def _item(row, expires: datetime | None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _item(row: Sequence[Any], expires: datetime | None) -> dict[str, Any]:
     _, _, position, number, *_ = row
     return {"extension": number, "position": position,
             "key_expires_at": expires.isoformat(timespec="seconds") if expires else None}
 
 
-def _rotate_batch(conn: Connection, rows: list, *, realm: str, now: datetime,
+def _rotate_batch(conn: Connection, rows: Sequence[Sequence[Any]], *, realm: str, now: datetime,
                   default_lifetime: int, grace: timedelta, actor: str,
                   failed: list[dict[str, Any]],
                   collect: bool) -> tuple[int, list[dict[str, Any]]]:
@@ -241,8 +247,8 @@ def _rotate_batch(conn: Connection, rows: list, *, realm: str, now: datetime,
     keyed: list[tuple[Any, ...]] = []
     audits: list[tuple[Any, ...]] = []
     items: list[dict[str, Any]] = []
-    at = _bind(audit_log.c.at, conn)(now)
-    as_time = _bind(phone.c.key_expires_at, conn)
+    at = bind_processor(audit_log.c.at, conn)(now)
+    as_time = bind_processor(phone.c.key_expires_at, conn)
     updated = as_time(now)
     grace_until = as_time(now + grace) if grace else None
     expiry: dict[int, tuple[Any, str]] = {}
@@ -336,11 +342,6 @@ def forget_expired_previous_keys(store: Store, *, now: datetime) -> int:
 def _iso_seconds(value: str | datetime) -> str:
     """An expiry as stored (SQLite: `2026-11-26 03:13:00.123456`) in ISO form, to the second."""
     if isinstance(value, datetime):
-        return as_utc(value).isoformat(timespec="seconds")  # type: ignore[union-attr]
+        return as_utc(value).isoformat(timespec="seconds")
     return f"{value[:10]}T{value[11:19]}+00:00"
 
-
-def _bind(column, conn: Connection):  # type: ignore[no-untyped-def]
-    """The driver value of a column's Python value, as SQLAlchemy would bind it."""
-    process = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
-    return process or (lambda value: value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
@@ -17,19 +17,22 @@ from mtctl.domain.values import escape
 from mtctl.errors import Conflict, NotFound, RuleViolation, UsageError
 from mtctl.store import audit, config
 from mtctl.store.catalog import id_by_name
-from mtctl.store.extensions import require_extension
+from mtctl.store.lookup import require_extension
 from mtctl.store.rows import public_phone
 from mtctl.store.snapshots import extension_specs, phone_query, phone_spec
 from mtctl.store.tables import extension, phone, phone_model, template
 from mtctl.store.validate import check_text, enforce
 
+if TYPE_CHECKING:
+    from mtctl.store.rows import AnyRow
 
-def public(row) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+
+def public(row: AnyRow) -> dict[str, Any]:
     """A phone as listings and --json show it: never a digest."""
     return public_phone(row)
 
 
-def _row(conn: Connection, number: str, position: int):  # type: ignore[no-untyped-def]
+def _row(conn: Connection, number: str, position: int) -> AnyRow:
     row = conn.execute(phone_query().where(extension.c.number == number,
                                            phone.c.position == position)).first()
     if row is None:
@@ -64,14 +67,14 @@ def list_phones(conn: Connection, *, number: str | None = None) -> list[dict[str
     return [public(row) for row in conn.execute(query)]
 
 
-def _model(conn: Connection, name: str):  # type: ignore[no-untyped-def]
+def _model(conn: Connection, name: str) -> AnyRow:
     row = conn.execute(select(phone_model).where(phone_model.c.name == name)).first()
     if row is None:
         raise NotFound(f"unknown model {name!r}", "see: mtctl model list")
     return row
 
 
-def _template(conn: Connection, name: str):  # type: ignore[no-untyped-def]
+def _template(conn: Connection, name: str) -> AnyRow:
     row = conn.execute(select(template).where(template.c.name == name)).first()
     if row is None:
         raise NotFound(f"unknown template {name!r}", "see: mtctl template list")
@@ -94,7 +97,7 @@ def _auth_user(conn: Connection, number: str, position: int) -> str:
     return keys.sip_auth_user(number, position, taken)
 
 
-def _lifetime(conn: Connection, template_row) -> int:  # type: ignore[no-untyped-def]
+def _lifetime(conn: Connection, template_row: AnyRow) -> int:
     return config.key_lifetime(conn, template_row.name, template_row.key_lifetime_days)
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, any_, bindparam, select, update
+from sqlalchemy import ScalarSelect, Select, any_, bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from mtctl.domain import provisioning
@@ -100,11 +100,11 @@ def record_fetch(conn: Connection, found: Lookup, *, device: str, step: str,
     return bool(done)
 
 
-def _setting(name: str):  # type: ignore[no-untyped-def]
+def _setting(name: str) -> ScalarSelect[Any]:
     return select(setting.c.value).where(setting.c.key == name).scalar_subquery()
 
 
-def _lookup_query(many: bool = False) -> Select:
+def _lookup_query(many: bool = False) -> Select[Any]:
     """One indexed query: the token, its phone and the settings an account needs.
 
     many: for a list of token hashes (PostgreSQL), each row ending with its token's hash.
@@ -197,6 +197,7 @@ class TokenReader:
     def _connect(self) -> Any:
         pooled = self.store.engine.raw_connection()  # the engine's pragmas apply
         raw = pooled.driver_connection
+        assert raw is not None, "a fresh pooled connection has its driver connection"
         pooled.detach()
         if self.store.dialect == "postgresql":
             raw.autocommit = True  # no transaction held open between fetches
@@ -271,7 +272,7 @@ class TokenReader:
             if not self._busy:
                 self._gate.notify_all()
 
-    def _query(self, sql: str, params: Any, wait: bool = True) -> list[tuple]:
+    def _query(self, sql: str, params: Any, wait: bool = True) -> list[tuple[Any, ...]]:
         with _translated():  # opening a connection goes through SQLAlchemy
             raw = self._checkout(wait)
         broken = None
@@ -279,7 +280,7 @@ class TokenReader:
             cursor = raw.cursor()
             try:
                 cursor.execute(sql, params)
-                return cursor.fetchall()
+                return list(cursor.fetchall())
             finally:
                 cursor.close()
         except self._driver_error as exc:  # straight from the driver, not through SQLAlchemy
@@ -312,10 +313,10 @@ class TokenReader:
         params[self._slot] = digest
         return params
 
-    def _found(self, rows: list[tuple]) -> Lookup | None:
+    def _found(self, rows: list[tuple[Any, ...]]) -> Lookup | None:
         return self._from_row(rows[0]) if rows else None
 
-    def _build(self, row: tuple) -> Lookup:
+    def _build(self, row: tuple[Any, ...]) -> Lookup:
         """The Lookup a row stands for: a pure function of the row (memoised as _from_row)."""
         values = list(row)
         for i, convert in self._convert:

@@ -100,7 +100,8 @@ class Reader:
     def _time(self, value: Any) -> datetime | None:
         if isinstance(value, str):
             return _sqlite_time(value)
-        return as_utc(value)
+        found: datetime | None = as_utc(value)  # a datetime, or None
+        return found
 
     # --- phones -----------------------------------------------------------------------------
 

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from mtctl.domain.model import PhoneSpec
 from mtctl.domain.rules import provisioning_violation
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
+    from typing import TypeAlias
+
+    from sqlalchemy.engine import Connection, Row
+    from sqlalchemy.sql.expression import ClauseElement
+
+    AnyRow: TypeAlias = Row[*tuple[Any, ...]]  # a result row of any width
 
 # The columns of a phone row, in order: snapshots.phone_query() selects them under these
 # labels, reader.PHONE_SQL in this order (a test holds the two together).
@@ -24,11 +29,13 @@ PHONE_COLUMNS = (
 TIME_COLUMNS = tuple(PHONE_COLUMNS.index(c) for c in ("key_expires_at", "key_delivered_at"))
 
 
-def rows_of(conn: Connection, query: Any) -> list[tuple[Any, ...]]:
+def rows_of(conn: Connection, query: ClauseElement) -> list[tuple[Any, ...]]:
     """Rows of a query without parameters, as the driver returns them: the bulk reads skip
     SQLAlchemy's per-row work."""
     sql = str(query.compile(dialect=conn.dialect))
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    dbapi_connection = conn.connection.dbapi_connection
+    assert dbapi_connection is not None, "a connection in use has its driver connection"
+    cursor = dbapi_connection.cursor()
     try:
         cursor.execute(sql)
         return list(cursor.fetchall())
@@ -36,6 +43,10 @@ def rows_of(conn: Connection, query: Any) -> list[tuple[Any, ...]]:
         cursor.close()
 
 
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
 def as_utc(value: datetime | None) -> datetime | None:
     """Datetimes come back naive from SQLite; every stored time is UTC."""
     if value is None or value.tzinfo is not None:

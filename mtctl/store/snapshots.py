@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 from sqlalchemy import Select, select
 from sqlalchemy.engine import Connection
@@ -26,7 +27,7 @@ from mtctl.store.tables import (
 phone_node = node.alias("phone_node")
 
 
-def phone_query() -> Select:
+def phone_query() -> Select[Any]:
     """Phones joined with everything a PhoneSpec or a listing shows."""
     return (
         select(
@@ -49,7 +50,14 @@ def phone_query() -> Select:
     )
 
 
-def phone_spec(row) -> PhoneSpec:  # type: ignore[no-untyped-def]
+class MappedRow(Protocol):
+    """Anything that offers a phone_query() row's columns by label, as a Row does."""
+
+    @property
+    def _mapping(self) -> Mapping[Any, Any]: ...
+
+
+def phone_spec(row: Sequence[Any] | MappedRow) -> PhoneSpec:
     """A phone_query() row (a tuple of rows.PHONE_COLUMNS, in order), or anything with a
     `_mapping` of those columns, as a PhoneSpec."""
     if isinstance(row, Sequence):

@@ -19,9 +19,10 @@ from mtctl.store.tables import extension, phone, provisioning_token
 
 
 def _phone_id(conn: Connection, number: str, position: int) -> int:
-    return conn.execute(select(phone.c.id).join(extension, extension.c.id == phone.c.extension_id)
-                        .where(extension.c.number == number, phone.c.position == position)
-                        ).scalar_one()
+    phone_id: int = conn.execute(
+        select(phone.c.id).join(extension, extension.c.id == phone.c.extension_id)
+        .where(extension.c.number == number, phone.c.position == position)).scalar_one()
+    return phone_id
 
 
 def issue_token(conn: Connection, *, actor: str, number: str, position: int,

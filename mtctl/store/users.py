@@ -12,7 +12,7 @@ from mtctl.domain.updates import UNCHANGED, UserUpdate
 from mtctl.errors import Conflict, NotFound, UsageError
 from mtctl.store import audit
 from mtctl.store.catalog import id_by_name
-from mtctl.store.extensions import require_extension
+from mtctl.store.lookup import inserted_id, require_extension
 from mtctl.store.phones import public as phone_public
 from mtctl.store.snapshots import phone_query, user_specs
 from mtctl.store.tables import app_user, extension, phone, user_webcall_extension
@@ -21,7 +21,8 @@ from mtctl.store.webcall import end_invalid_sessions
 
 
 def require_user(conn: Connection, username: str) -> int:
-    found = conn.execute(select(app_user.c.id).where(app_user.c.username == username)).scalar()
+    found: int | None = conn.execute(select(app_user.c.id)
+                                     .where(app_user.c.username == username)).scalar()
     if found is None:
         raise NotFound(f"unknown user {username!r}", "see: mtctl user list")
     return found
@@ -84,7 +85,7 @@ def add_user(conn: Connection, *, actor: str, username: str, display_name: str, 
         "webcall_position": webcall_position,
     }
     check_text(app_user, values)
-    user_id = conn.execute(insert(app_user).values(**values)).inserted_primary_key[0]
+    user_id = inserted_id(conn.execute(insert(app_user).values(**values)))
     _set_webcall_extensions(conn, user_id, webcall_extensions or [])
     enforce(conn, user_ids=[user_id])
     created = get_user(conn, username)

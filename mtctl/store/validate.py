@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Column, ColumnElement, Table
 from sqlalchemy.engine import Connection
 
 from mtctl.domain.rules import Violation, extension_violations, user_violations
@@ -137,7 +138,7 @@ def value_findings(conn: Connection) -> Iterator[Violation]:
         yield Violation("bad-setting", escape(where), conflict.message, conflict.hint)
 
 
-def _suspect_text(conn: Connection):  # type: ignore[no-untyped-def]
+def _suspect_text(conn: Connection) -> Callable[[Column[Any]], ColumnElement[bool]]:
     """A cheap SQL test that a text column may hold a control character, so that only those
     rows travel to Python (a whole-store scan would double check's time): on SQLite, any
     character outside printable ASCII; on PostgreSQL, exactly the control characters."""

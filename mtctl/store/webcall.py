@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, exists, insert, not_, or_, select
+from sqlalchemy import Select, and_, delete, exists, insert, not_, or_, select
 from sqlalchemy.engine import Connection
 
 from mtctl.domain.model import UserSpec
@@ -21,6 +21,9 @@ from mtctl.store.tables import (
     webcall_session,
 )
 
+if TYPE_CHECKING:
+    from mtctl.store.rows import AnyRow
+
 
 def _user(conn: Connection, username: str) -> tuple[int, UserSpec]:
     user_id = conn.execute(select(app_user.c.id)
@@ -30,14 +33,14 @@ def _user(conn: Connection, username: str) -> tuple[int, UserSpec]:
     return user_id, user_specs(conn, [user_id])[user_id][0]
 
 
-def _sessions_query():  # type: ignore[no-untyped-def]
+def _sessions_query() -> Select[Any]:
     return (select(webcall_session.c.id, app_user.c.username.label("user"),
                    extension.c.number.label("extension"), webcall_session.c.since)
             .join(app_user, app_user.c.id == webcall_session.c.user_id)
             .join(extension, extension.c.id == webcall_session.c.extension_id))
 
 
-def _public(row) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _public(row: AnyRow) -> dict[str, Any]:
     since = audit.as_utc(row.since)
     return {"user": row.user, "extension": row.extension,
             "since": since.isoformat(timespec="seconds") if since else None}
@@ -119,7 +122,7 @@ def stop_session(conn: Connection, *, actor: str, username: str) -> dict[str, An
     return _end(conn, row, actor=actor)
 
 
-def _end(conn: Connection, row, *, actor: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _end(conn: Connection, row: AnyRow, *, actor: str) -> dict[str, Any]:
     before = _public(row)
     conn.execute(delete(webcall_session).where(webcall_session.c.id == row.id))
     audit.record(conn, actor=actor, action="stop", obj=f"webcall {row.user}",
@@ -127,7 +130,8 @@ def _end(conn: Connection, row, *, actor: str) -> dict[str, Any]:  # type: ignor
     return before
 
 
-def _stale(user_ids: Iterable[int] | None = None, ending_users: Iterable[int] = ()):  # type: ignore[no-untyped-def]
+def _stale(user_ids: Iterable[int] | None = None, ending_users: Iterable[int] = (),
+           ) -> Select[Any]:
     """Sessions on an extension that is not among their user's Web Call extensions (mode, list
     or group changed), and every session of ENDING_USERS."""
     s = webcall_session

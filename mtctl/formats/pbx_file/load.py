@@ -136,8 +136,8 @@ def _validate(text: str, raw: dict[str, Any]) -> ParsedConfig:
         doc = cast(dict[str, Any], check.validate_python(raw))
         parsed = ParsedConfig(text, doc)
     except ValidationError as exc:
-        errors = [one_branch(e, raw) for e in exc.errors(include_url=False)]
-        errors = [e for e in errors if e is not None]
+        errors = [e for e in (one_branch(e, raw) for e in exc.errors(include_url=False))
+                  if e is not None]
         parsed = ParsedConfig(text, {}, [schema_problem(e) for e in errors])
         parsed.broken = {_broken_entry(tuple(e["loc"]), raw) for e in errors}
         try:
