@@ -215,6 +215,12 @@ class KeysSettings(TypedDict, total=False):
 
 
 @with_config(STRICT)
+class CallsSettings(TypedDict, total=False):
+    retention_days: Annotated[StrictInt, _range("calls.retention_days"), Field(description=(
+        "Days call records and registration events are kept (mtctl calls prune)."))]
+
+
+@with_config(STRICT)
 class Settings(TypedDict, total=False):
     """Settings of `mtctl config`; written as `sip.domain = "..."` under [settings]."""
 
@@ -223,6 +229,7 @@ class Settings(TypedDict, total=False):
     provisioning: ProvisioningSettings
     portal: PortalSettings
     keys: KeysSettings
+    calls: CallsSettings
 
 
 @with_config(ConfigDict(extra="forbid", strict=True, title="mtctl config file"))
