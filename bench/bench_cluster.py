@@ -13,7 +13,7 @@ without them it prints SKIP and exits 0. Not part of `make bench` (it needs thos
 3. `--phones` SIPp processes (scenarios/phone.xml) answer every call; every phone
    REGISTERs at B with one of them as its contact.
 4. A SIPp caller offers `--rate` calls/s (110) to A for `--seconds` s (60), each to the next
-   extension, held `--hold` ms and hung up. A relays each call to B, B rings the phone, the
+   extension, held 500 ms and hung up. A relays each call to B, B rings the phone, the
    phone answers; ACK and BYE go through both nodes (both record-route).
 
 It prints the calls completed per second, sustained (the mean of SIPp's per-second counts while
@@ -264,7 +264,7 @@ def run(args: argparse.Namespace, url: str, workdir: Path) -> bool:
         started = time.monotonic()
         caller = subprocess.run(
             sipp("caller.xml", "-inf", str(numbers), "-r", str(args.rate), "-m", str(total),
-                 "-d", str(args.hold), "-l", str(int(args.rate * 10)), "-p", str(free_port()),
+                 "-l", str(int(args.rate * 10)), "-p", str(free_port()),
                  "-mp", str(free_port()), "-trace_stat", "-stf", str(stats), "-fd", "1",
                  "-timeout", f"{args.seconds + 60}s", "-recv_timeout", "10000",
                  *(["-trace_msg", "-trace_err"] if args.keep else []),
@@ -285,7 +285,7 @@ def run(args: argparse.Namespace, url: str, workdir: Path) -> bool:
     sustained = sum(per_second) / len(per_second) if per_second else 0.0
     share = done / total if total else 0.0
     print(f"caller: {total} calls offered at {args.rate:g}/s to node A for {args.seconds:g} s, "
-          f"each held {args.hold} ms; {done} completed, {failed} failed in {elapsed:.1f} s "
+          f"each held 500 ms; {done} completed, {failed} failed in {elapsed:.1f} s "
           f"(sipp exit {caller.returncode})")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     ok = True
@@ -312,7 +312,6 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--extensions", type=int, default=200)
     parser.add_argument("--phones", type=int, default=2, help="SIPp UAS processes")
-    parser.add_argument("--hold", type=int, default=500, help="ms a call lasts once answered")
     parser.add_argument("--keep", type=Path, help="keep logs in this directory")
     args = parser.parse_args()
     missing = [tool for tool in ("kamailio", "sipp") if shutil.which(tool) is None]

@@ -68,18 +68,31 @@ def cluster(mtctl: Mtctl, tmp_path: Path) -> Iterator[Cluster]:
     runner = harness.SippRunner(tmp_path)
     try:
         with ExitStack() as stack:
-            nodes = {}
-            for name, port in ports.items():
-                workdir = tmp_path / name
-                out = workdir / "kamailio"
-                mtctl.ok("export", "kamailio", "--node", name, "--out", str(out))
-                nodes[name] = stack.enter_context(
-                    harness.kamailio(out / "kamailio.cfg", port, env, workdir))
+            nodes = {name: start_node(stack, mtctl, name, port, env, tmp_path / name)
+                     for name, port in ports.items()}
             cluster = Cluster(mtctl, nodes["n1"], runner, tmp_path, nodes=nodes)
             yield cluster
             assert not cluster.errors(), "\n".join(cluster.errors())
     finally:
         runner.stop_all()
+
+
+def start_node(stack: ExitStack, mtctl: Mtctl, name: str, port: int, env: dict[str, str],
+               workdir: Path) -> harness.Kamailio:
+    """Export NAME's config and run it; when another program took the node's port meanwhile,
+    give the node another address and start again (the other nodes read it from the store)."""
+    for attempt in range(3):
+        out = workdir / f"kamailio-{attempt}"
+        mtctl.ok("export", "kamailio", "--node", name, "--out", str(out))
+        try:
+            return stack.enter_context(harness.kamailio(out / "kamailio.cfg", port, env,
+                                                        out))
+        except AssertionError as exc:
+            if "Address already in use" not in str(exc) or attempt == 2:
+                raise
+        port = harness.free_udp_port()
+        mtctl.ok("node", "set", name, "--sip-address", f"127.0.0.1:{port}")
+    raise AssertionError("unreachable")
 
 
 def spread(store: Store, rng: random.Random) -> None:
