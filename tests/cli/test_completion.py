@@ -60,7 +60,9 @@ def bash_complete(env: dict[str, str], *words: str) -> list[str]:
 
 def test_install_completion_makes_bash_complete_extensions_users_and_nodes(store, tmp_path):
     env = env_for(store.url, tmp_path)
-    installed = run(["bash", "-c", "mtctl --install-completion"], env)
+    # `; exit $?` keeps bash the parent of mtctl (a lone command would be exec'd in its
+    # place): --install-completion finds the shell to install for by its parent process.
+    installed = run(["bash", "-c", "mtctl --install-completion; exit $?"], env)
     assert installed.returncode == 0, installed.stdout + installed.stderr
     assert "bash completion installed" in installed.stdout
     assert "mtctl" in (tmp_path / ".bashrc").read_text()
