@@ -4,19 +4,22 @@ what `ring-sim NUMBER --json` prints; --fail-if-silent for monitoring."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.conftest import Mtctl
 from tests.store.test_reader import build
 
 
-def lines(text: str) -> list[dict]:
+def lines(text: str) -> list[dict[str, Any]]:
     assert text.endswith("\n")
     return [json.loads(line) for line in text.splitlines()]
 
 
 @pytest.mark.parametrize("seed", range(1, 11))
-def test_all_is_ring_sim_of_every_number(mtctl, tmp_path, seed):
+def test_all_is_ring_sim_of_every_number(mtctl: Mtctl, tmp_path: Path, seed: int) -> None:
     store = build(mtctl, tmp_path, seed)
     numbers = sorted(store.names)
     for flags in ([], ["--webcall-running"]):
@@ -29,7 +32,8 @@ def test_all_is_ring_sim_of_every_number(mtctl, tmp_path, seed):
 
 
 @pytest.mark.parametrize("fmt", ["plain", "tsv", "csv"])
-def test_all_as_rows_is_the_rows_of_every_number(mtctl, tmp_path, fmt):
+def test_all_as_rows_is_the_rows_of_every_number(mtctl: Mtctl, tmp_path: Path,
+                                                 fmt: str) -> None:
     store = build(mtctl, tmp_path, 3)
     result = mtctl.ok("ring-sim", "--all", "--format", fmt)
     header, *rows = result.stdout.splitlines()
@@ -43,12 +47,12 @@ def test_all_as_rows_is_the_rows_of_every_number(mtctl, tmp_path, fmt):
     assert len(picked.stdout.splitlines()) == len(rows) + 1
 
 
-def test_ndjson_is_the_default_and_can_be_named(seeded):
+def test_ndjson_is_the_default_and_can_be_named(seeded: Mtctl) -> None:
     assert seeded.ok("ring-sim", "--all").stdout == \
         seeded.ok("ring-sim", "--all", "--format", "ndjson").stdout
 
 
-def test_fail_if_silent_prints_everything_then_exits_1(seeded):
+def test_fail_if_silent_prints_everything_then_exits_1(seeded: Mtctl) -> None:
     assert len(lines(seeded.ok("ring-sim", "--all", "--fail-if-silent").stdout)) == 1
     seeded.ok("ext", "add", "40799", "--node", "madrid")  # no phone: silent
     result = seeded("ring-sim", "--all", "--fail-if-silent")
@@ -60,7 +64,7 @@ def test_fail_if_silent_prints_everything_then_exits_1(seeded):
     assert seeded("ring-sim", "--all").exit_code == 0  # silent alone is not a failure
 
 
-def test_offline_phones_apply_to_every_number(seeded):
+def test_offline_phones_apply_to_every_number(seeded: Mtctl) -> None:
     plans = lines(seeded.ok("ring-sim", "--all", "--offline", "40710:0").stdout)
     assert plans == [json.loads(seeded.ok("ring-sim", "40710", "--json", "--offline",
                                           "40710:0").stdout)]
@@ -70,7 +74,7 @@ def test_offline_phones_apply_to_every_number(seeded):
     assert "--offline 40710:6: no such phone" in result.stderr
 
 
-def test_an_empty_store_prints_nothing(mtctl):
+def test_an_empty_store_prints_nothing(mtctl: Mtctl) -> None:
     result = mtctl.ok("ring-sim", "--all", "--fail-if-silent")
     assert (result.stdout, result.stderr) == ("", "")
 
@@ -84,7 +88,7 @@ def test_an_empty_store_prints_nothing(mtctl):
     (["ring-sim", "--all", "--webcall-ext", "40710"], "--all cannot be combined with --webcall"),
     (["ring-sim"], "no number to call"),
 ])
-def test_usage_errors(seeded, args, says):
+def test_usage_errors(seeded: Mtctl, args: list[str], says: str) -> None:
     result = seeded(*args)
     assert result.exit_code == 2, result.output
     assert says in result.stderr

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
+from typing import Any
 
-import click
 from typer.main import get_command
 
 from mtctl.cli.app import app
 
 
-def commands(group: click.Command, path: str = "mtctl"):  # type: ignore[no-untyped-def]
+def commands(group: Any, path: str = "mtctl") -> Iterator[tuple[str, Any]]:
     yield path, group
     for name, sub in getattr(group, "commands", {}).items():
         yield from commands(sub, f"{path} {name}")
 
 
-def test_no_command_has_postponed_annotations():
+def test_no_command_has_postponed_annotations() -> None:
     """Typer builds every command's parameters at each start; string annotations (from
     `from __future__ import annotations`) make it compile and evaluate each one again."""
     postponed = []

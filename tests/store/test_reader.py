@@ -8,6 +8,7 @@ import json
 import random
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -21,13 +22,14 @@ from mtctl.store.ring import check_presence, ring_sessions, ring_target
 from mtctl.store.rows import PHONE_COLUMNS
 from mtctl.store.snapshots import phone_query
 from mtctl.store.users import user_phones
-from tests.e2e.pools import store_toml
+from tests.conftest import Mtctl
+from tests.e2e.pools import Store, store_toml
 from tests.e2e.test_pool_agreement import random_store
 
 ANDROID = "VIVAit Call Business Android"
 
 
-def build(mtctl, tmp_path, seed: int):  # type: ignore[no-untyped-def]
+def build(mtctl: Mtctl, tmp_path: Path, seed: int) -> Store:
     """A random store (pools, own Web Call extensions, multiterminal, plain extensions), some
     secure phones with keys, and some open Web Call sessions."""
     store = random_store(seed)
@@ -50,13 +52,14 @@ def build(mtctl, tmp_path, seed: int):  # type: ignore[no-untyped-def]
     return store
 
 
-def test_the_phone_sql_selects_the_core_querys_columns():
+def test_the_phone_sql_selects_the_core_querys_columns() -> None:
     assert [c.name for c in phone_query().selected_columns] == list(PHONE_COLUMNS)
     assert REVISION_MODULE_HEAD == HEAD_REVISION
 
 
 @pytest.mark.parametrize("seed", range(1, 13))
-def test_the_read_layer_reads_what_the_core_path_reads(mtctl, tmp_path, seed):
+def test_the_read_layer_reads_what_the_core_path_reads(mtctl: Mtctl, tmp_path: Path,
+                                                       seed: int) -> None:
     store = build(mtctl, tmp_path, seed)
     numbers = sorted(store.names)
     core_store = open_store(mtctl.url)
@@ -92,7 +95,7 @@ def test_the_read_layer_reads_what_the_core_path_reads(mtctl, tmp_path, seed):
         core_store.close()
 
 
-def test_presence_flags_are_checked_alike(seeded):
+def test_presence_flags_are_checked_alike(seeded: Mtctl) -> None:
     core_store = open_store(seeded.url)
     try:
         with core_store.read() as conn, read_layer.reading(seeded.url) as fast:
@@ -113,7 +116,8 @@ def test_presence_flags_are_checked_alike(seeded):
 @pytest.mark.parametrize("url", ["sqlite:///{tmp}/missing.db", "sqlite:///{tmp}/not-a-store.db",
                                  "sqlite:///{tmp}/old.db", "sqlite:///{tmp}/x.db?mode=ro",
                                  "sqlite://", "mysql://h/db", "postgresql://nobody@127.0.0.1:1/x"])
-def test_the_read_layer_leaves_every_odd_store_to_the_core_path(tmp_path, url):
+def test_the_read_layer_leaves_every_odd_store_to_the_core_path(tmp_path: Path,
+                                                               url: str) -> None:
     """Unusual URLs, missing or foreign files, old schemas: None, so that the Core path opens
     the store and reports what is wrong exactly as every other command does."""
     (tmp_path / "not-a-store.db").write_bytes(b"hello")
@@ -127,7 +131,7 @@ def test_the_read_layer_leaves_every_odd_store_to_the_core_path(tmp_path, url):
     assert read_layer.open_reader(url.format(tmp=tmp_path)) is None
 
 
-def test_errors_through_the_read_layer_are_the_core_paths(mtctl, tmp_path):
+def test_errors_through_the_read_layer_are_the_core_paths(mtctl: Mtctl, tmp_path: Path) -> None:
     """The same exit code and message for a store the read layer cannot open."""
     for args in (["ring-sim", "1"], ["phone", "list", "1"], ["user", "phones", "x"]):
         missing = f"sqlite:///{tmp_path / 'missing.db'}"
@@ -143,7 +147,7 @@ def run_cli(url: str, *args: str, importtime: bool = False) -> subprocess.Comple
                           capture_output=True, text=True, timeout=60, check=False)
 
 
-def test_hot_commands_import_neither_sqlalchemy_nor_rich(seeded):
+def test_hot_commands_import_neither_sqlalchemy_nor_rich(seeded: Mtctl) -> None:
     """Start-up is a product target: ring-sim, phone list and user phones read through the
     driver and print JSON without Rich."""
     for args in (["ring-sim", "40710", "--json"], ["phone", "list", "40710", "--json"],
@@ -156,7 +160,7 @@ def test_hot_commands_import_neither_sqlalchemy_nor_rich(seeded):
         json.loads(result.stdout.splitlines()[0] if args[-1] == "--all" else result.stdout)
 
 
-def test_a_plan_from_the_read_layer_is_the_plan_ring_sim_prints(seeded):
+def test_a_plan_from_the_read_layer_is_the_plan_ring_sim_prints(seeded: Mtctl) -> None:
     with read_layer.reading(seeded.url) as fast:
         assert fast is not None
         plan = ring_plan(fast.ring_target("40710"))
