@@ -23,8 +23,11 @@ def check_store(conn: Connection, *, now: datetime,
     for finding in value_findings(conn):  # bad-text, bad-setting
         yield "error", finding
     read = reader.over(conn)  # the batches straight through the driver, in the Core transaction
-    for batch in read.extensions_by_id(BATCH):
-        for ext in batch:
+    # Users are checked with the batch holding their login extension (its phones are read
+    # once), and their errors held back, to come after every extension's, by user id.
+    user_errors: list[tuple[int, Violation]] = []
+    for extensions, users in read.extensions_by_id(BATCH):
+        for ext in extensions:
             for problem in extension_violations(ext):
                 yield "error", problem
             if not can_ever_ring(ext):
@@ -36,10 +39,11 @@ def check_store(conn: Connection, *, now: datetime,
                     "--order 1")
             for warning in key_warnings(ext.phones, now=now, within=rotate_within):
                 yield "warning", warning
-    for users, by_number in read.users_by_id(BATCH):
-        for user in users:
-            for problem in user_violations(user, by_number):
-                yield "error", problem
+        for user_id, user, named in users:
+            user_errors.extend((user_id, problem) for problem in user_violations(user, named))
+    user_errors.sort(key=lambda found: found[0])  # stable: each user's errors keep their order
+    for _, problem in user_errors:
+        yield "error", problem
     for session in invalid_sessions(conn):
         yield "error", Violation(
             "webcall-session", f"webcall {session['user']}",

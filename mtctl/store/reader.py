@@ -290,8 +290,11 @@ class Reader:
                     yield RingTarget(number=number, extension=extensions[ext_id])
             after = ext_rows[-1][1]
 
-    def extensions_by_id(self, batch: int = BATCH) -> Iterator[list[ExtensionSpec]]:
-        """Every extension with its phones, by id, `batch` extensions at a time."""
+    def extensions_by_id(self, batch: int = BATCH) -> Iterator[
+            tuple[list[ExtensionSpec], list[tuple[int, UserSpec, dict[str, ExtensionSpec]]]]]:
+        """Every extension with its phones, by id, `batch` extensions at a time; with each
+        batch, the users whose login extension is in it (by user id), each with the
+        extensions it names (login and Web Call) by number."""
         after = 0
         while True:
             ext_rows = self.rows(f"{EXTENSION_SQL} WHERE e.id > :after ORDER BY e.id "
@@ -301,25 +304,14 @@ class Reader:
             span = {"lo": ext_rows[0][0], "hi": ext_rows[-1][0]}
             specs = self._extensions(ext_rows, self.phones_where(
                 "p.extension_id >= :lo AND p.extension_id <= :hi", span))
-            yield [specs[row[0]] for row in ext_rows]
+            users = self.user_specs((), where="u.login_extension_id >= :lo AND "
+                                    "u.login_extension_id <= :hi", params=span)
+            named = {i for _, ids in users.values() for i in ids}
+            specs.update(self.extension_specs(sorted(named - specs.keys())))
+            yield [specs[row[0]] for row in ext_rows], [
+                (user_id, user, {specs[i].number: specs[i] for i in ids if i in specs})
+                for user_id, (user, ids) in sorted(users.items())]
             after = ext_rows[-1][0]
-
-    def users_by_id(self, batch: int = BATCH,
-                    ) -> Iterator[tuple[list[UserSpec], dict[str, ExtensionSpec]]]:
-        """Every user, by id, `batch` at a time, with the extensions those users name (login
-        and Web Call) by number."""
-        after = 0
-        while True:
-            ids = [row[0] for row in self.rows(
-                "SELECT id FROM app_user WHERE id > :after ORDER BY id LIMIT :limit",
-                {"after": after, "limit": batch})]
-            if not ids:
-                return
-            users = self.user_specs(ids)
-            needed = sorted({i for _, named in users.values() for i in named})
-            by_number = {spec.number: spec for spec in self.extension_specs(needed).values()}
-            yield [users[user_id][0] for user_id in ids], by_number
-            after = ids[-1]
 
     def session_of(self, username: str) -> str | None:
         """The extension of USERNAME's open Web Call session, or None."""

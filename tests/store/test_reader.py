@@ -8,11 +8,14 @@ import json
 import random
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mtctl.domain.ringing import Presence, ring_plan
+from mtctl.domain.rules import Violation
 from mtctl.errors import NotFound
 from mtctl.store import reader as read_layer
 from mtctl.store.db import HEAD_REVISION, open_store
@@ -166,3 +169,87 @@ def test_a_plan_from_the_read_layer_is_the_plan_ring_sim_prints(seeded: Mtctl) -
         plan = ring_plan(fast.ring_target("40710"))
     printed = json.loads(seeded.ok("ring-sim", "40710", "--json").stdout)
     assert printed == plan.as_dict()
+
+
+def core_check(conn: Any, now: datetime, within: timedelta) -> list[tuple[str, Violation]]:
+    """check as the Core path made it: extensions by id, then users by id (the findings and
+    their order that `mtctl check` has always printed)."""
+    from sqlalchemy import select
+
+    from mtctl.domain.ringing import can_ever_ring
+    from mtctl.domain.rules import extension_violations, key_warnings, user_violations
+    from mtctl.store.snapshots import extension_specs, user_specs
+    from mtctl.store.tables import app_user, extension
+    from mtctl.store.validate import value_findings
+    from mtctl.store.webcall import invalid_sessions
+
+    found: list[tuple[str, Violation]] = [("error", f) for f in value_findings(conn)]
+    ids = list(conn.execute(select(extension.c.id).order_by(extension.c.id)).scalars())
+    specs = extension_specs(conn, ids)
+    for ext_id in ids:
+        ext = specs[ext_id]
+        found += [("error", p) for p in extension_violations(ext)]
+        if not can_ever_ring(ext):
+            found.append(("warning", Violation(
+                "silent-extension", f"extension {ext.number}",
+                "no phone can ring (every phone has order 0 or is disabled)"
+                if ext.phones else "has no phones, so nothing rings",
+                f"mtctl phone add {ext.number} ... or mtctl phone set {ext.number} POS "
+                "--order 1")))
+        found += [("warning", w) for w in key_warnings(ext.phones, now=now, within=within)]
+    user_ids = list(conn.execute(select(app_user.c.id).order_by(app_user.c.id)).scalars())
+    users = user_specs(conn, user_ids)
+    needed = {i for _, named in users.values() for i in named}
+    by_number = {spec.number: spec for spec in extension_specs(conn, needed).values()}
+    for user_id in user_ids:
+        found += [("error", p) for p in user_violations(users[user_id][0], by_number)]
+    found += [("error", Violation(
+        "webcall-session", f"webcall {s['user']}",
+        f"session on {s['extension']}, which is not one of {s['user']}'s Web Call extensions",
+        f"mtctl webcall stop {s['user']}")) for s in invalid_sessions(conn)]
+    return found
+
+
+@pytest.mark.parametrize("seed", range(1, 9))
+def test_check_finds_what_the_core_path_found(mtctl: Mtctl, tmp_path: Path, seed: int) -> None:
+    """Random stores broken behind mtctl's back (orders, Web Call phones, positions, users'
+    Web Call settings, expiries): the same findings in the same order, in small batches."""
+    from sqlalchemy import create_engine, text
+
+    from mtctl.store import check
+
+    build(mtctl, tmp_path, seed)
+    rng = random.Random(seed)
+    engine = create_engine(mtctl.url)
+    with engine.begin() as conn:
+        phone_ids = list(conn.execute(text("SELECT id FROM phone ORDER BY id")).scalars())
+        conn.execute(text("UPDATE phone SET secure = false, publishable = true WHERE id = :i"),
+                     {"i": phone_ids.pop()})  # MT005, at least
+        for pid in rng.sample(phone_ids, k=len(phone_ids) // 3):
+            conn.execute(text(rng.choice([
+                "UPDATE phone SET ring_order = 0 WHERE id = :i",
+                "UPDATE phone SET enabled = false WHERE id = :i",
+                "UPDATE phone SET publishable = true WHERE id = :i",
+                "UPDATE phone SET key_expires_at = NULL WHERE id = :i",
+                "DELETE FROM phone WHERE id = :i",
+            ])), {"i": pid})
+        for uid in conn.execute(text("SELECT id FROM app_user")).scalars():
+            if rng.random() < 0.5:
+                conn.execute(text(rng.choice([
+                    "UPDATE app_user SET webcall_position = 6 WHERE id = :i",
+                    "UPDATE app_user SET webcall_license = 'pool' WHERE id = :i",
+                    "UPDATE app_user SET webcall_mode = 'multiterminal' WHERE id = :i",
+                ])), {"i": uid})
+    engine.dispose()
+    now, within = datetime.now(UTC), timedelta(days=7)
+    core_store = open_store(mtctl.url)
+    try:
+        with core_store.read() as conn:
+            expected = core_check(conn, now, within)
+            assert any(severity == "error" for severity, _ in expected)
+            for batch in (1, 3, 2000):
+                check.BATCH = batch
+                assert list(check.check_store(conn, now=now, rotate_within=within)) == expected
+    finally:
+        check.BATCH = 2000
+        core_store.close()
