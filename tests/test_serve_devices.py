@@ -168,6 +168,12 @@ def test_everything_else_gets_the_same_bare_404(desks, server, db_url):
     assert status == 401
 
 
+def test_head_never_makes_a_key(desks, server, db_url):
+    before = _dump(db_url)
+    assert server.get(CISCO_FILE, headers(CISCO_UA), method="HEAD")[0] == 404
+    assert _dump(db_url) == before
+
+
 def test_a_request_without_credentials_is_asked_for_them(desks, server):
     import urllib.error
     import urllib.request
@@ -311,10 +317,14 @@ def test_no_delivered_key_anywhere_but_in_its_response(desks, db_url):
     keys = [cisco_password(bodies[0]), yealink_pairs(bodies[1])["account.1.password"],
             cisco_password(bodies[2]), yealink_pairs(bodies[3])["account.1.password"]]
     assert all(keys) and len(set(keys)) == 4
+    plant(db_url, update(phone).values(key_expires_at=datetime.now(UTC) - timedelta(days=1)))
     outputs = [desks.ok(*args) for args in (
         ("phone", "show", "40710", "0"), ("phone", "show", "40710", "2", "--json"),
-        ("phone", "list", "--json"), ("keys", "list", "--json"), ("audit",),
-        ("audit", "--json"), ("check", "--json"), ("export",), ("config", "list", "--json"))]
+        ("phone", "list", "--json"), ("keys", "list", "--json"), ("keys", "rotate", "--json"),
+        ("audit",), ("audit", "--json"), ("check", "--json"), ("export",),
+        ("config", "list", "--json"))]
+    outputs.append(desks.ok("config", "set-secret", "provisioning.device_password",
+                            "--password-stdin", input=DEVICE_PW + "\n"))
     haystacks = [r.output for r in outputs] + [_dump(db_url), srv.log]
     for key in [*keys, DEVICE_PW]:
         for haystack in haystacks:
