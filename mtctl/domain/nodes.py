@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from mtctl.domain.model import ExtensionSpec, UserSpec
+from mtctl.domain.rules import Violation
 from mtctl.domain.values import escape
 from mtctl.errors import UsageError
 
@@ -103,3 +106,26 @@ def phone_proxy(*, publishable: bool, edge: str | None, node_address: str | None
     if node_address:
         return f"sip:{node_address}"
     return site_proxy or f"sip:{domain}"
+
+
+def webcall_node_warnings(user: UserSpec, by_number: Mapping[str, ExtensionSpec],
+                          addresses: Mapping[str, str | None]) -> list[Violation]:
+    """`check` warnings: in a cluster (nodes with SIP addresses), an exclusive user's Web Call
+    extension on another node than the login extension never counts as running, because the
+    login's node decides from the registrations it holds."""
+    login = by_number.get(user.login or "")
+    if user.webcall_mode != "exclusive" or login is None:
+        return []
+    found = []
+    for number in user.all_webcall_extensions:
+        ext = by_number.get(number)
+        if ext is None or ext.node == login.node:
+            continue
+        if not (addresses.get(ext.node) or addresses.get(login.node)):
+            continue  # one proxy serves every node: no matter where each lives
+        found.append(Violation(
+            "webcall-other-node", f"user {user.username}",
+            f"Web Call extension {number} lives on node {ext.node} but the login {login.number} "
+            f"on node {login.node}, whose Kamailio never sees {number}'s Web Call registered",
+            f"move it: mtctl ext set {number} --node {login.node}"))
+    return found

@@ -7,9 +7,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection
 
+from mtctl.domain.nodes import webcall_node_warnings
 from mtctl.domain.ringing import can_ever_ring
 from mtctl.domain.rules import Violation, extension_violations, key_warnings, user_violations
 from mtctl.store import reader
+from mtctl.store.nodes import node_addresses
 from mtctl.store.webcall import invalid_sessions
 
 BATCH = 2_000
@@ -23,6 +25,7 @@ def check_store(conn: Connection, *, now: datetime,
     for finding in value_findings(conn):  # bad-text, bad-setting
         yield "error", finding
     read = reader.over(conn)  # the batches straight through the driver, in the Core transaction
+    addresses = node_addresses(conn)
     # Users are checked with the batch holding their login extension (its phones are read
     # once), and their errors held back, to come after every extension's, by user id.
     user_errors: list[tuple[int, Violation]] = []
@@ -41,6 +44,8 @@ def check_store(conn: Connection, *, now: datetime,
                 yield "warning", warning
         for user_id, user, named in users:
             user_errors.extend((user_id, problem) for problem in user_violations(user, named))
+            for warning in webcall_node_warnings(user, named, addresses):
+                yield "warning", warning
     user_errors.sort(key=lambda found: found[0])  # stable: each user's errors keep their order
     for _, problem in user_errors:
         yield "error", problem

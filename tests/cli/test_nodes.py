@@ -333,3 +333,27 @@ def test_bad_node_tables_are_located_problems(seeded: Mtctl, tmp_path: Path, bod
     assert r.exit_code == 1 and "Traceback" not in r.output, r.output
     assert "pbx.toml:" in r.stderr and where in r.stderr and message in r.stderr, r.stderr
     assert "1 problem(s)" in r.stderr and dump_store(seeded.url) == before
+
+
+def test_check_warns_of_a_web_call_extension_on_another_node_in_a_cluster(seeded: Mtctl
+                                                                         ) -> None:
+    seeded.ok("node", "add", "lima")
+    seeded.ok("ext", "add", "40720", "--node", "madrid")
+    seeded.ok("phone", "add", "40720", "--position", "0", "--model", "Generic SIP hardphone")
+    seeded.ok("ext", "add", "40790", "--node", "lima")
+    seeded.ok("phone", "add", "40790", "--position", "0", "--model", "VIVAit Call Web")
+    seeded.ok("user", "add", "bob", "--name", "Bob", "--login", "40720", "--webcall-mode",
+              "exclusive", "--webcall-ext", "40790")
+
+    def node_warnings() -> list[dict[str, str]]:
+        r = seeded("check", "--json")
+        assert r.exit_code == 0, r.output  # warnings only
+        return [w for w in json.loads(r.stdout)["warnings"]
+                if w["rule"] == "webcall-other-node"]
+
+    assert node_warnings() == []  # nodes without addresses: one proxy serves them all
+    seeded.ok("node", "set", "lima", "--sip-address", "192.0.2.20:5060")
+    [warning] = node_warnings()
+    assert warning["object"] == "user bob" and "40790 lives on node lima" in warning["message"]
+    seeded.ok("ext", "set", "40790", "--node", "madrid")
+    assert node_warnings() == []
