@@ -345,6 +345,7 @@ def upgrade_store(url: str) -> tuple[str | None, str]:
     store = Store(_make_engine(url))
     try:
         if store.dialect == "sqlite":
+            _foreign_keys_off_while_migrating(store.engine)
             _use_wal(store.engine)
         with store.write() as conn:
             before = schema_revision(conn)
@@ -354,10 +355,33 @@ def upgrade_store(url: str) -> tuple[str | None, str]:
             config.set_main_option("script_location", "mtctl.store:migrations")
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
+            if store.dialect == "sqlite":
+                _refuse_broken_foreign_keys(conn)
             after = schema_revision(conn)
     finally:
         store.close()
     return before, after or HEAD_REVISION
+
+
+def _foreign_keys_off_while_migrating(engine: Engine) -> None:
+    """SQLite adds a constraint by rebuilding the table (copy, drop, rename): with foreign keys
+    on, dropping the old table would refuse (RESTRICT) or empty (CASCADE) the rows that point
+    at it. SQLite's own recipe: keys off for the migration's connection (the pragma is a no-op
+    inside a transaction, so it is set as the connection opens), checked before commit."""
+
+    @event.listens_for(engine, "connect")
+    def _off(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA foreign_keys=OFF")
+        cursor.close()
+
+
+def _refuse_broken_foreign_keys(conn: Connection) -> None:
+    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").first()
+    if broken is not None:
+        raise StoreError(f"migrating would leave a {broken[0]} row pointing at a missing "
+                         f"{broken[2]} row; nothing was changed",
+                         "run `mtctl check` with the previous mtctl and repair the store first")
 
 
 def executemany_fast(conn: Connection, statement: ClauseElement,
