@@ -6,9 +6,8 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from operator import itemgetter
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
@@ -20,8 +19,6 @@ from sqlalchemy.exc import (
     NoSuchModuleError,
     OperationalError,
 )
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.expression import ClauseElement
 
 from mtctl.errors import Conflict, StoreError, UsageError
 from mtctl.store.revision import HEAD_REVISION as HEAD_REVISION  # the store's schema version
@@ -382,22 +379,3 @@ def _refuse_broken_foreign_keys(conn: Connection) -> None:
         raise StoreError(f"migrating would leave a {broken[0]} row pointing at a missing "
                          f"{broken[2]} row; nothing was changed",
                          "run `mtctl check` with the previous mtctl and repair the store first")
-
-
-def executemany_fast(conn: Connection, statement: ClauseElement,
-                     rows: list[dict[str, Any]]) -> None:
-    """Run one statement for many rows straight through the driver.
-
-    For hot bulk paths only (key rotation): the statement is compiled once and the rows skip
-    SQLAlchemy's per-row type processing, so every value must already be what the driver
-    takes (strings and integers; process anything else with the column type's
-    bind_processor first).
-    """
-    compiled = statement.compile(dialect=conn.dialect)
-    names = cast(SQLCompiler, compiled).positiontup  # a statement compiles to SQL
-    if names is not None:
-        values = itemgetter(*names)
-        params: list[Any] = [values(row) for row in rows]
-    else:
-        params = rows
-    conn.exec_driver_sql(str(compiled), params)
