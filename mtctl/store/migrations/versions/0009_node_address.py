@@ -37,8 +37,9 @@ VIEWS = {
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("node") as batch:
-        batch.add_column(sa.Column("sip_address", sa.String(length=261), nullable=True))
+    # ALTER TABLE in place on both backends: rebuilding node (SQLite batch mode) would trip
+    # over the location triggers of migration 0008, which read node.
+    op.add_column("node", sa.Column("sip_address", sa.String(length=261), nullable=True))
     for statement in VIEWS.values():
         op.execute(statement)
 
@@ -46,5 +47,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     for name in VIEWS:
         op.execute(f"DROP VIEW IF EXISTS {name}")
-    with op.batch_alter_table("node") as batch:
-        batch.drop_column("sip_address")
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("ALTER TABLE node DROP COLUMN sip_address")  # SQLite 3.35+, in place
+    else:
+        op.drop_column("node", "sip_address")
