@@ -282,6 +282,22 @@ def test_registration_events_from_location_writes(office):
     assert last == [("unregistered", "40710-1"), ("refreshed", "40710-0")]
 
 
+def test_a_registration_event_names_the_node_that_holds_it(office):
+    """A node's Kamailio writes its node id as location.server_id (SPEC §8)."""
+    engine = create_engine(office.url)
+    try:
+        with engine.begin() as conn:
+            node_id = conn.execute(text("SELECT id FROM node WHERE name = 'madrid'")).scalar()
+            conn.execute(insert(location).values(
+                ruid="uloc-node", username="40710-1", contact="sip:40710-1@192.0.2.7",
+                expires=int(time.time()) + 60, server_id=node_id, user_agent="ua"))
+            row = conn.execute(select(registration_event.c.event, registration_event.c.node)
+                               .order_by(registration_event.c.id.desc()).limit(1)).one()
+    finally:
+        engine.dispose()
+    assert tuple(row) == ("registered", "madrid")
+
+
 def test_prune_is_silent_and_keeps_recent_records(answered_call):
     mtctl, t = answered_call
     old = t - 40 * 86_400_000
