@@ -44,6 +44,9 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.e2e import harness  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 SCENARIOS = HERE / "scenarios"
 DOMAIN = "pbx.example.com"
@@ -117,23 +120,6 @@ def export(url: str, node: str, out: Path) -> None:
                     node, "--out", str(out)], check=True, capture_output=True)
 
 
-def ping(port: int) -> bool:
-    request = (f"OPTIONS sip:ping@{HOST}:{port} SIP/2.0\r\n"
-               f"Via: SIP/2.0/UDP {HOST}:9;rport;branch=z9hG4bK{time.monotonic_ns()}\r\n"
-               "From: <sip:probe@127.0.0.1>;tag=1\r\nTo: <sip:ping@127.0.0.1>\r\n"
-               f"Call-ID: {time.monotonic_ns()}@probe\r\nCSeq: 1 OPTIONS\r\n"
-               "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((HOST, 0))
-        request = request.replace(f"{HOST}:9;", f"{HOST}:{sock.getsockname()[1]};")
-        sock.settimeout(0.1)
-        sock.sendto(request.encode(), (HOST, port))
-        try:
-            return sock.recv(4096).startswith(b"SIP/2.0 ")
-        except OSError:
-            return False
-
-
 def stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -166,7 +152,7 @@ def kamailio(stack: ExitStack, cfg: Path, port: int, env: dict[str, str], log: P
     proc = stack.enter_context(process(
         ["kamailio", "-DD", "-E", "-f", str(cfg), "-Y", str(log.parent)], log, env))
     deadline = time.monotonic() + 10
-    while not ping(port):
+    while not harness.options_ping(port, 0.1):
         if proc.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"Kamailio did not start:\n{log.read_text()[-2000:]}")
 
