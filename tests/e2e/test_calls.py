@@ -1,7 +1,7 @@
 """A real call through the exported Kamailio, recorded and explained (`mtctl calls`).
 
 One extension, seven phones: A answers (stage 2), B declines 486 and C never answers (stage 1),
-D's registration expired shortly before the call, E was disabled by an admin shortly before,
+D's registration expired two minutes before the call, E was disabled by an admin shortly before,
 F has order 0, and the exclusive user's own Web Call phone is off (no session, not
 registered). Kamailio records the call and its branches, registrations are recorded as events,
 and `calls explain` gives every phone its true verdict with evidence; changing the store
@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from tests.e2e import harness
 from tests.e2e.conftest import DOMAIN, Pbx, admin_password
 
 RING_TIMEOUT = "2"
+D_EXPIRED_BEFORE_CALL = 120  # seconds, as support would meet it
 WEB = "VIVAit Call Web"
 PHONES = {  # position: (model, order, SIPp scenario or None when it does not run)
     0: ("Cisco 8841", 2, "phone_answer.xml"),  # A
@@ -85,7 +87,7 @@ def explain(mtctl: Mtctl, call_id: str) -> dict:
 def test_a_real_call_is_recorded_and_explained(short_pbx: Pbx) -> None:
     pbx, mtctl = short_pbx, short_pbx.mtctl
     passwords = build(mtctl)
-    phones = {position: pbx.sipp.start(f"phone-{position}", scenario, "-m", "1", life=40)
+    phones = {position: pbx.sipp.start(f"phone-{position}", scenario, "-m", "1", life=190)
               for position, (_, _, scenario) in PHONES.items()}
     online = [(f"40710-{p}", passwords[p], pbx.sipp.port_of(phones[p])) for p in PHONES
               if p != 3]
@@ -98,6 +100,7 @@ def test_a_real_call_is_recorded_and_explained(short_pbx: Pbx) -> None:
     while "40710:3" not in _offline(mtctl) or not _expired(mtctl, "40710-3"):
         assert time.monotonic() < deadline, "D's registration did not expire"
         time.sleep(0.2)
+    time.sleep(D_EXPIRED_BEFORE_CALL)  # the others registered for 300 s: still online after it
     mtctl.ok("--actor", "pepe", "phone", "disable", "40710", "4")
 
     result = harness.call(pbx.sipp, pbx.port, pbx.domain, "40710")
@@ -124,6 +127,9 @@ def test_a_real_call_is_recorded_and_explained(short_pbx: Pbx) -> None:
     assert verdicts[3]["verdict"].startswith("not registered since ")
     assert verdicts[3]["verdict"].endswith("(expired)")
     assert verdicts[3]["evidence"][0]["kind"] == "registration"
+    expired_at = datetime.fromisoformat(verdicts[3]["evidence"][0]["at"])
+    started_at = datetime.fromisoformat(item["call"]["started_at"])
+    assert (started_at - expired_at).total_seconds() >= D_EXPIRED_BEFORE_CALL
     assert " by pepe (audit #" in verdicts[4]["verdict"]
     assert verdicts[5]["verdict"] == "order 0 (never rings)"
     webcall = next(p for p in item["phones"] if p["extension"] == "900")
