@@ -38,7 +38,7 @@ from mtctl.errors import MtctlError
 from mtctl.store.db import Store
 from mtctl.store.device_reader import DeliveryWriter, DeviceReader, Lookup
 from mtctl.store.devices import Device, verify_secret, warm_up
-from mtctl.store.provisioning import Busy
+from mtctl.store.driver import Busy, DriverConnections
 
 log = logging.getLogger("mtctl.serve")
 
@@ -144,10 +144,10 @@ def _basic(header: bytes | None) -> bytes | None:
 class DeviceFiles:
     """The /d/ endpoint over one store; close() when the app stops."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, connections: DriverConnections | None = None) -> None:
         self.store = store
         self.pool = ThreadPoolExecutor(THREADS, thread_name_prefix="mtctl-device")
-        self.reader = DeviceReader(store)
+        self.reader = DeviceReader(store, connections)
         self.writer = DeliveryWriter(store)
         self.throttle = Throttle()
         self.credentials = Credentials()

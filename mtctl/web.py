@@ -33,9 +33,9 @@ from mtctl.errors import MtctlError
 from mtctl.serve_devices import DeviceFiles
 from mtctl.store.audit import utcnow
 from mtctl.store.db import HEAD_REVISION, open_store
+from mtctl.store.driver import Busy, DriverConnections
 from mtctl.store.provisioning import (
     SERVE,
-    Busy,
     Lookup,
     TokenReader,
     device_of,
@@ -140,8 +140,9 @@ def create_app(db_url: str, *, portal: bool = True) -> Starlette:
     """An app serving provisioning XML from the store at db_url, and the user portal at
     /portal/ unless portal is False."""
     store = open_store(db_url)
-    devices = DeviceFiles(store)  # GET /d/<file>: desk phones by MAC
-    reader = TokenReader(store)
+    connections = DriverConnections(store)  # both endpoints follow a replaced SQLite file
+    devices = DeviceFiles(store, connections)  # GET /d/<file>: desk phones by MAC
+    reader = TokenReader(store, connections)
     reads = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="mtctl-read")
     writes = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="mtctl-write")
     probes = ThreadPoolExecutor(1, thread_name_prefix="mtctl-health")

@@ -20,7 +20,7 @@ from mtctl.serve_devices import Credentials, Throttle
 from mtctl.store.tables import phone
 from tests.domain.test_devices import yealink_pairs
 from tests.dump import plant
-from tests.test_serve import Server, _dump
+from tests.test_serve import Server, _dump, _stopped_log
 
 DEVICE_PW = "device-password-0123"
 CISCO_MAC, YEALINK_MAC = "00562b043615", "805ec0123456"
@@ -334,3 +334,42 @@ def test_no_delivered_key_anywhere_but_in_its_response(desks, db_url):
         assert all(key not in other for other in bodies if other is not body)
     assert re.search(r"GET /d/00562B043615\.xml 200 40710-0 \(new key\) from 127\.0\.0\.1",
                      srv.log)
+
+
+def test_a_store_file_replaced_at_its_path_is_what_desk_phones_get_from_then_on(desks, server,
+                                                                                db_url):
+    """A restored backup (`mv new.db store.db`): lookups and key deliveries use the new file."""
+    import os
+    import sqlite3
+
+    from sqlalchemy.engine import make_url
+
+    if not db_url.startswith("sqlite"):
+        pytest.skip("a PostgreSQL store has no file to replace")
+    path = make_url(db_url).database
+    assert server.get(CISCO_FILE, headers(CISCO_UA))[0] == 200
+
+    restored = f"{path}.restored"
+    with sqlite3.connect(path) as source, sqlite3.connect(restored) as copy:
+        source.backup(copy)
+        # In the backup, the Cisco phone is another device.
+        copy.execute("UPDATE phone SET mac = '00562b040000', key_delivered_at = NULL "
+                     "WHERE sip_auth_user = '40710-0'")
+    copy.close()
+    # Serve's last delivery is in the old file's WAL: the restore checkpoints it (README).
+    source.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    source.close()
+    os.rename(path, f"{path}.old")  # half-way through a restore: no store at the path
+    assert server.get(CISCO_FILE, headers(CISCO_UA))[0] == 503
+    assert not os.path.exists(path)  # and serve did not create an empty one
+    os.replace(restored, path)
+
+    assert server.get(CISCO_FILE, headers(CISCO_UA))[0] == 404  # not this MAC any more
+
+    moved_ua = CISCO_UA.replace(CISCO_MAC, "00562b040000")
+    status, body = server.get("/d/00562b040000.xml", headers(moved_ua))
+    assert status == 200, body
+    row = stored(db_url, "40710-0")  # the delivery was written to the restored file
+    assert row.mac == "00562b040000" and row.ha1 == ha1("40710-0", cisco_password(body) or "")
+    assert row.key_delivered_at is not None
+    assert "the store file was replaced" in _stopped_log(server)

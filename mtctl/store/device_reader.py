@@ -4,7 +4,6 @@ thread of their own (the SQL and the rules are in store/devices.py)."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import threading
 from concurrent.futures import Future
@@ -12,11 +11,10 @@ from queue import Empty, SimpleQueue
 from typing import Any, NamedTuple
 
 from mtctl.domain.config_keys import SETTINGS
-from mtctl.errors import StoreError
 from mtctl.store import audit
-from mtctl.store.db import SQLITE_BUSY_TIMEOUT_MS, Store, _first_line, _translated
+from mtctl.store.db import Store
 from mtctl.store.devices import Device, deliver_keys, device_of, lookup_query
-from mtctl.store.provisioning import Busy
+from mtctl.store.driver import DriverConnections
 
 
 class Lookup(NamedTuple):
@@ -28,13 +26,13 @@ class Lookup(NamedTuple):
 
 
 class DeviceReader:
-    """lookup() straight through the driver: one compiled query on a connection of each
-    thread's own (SQLite in WAL never waits for a writer; PostgreSQL reads in autocommit)."""
+    """lookup() through CONNECTIONS (store/driver.py: one compiled query straight through the
+    driver on a connection of each thread's own, following a replaced SQLite file)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, connections: DriverConnections | None = None) -> None:
         self.store = store
+        self._connections = connections or DriverConnections(store)
         dialect = store.engine.dialect
-        self._driver_error = dialect.loaded_dbapi.Error
         query = lookup_query()
         compiled = query.compile(dialect=dialect)
         self._sql = str(compiled)
@@ -44,62 +42,20 @@ class DeviceReader:
         self._convert = [(i, proc) for i, c in enumerate(query.selected_columns)
                          if (proc := c.type.dialect_impl(dialect).result_processor(dialect, None))
                          is not None]
-        self._local = threading.local()
-        self._open: list[Any] = []
-        self._lock = threading.Lock()
         # The same row gives the same Lookup: only turning the row into values is skipped.
         self._from_row = functools.lru_cache(maxsize=4096)(self._build)
 
     @property
     def never_blocks(self) -> bool:
         """SQLite in WAL: a read answers at once, so it may run on an event loop."""
-        return self.store.dialect == "sqlite"
-
-    def _connection(self, wait: bool) -> Any:
-        local = self._local
-        raw = getattr(local, "raw", None)
-        if raw is None:
-            with _translated():
-                pooled = self.store.engine.raw_connection()  # the engine's pragmas apply
-            raw = pooled.driver_connection
-            assert raw is not None
-            pooled.detach()
-            if self.store.dialect == "postgresql":
-                raw.autocommit = True  # no transaction held open between requests
-            local.raw, local.wait = raw, True
-            with self._lock:
-                self._open.append(raw)
-        if self.never_blocks and local.wait != wait:
-            # wait=False: a locked file answers Busy at once instead of holding the caller.
-            raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS if wait else 0}")
-            local.wait = wait
-        return raw
+        return self._connections.never_blocks
 
     def lookup(self, mac: str, wait: bool = True) -> Lookup:
         """The credentials and the phone with MAC; Busy when wait=False and SQLite is locked."""
         params = {**self._params, "mac": mac}
         args = [params[name] for name in self._order] if self._order is not None else params
-        raw = self._connection(wait)
-        try:
-            cursor = raw.cursor()
-            try:
-                cursor.execute(self._sql, args)
-                row = cursor.fetchone()
-            finally:
-                cursor.close()
-        except self._driver_error as exc:
-            message = _first_line(exc)
-            if not wait and ("locked" in message or "busy" in message):
-                raise Busy from exc
-            self._local.raw = None
-            with self._lock:
-                if raw in self._open:
-                    self._open.remove(raw)
-            with contextlib.suppress(Exception):
-                raw.close()
-            raise StoreError(f"store unavailable: {message}",
-                             "check --db / MTCTL_DATABASE_URL") from exc
-        return self._from_row(tuple(row))
+        rows = self._connections.query(self._sql, args, wait)
+        return self._from_row(tuple(rows[0]))
 
     def _build(self, row: tuple[Any, ...]) -> Lookup:
         values = list(row)
@@ -111,11 +67,7 @@ class DeviceReader:
                       m["c_hash"], device)
 
     def close(self) -> None:
-        with self._lock:
-            for raw in self._open:
-                with contextlib.suppress(Exception):
-                    raw.close()
-            self._open.clear()
+        self._connections.close()
 
 
 class _Mapped:

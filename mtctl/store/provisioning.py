@@ -4,15 +4,11 @@ revoking them (`mtctl provision`) is in tokens.py."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
-import os
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import ScalarSelect, Select, any_, bindparam, select, update
@@ -23,10 +19,10 @@ from mtctl.domain.model import PhoneSpec
 from mtctl.domain.nodes import phone_proxy
 from mtctl.domain.provisioning import Account
 from mtctl.domain.rules import provisioning_violation
-from mtctl.errors import StoreError
 from mtctl.store import audit
 from mtctl.store.audit import as_utc
-from mtctl.store.db import SQLITE_BUSY_TIMEOUT_MS, Store, _first_line, _translated
+from mtctl.store.db import Store
+from mtctl.store.driver import DriverConnections
 from mtctl.store.snapshots import phone_node, phone_query, phone_spec
 from mtctl.store.tables import extension, phone, provisioning_token, setting
 
@@ -146,23 +142,17 @@ class _Row:
         self._mapping = mapping
 
 
-class Busy(Exception):
-    """The SQLite file is locked and the caller asked not to wait."""
-
-
 class TokenReader:
     """Read-only token lookups for `mtctl serve`, without SQLAlchemy or a lock per request.
 
-    The lookup is compiled once and run straight through the driver on one connection per
-    thread, outside any write transaction: SQLite (WAL) reads while a writer holds the lock,
-    PostgreSQL reads in autocommit. When the SQLite file at the store's path is replaced (a
-    restored backup, `mv new.db store.db`), every connection is closed and the new file opened.
+    The lookup is compiled once and run through CONNECTIONS (store/driver.py: straight
+    through the driver, following a replaced SQLite file), made for the store if not given.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, connections: DriverConnections | None = None) -> None:
         self.store = store
+        self._connections = connections or DriverConnections(store)
         dialect = store.engine.dialect
-        self._driver_error = dialect.loaded_dbapi.Error
         query = _lookup_query()
         compiled = query.compile(dialect=dialect)
         self._sql = str(compiled)
@@ -179,14 +169,6 @@ class TokenReader:
         # The same row (nothing changed) gives the same Lookup: the query still runs for every
         # fetch, only turning its row into values is skipped.
         self._from_row = functools.lru_cache(maxsize=4096)(self._build)
-        self._path = _sqlite_file(store)
-        self._file_id = _file_id(self._path)
-        self._local = threading.local()
-        self._generation = 0
-        self._gate = threading.Condition()
-        self._busy = 0          # queries running now
-        self._reopening = False
-        self._open: list[Any] = []
         if dialect.name == "postgresql":  # lookup_many: token_hash = ANY(%(token_hashes)s)
             t = provisioning_token.c
             many = _lookup_query(many=True).add_columns(t.token_hash.label("found_hash"))
@@ -194,109 +176,10 @@ class TokenReader:
             self._many_sql = str(compiled_many)
             self._many_params = dict(compiled_many.params)
 
-    def _connect(self) -> Any:
-        pooled = self.store.engine.raw_connection()  # the engine's pragmas apply
-        raw = pooled.driver_connection
-        assert raw is not None, "a fresh pooled connection has its driver connection"
-        pooled.detach()
-        if self.store.dialect == "postgresql":
-            raw.autocommit = True  # no transaction held open between fetches
-        return raw
-
-    def _replaced(self) -> bool:
-        return self._path is not None and _file_id(self._path) != self._file_id
-
-    def _reopen(self) -> None:
-        """Close every connection to the old file before any opens the new one."""
-        with self._gate:
-            if not self._replaced() or _file_id(self._path) is None:
-                return
-            self._reopening = True
-            try:
-                while self._busy:
-                    self._gate.wait(1.0)
-                for raw in self._open:
-                    with contextlib.suppress(Exception):
-                        raw.close()
-                self._open.clear()
-                self.store.engine.dispose()
-                self._generation += 1
-                self._file_id = _file_id(self._path)
-            finally:
-                self._reopening = False
-                self._gate.notify_all()
-        log.warning("the store file was replaced; reopened %s", self._path)
-
-    def _checkout(self, wait: bool) -> Any:
-        """This thread's connection (opened on first use), counted as busy until _checkin."""
-        if self._path is not None and (found := _file_id(self._path)) != self._file_id:
-            if found is None:  # gone (half-way through a restore?): never create an empty one
-                raise StoreError(f"no store at {self._path}",
-                                 "restore the store file, or run: mtctl db upgrade")
-            self._reopen()
-        local = self._local
-        with self._gate:
-            while self._reopening:
-                self._gate.wait()
-            self._busy += 1
-        raw = getattr(local, "raw", None)
-        if raw is None or local.generation != self._generation:
-            try:
-                raw = local.raw = self._connect()
-            except BaseException:
-                self._checkin(None)
-                raise
-            local.generation, local.wait = self._generation, True
-            with self._gate:
-                self._open.append(raw)
-        if self._path is not None and local.wait != wait:
-            # SQLite: wait=False answers Busy at once instead of waiting for a locked file.
-            try:
-                raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS if wait else 0}")
-            except self._driver_error as exc:
-                self._checkin(raw)
-                raise StoreError(f"store unavailable: {_first_line(exc)}",
-                                 "check --db / MTCTL_DATABASE_URL") from exc
-            local.wait = wait
-        return raw
-
-    def _checkin(self, broken: Any) -> None:
-        with self._gate:
-            if broken is not None:  # a connection that failed is not reused
-                self._local.raw = None
-                if broken in self._open:
-                    self._open.remove(broken)
-                with contextlib.suppress(Exception):
-                    broken.close()
-            self._busy -= 1
-            if not self._busy:
-                self._gate.notify_all()
-
-    def _query(self, sql: str, params: Any, wait: bool = True) -> list[tuple[Any, ...]]:
-        with _translated():  # opening a connection goes through SQLAlchemy
-            raw = self._checkout(wait)
-        broken = None
-        try:
-            cursor = raw.cursor()
-            try:
-                cursor.execute(sql, params)
-                return list(cursor.fetchall())
-            finally:
-                cursor.close()
-        except self._driver_error as exc:  # straight from the driver, not through SQLAlchemy
-            message = _first_line(exc)
-            if not wait and ("locked" in message or "busy" in message):
-                raise Busy from exc
-            broken = raw
-            raise StoreError(f"store unavailable: {message}",
-                             "check --db / MTCTL_DATABASE_URL") from exc
-        finally:
-            self._checkin(broken)
-
     @property
     def never_blocks(self) -> bool:
         """True on SQLite, where lookup(wait=False) is quick enough to run on an event loop."""
-        return self._path is not None
+        return self._connections.never_blocks
 
     @property
     def batches(self) -> bool:
@@ -334,51 +217,25 @@ class TokenReader:
         wait=False (SQLite only): raise Busy rather than wait for a locked file.
         """
         params = self._params_for(token)
-        return None if params is None else self._found(self._query(self._sql, params, wait))
+        if params is None:
+            return None
+        return self._found(self._connections.query(self._sql, params, wait))
 
     def lookup_many(self, tokens: list[str]) -> list[Lookup | None]:
         """lookup() for several tokens at once: one query, one round trip (PostgreSQL)."""
         digests = [provisioning.token_hash(t) if provisioning.looks_like_token(t) else None
                    for t in tokens]
         wanted = [d for d in digests if d is not None]
-        rows = self._query(self._many_sql, {**self._many_params, "token_hashes": wanted}
-                           ) if wanted else []
+        rows = self._connections.query(
+            self._many_sql, {**self._many_params, "token_hashes": wanted}) if wanted else []
         by_hash = {row[-1]: row[:-1] for row in rows}
         found = [by_hash.get(d) if d is not None else None for d in digests]
         return [self._from_row(row) if row is not None else None for row in found]
 
     def revision(self, wait: bool = True) -> str | None:
         """The store's schema revision, read the same way (what /healthz checks)."""
-        rows = self._query("SELECT version_num FROM alembic_version", (), wait)
+        rows = self._connections.query("SELECT version_num FROM alembic_version", (), wait)
         return rows[0][0] if rows else None
 
-    def check_replaced(self) -> None:
-        """Reopen now if the store file was replaced."""
-        if self._replaced():
-            self._reopen()
-
     def close(self) -> None:
-        with self._gate:
-            for raw in self._open:
-                with contextlib.suppress(Exception):
-                    raw.close()
-            self._open.clear()
-            self._generation += 1
-
-
-def _sqlite_file(store: Store) -> Path | None:
-    url = store.engine.url
-    if store.dialect != "sqlite" or not url.database or url.database == ":memory:" \
-            or url.database.startswith("file:"):
-        return None
-    return Path(url.database).resolve()
-
-
-def _file_id(path: Path | None) -> tuple[int, int] | None:
-    if path is None:
-        return None
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
+        self._connections.close()
