@@ -26,8 +26,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from mtctl.errors import ExitCode, MtctlError, RuleViolation
+from mtctl.errors import ExitCode, MtctlError
 from mtctl.portal import i18n
+from mtctl.portal.refusals import refusal
 from mtctl.store.audit import utcnow
 from mtctl.store.db import Store
 
@@ -160,8 +161,13 @@ def create_portal(store: Store) -> Starlette:
                                 secure=secure(request))
         return response
 
-    def refused(request: Request, who: Visitor, status: int, message: str) -> HTMLResponse:
-        return page(request, who, "message.html", status=status, message=message)
+    def refused(request: Request, who: Visitor, status: int, message: str,
+                hint: str | None = None) -> HTMLResponse:
+        return page(request, who, "message.html", status=status, message=message, hint=hint)
+
+    def refused_by_store(request: Request, who: Visitor, exc: MtctlError) -> HTMLResponse:
+        said = refusal(exc, i18n.translator(who.lang))
+        return refused(request, who, HTTP_STATUS[exc.exit_code], said.message, said.hint)
 
     def redirect(request: Request, where: str) -> RedirectResponse:
         return RedirectResponse(root(request) + where, status_code=303, headers=HEADERS)
@@ -203,7 +209,7 @@ def create_portal(store: Store) -> Starlette:
             except Refused as exc:
                 return refused(request, who, exc.status, i18n.translator(who.lang)(exc.message))
             except MtctlError as exc:  # the store is unavailable: say so, never a traceback
-                return refused(request, who, HTTP_STATUS[exc.exit_code], str(exc))
+                return refused_by_store(request, who, exc)
         return endpoint
 
     # Pages ------------------------------------------------------------------------------
@@ -230,8 +236,9 @@ def create_portal(store: Store) -> Starlette:
             owned(who, number, conn)
             rows = phones.list_phones(conn, number=number)
         saved = request.query_params.get("saved")
+        said = refusal(error, i18n.translator(who.lang)) if error is not None else None
         return page(request, who, "extension.html", status=status, number=number, phones=rows,
-                    error=_refusal(error), saved=saved if saved and saved.isdigit() else None,
+                    error=said, saved=saved if saved and saved.isdigit() else None,
                     qr=qr, provisioned=provisioned)
 
     async def change(request: Request, who: Visitor) -> Response:
@@ -282,7 +289,7 @@ def create_portal(store: Store) -> Starlette:
                 else:
                     webcall.stop_session(conn, actor=who.actor, username=who.username)
         except MtctlError as exc:
-            return refused(request, who, HTTP_STATUS[exc.exit_code], str(exc))
+            return refused_by_store(request, who, exc)
         return redirect(request, "/")
 
     # Login and logout -------------------------------------------------------------------
@@ -366,14 +373,6 @@ def _position(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or len(text) > 2 or int(text) > 7:
         raise Refused(404, "No such phone among yours.")
     return int(text)
-
-
-def _refusal(exc: MtctlError | None) -> dict[str, str | None] | None:
-    """A refusal as the page shows it: the rule id (when a rule refused), message and hint."""
-    if exc is None:
-        return None
-    rule = exc.violations[0].rule if isinstance(exc, RuleViolation) else None
-    return {"rule": rule, "message": exc.message, "hint": exc.hint}
 
 
 def _qr_svg(url: str, title: str) -> Markup:
