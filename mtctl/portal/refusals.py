@@ -85,8 +85,8 @@ def refusal(exc: MtctlError, translate: Callable[..., str]) -> Refusal:
     if isinstance(exc, RuleViolation):
         rule = exc.violations[0].rule
         if rule in RULES:
-            message, hint = RULES[rule]
-            return Refusal(rule, translate(message), translate(hint))
+            meaning, what_to_do = RULES[rule]
+            return Refusal(rule, translate(meaning), translate(what_to_do))
         return Refusal(rule, exc.message, exc.hint)
     if isinstance(exc, StoreError):  # nothing the owner can fix: the detail is for the admin
         return Refusal(None, translate("The service is unavailable right now."), str(exc))
