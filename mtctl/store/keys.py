@@ -6,12 +6,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
     ColumnElement,
     Select,
     String,
+    bindparam,
     func,
     or_,
     select,
@@ -19,11 +20,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import BindParameter
 
 from mtctl.domain import keys
-from mtctl.domain.config_keys import MAX_LIFETIME_DAYS
 from mtctl.errors import MtctlError
-from mtctl.store import config
+from mtctl.store import config, keys_sqlite
 from mtctl.store.audit import as_utc
 from mtctl.store.bulk import bind_processor
 from mtctl.store.db import Store
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from mtctl.store.rows import AnyRow
 
 BATCH = 1_000
+# A time, or a bound parameter for one (a statement compiled once for many batches).
+Moment = datetime | BindParameter[datetime]
 
 
 def _expiring(cutoff: datetime) -> ColumnElement[bool]:
@@ -42,7 +45,8 @@ def _expiring(cutoff: datetime) -> ColumnElement[bool]:
                                            phone.c.key_expires_at <= cutoff)
 
 
-def _due(now: datetime, within: timedelta, dialect: str) -> ColumnElement[bool]:
+def _due(now: Moment, within: timedelta, dialect: str,
+         soon: Moment | None = None) -> ColumnElement[bool]:
     """Secure phones `keys rotate` replaces the key of at NOW, read from the row as it is.
 
     The rule that never strands a device (README, Keys). A device holds the key it last fetched
@@ -57,7 +61,7 @@ def _due(now: datetime, within: timedelta, dialect: str) -> ColumnElement[bool]:
     so every run, overlapping or not, rotates a phone at most once per due period.
     """
     return phone.c.secure.is_(True) & ~rotates_on_fetch() & or_(
-        phone.c.ha1.is_(None), ~_in_grace(now) & _key_due(now, within, dialect))
+        phone.c.ha1.is_(None), ~_in_grace(now) & _key_due(now, within, dialect, soon))
 
 
 def rotates_on_fetch() -> ColumnElement[bool]:
@@ -69,14 +73,17 @@ def rotates_on_fetch() -> ColumnElement[bool]:
                                 .where(phone_model.c.profile.in_(DEVICE_PROFILES)))
 
 
-def _in_grace(now: datetime) -> ColumnElement[bool]:
+def _in_grace(now: Moment) -> ColumnElement[bool]:
     """The phone has a previous key that is still accepted."""
     return (phone.c.prev_ha1.is_not(None) & phone.c.prev_key_valid_until.is_not(None)
             & (phone.c.prev_key_valid_until > now))
 
 
-def _key_due(now: datetime, within: timedelta, dialect: str) -> ColumnElement[bool]:
-    """The current key has no expiry, has expired, or is in a due period it was not set in."""
+def _key_due(now: Moment, within: timedelta, dialect: str,
+             soon: Moment | None = None) -> ColumnElement[bool]:
+    """The current key has no expiry, has expired, or is in a due period it was not set in.
+
+    SOON is NOW + WITHIN, given when NOW is a bound parameter."""
     expires, updated = phone.c.key_expires_at, phone.c.key_updated_at
     if dialect == "sqlite":
         # Stored as text: compare both sides in one format, rounded alike to the millisecond.
@@ -86,9 +93,10 @@ def _key_due(now: datetime, within: timedelta, dialect: str) -> ColumnElement[bo
                                              "seconds"))
     else:
         set_before_period = updated < expires - within
+    if soon is None:
+        soon = cast(datetime, now) + within
     return or_(expires.is_(None),
-               (expires <= now + within) & or_(expires <= now, updated.is_(None),
-                                               set_before_period))
+               (expires <= soon) & or_(expires <= now, updated.is_(None), set_before_period))
 
 
 def count_waiting(conn: Connection, *, now: datetime, within: timedelta) -> int:
@@ -157,16 +165,20 @@ class RotationReport:
                 "failed": self.failed}
 
 
-def _batch_query(now: datetime, within: timedelta, after_id: int, size: int, dialect: str,
-                 lock: bool) -> Select[Any]:
+def _batch_query(now: Moment, within: timedelta, after_id: int | BindParameter[int],
+                 size: int | BindParameter[int], dialect: str, lock: bool, *,
+                 expiry: bool = True, soon: Moment | None = None) -> Select[Any]:
+    """The next due phones after AFTER_ID, by id: id, auth user, position, extension number,
+    (with EXPIRY) the old expiry as stored, and key lifetime in days."""
+    columns: list[Any] = [phone.c.id, phone.c.sip_auth_user, phone.c.position,
+                          extension.c.number]
+    if expiry:  # as stored: parsing every old expiry into a datetime is slow on SQLite
+        columns.append(type_coerce(phone.c.key_expires_at, String).label("expires_raw"))
     query = (
-        select(phone.c.id, phone.c.sip_auth_user, phone.c.position, extension.c.number,
-               # As stored: parsing every old expiry into a datetime is slow on SQLite.
-               type_coerce(phone.c.key_expires_at, String).label("expires_raw"),
-               template.c.key_lifetime_days)
+        select(*columns, template.c.key_lifetime_days)
         .join(extension, extension.c.id == phone.c.extension_id)
         .join(template, template.c.id == phone.c.template_id)
-        .where(_due(now, within, dialect), phone.c.id > after_id)
+        .where(_due(now, within, dialect, soon), phone.c.id > after_id)
         .order_by(phone.c.id)
         .limit(size)
     )
@@ -196,40 +208,66 @@ def rotate_due_keys(store: Store, *, actor: str, now: Callable[[], datetime],
         forget_expired_previous_keys(store, now=now())
     after_id = 0
     done = 0
+    due = None  # SQLite: the due read, compiled once for every batch
+    if not dry_run and store.dialect == "sqlite" and keys_sqlite.usable():
+        moment = phone.c.key_expires_at.type
+        due = keys_sqlite.DueRead(_batch_query(
+            bindparam("now", None, type_=moment), within, bindparam("after_id", 0),
+            bindparam("size", 0), store.dialect, lock=True, expiry=False,
+            soon=bindparam("soon", None, type_=moment)))
     while limit is None or done < limit:
         size = batch_size if limit is None else min(batch_size, limit - done)
         started = now()
         try:
-            with (store.read() if dry_run else store.write()) as conn:
-                result = conn.execute(_batch_query(started, within, after_id, size,
-                                                   store.dialect, lock=not dry_run))
-                # The driver's rows as they are (id, auth user, position, number, expiry as
-                # stored, lifetime): SQLAlchemy's per-row work is a fifth of a batch's time.
-                rows = result.cursor.fetchall()
-                result.close()
-                if not rows:
-                    break
-                after_id = rows[-1][0]
-                if dry_run:
-                    count, batch = len(rows), [_item(row, None) for row in rows]
-                else:
-                    count, batch = _rotate_batch(conn, rows, realm=realm, now=started,
-                                                 default_lifetime=default_lifetime, grace=grace,
-                                                 actor=actor, failed=report.failed,
-                                                 collect=collect)
+            if due is not None:
+                with store.write() as conn:
+                    read, after_id, count, batch = keys_sqlite.rotate_batch(
+                        conn, due, after_id=after_id, size=size, within=within, realm=realm,
+                        now=started, default_lifetime=default_lifetime, grace=grace,
+                        actor=actor, failed=report.failed, collect=collect)
+            else:
+                read, after_id, count, batch = _general_batch(
+                    store, _batch_query(started, within, after_id, size, store.dialect,
+                                        lock=not dry_run),
+                    dry_run=dry_run, realm=realm, now=started, default_lifetime=default_lifetime,
+                    grace=grace, actor=actor, failed=report.failed, collect=collect)
         except MtctlError as exc:
             # The batch rolled back whole: its phones keep their old keys and stay due.
             report.failed.append({"extension": None, "position": None, "error": str(exc)})
             break
+        if not read:
+            break
         report.count += count
         report.rotated += batch
-        done += len(rows)
+        done += read
         if progress:
-            progress(len(rows))
+            progress(read)
     if collect:
         with store.read() as conn:
             report.waiting = count_waiting(conn, now=now(), within=within)
     return report
+
+
+def _general_batch(store: Store, due: Select[Any], *, dry_run: bool, realm: str,
+                   now: datetime, default_lifetime: int, grace: timedelta, actor: str,
+                   failed: list[dict[str, Any]],
+                   collect: bool) -> tuple[int, int, int, list[dict[str, Any]]]:
+    """One batch on PostgreSQL (or an old SQLite, or a dry run): how many phones were due,
+    the last id read, how many were rotated, and the rotated phones when collecting."""
+    with (store.read() if dry_run else store.write()) as conn:
+        result = conn.execute(due)
+        # The driver's rows as they are (id, auth user, position, number, expiry as stored,
+        # lifetime): SQLAlchemy's per-row work is a fifth of a batch's time.
+        rows = result.cursor.fetchall()
+        result.close()
+        if not rows:
+            return 0, 0, 0, []
+        if dry_run:
+            return len(rows), rows[-1][0], len(rows), [_item(row, None) for row in rows]
+        count, batch = _rotate_batch(conn, rows, realm=realm, now=now,
+                                     default_lifetime=default_lifetime, grace=grace,
+                                     actor=actor, failed=failed, collect=collect)
+        return len(rows), rows[-1][0], count, batch
 
 
 def _item(row: Sequence[Any], expires: datetime | None) -> dict[str, Any]:
@@ -257,10 +295,9 @@ def _rotate_batch(conn: Connection, rows: Sequence[Sequence[Any]], *, realm: str
             rows, passwords, strict=True):
         lifetime = lifetime_days or default_lifetime
         if lifetime not in expiry:
-            if not 1 <= lifetime <= MAX_LIFETIME_DAYS:  # a template stored before ranges
-                failed.append({"extension": number, "position": position, "error": (
-                    f"its template's key lifetime ({lifetime} days) is out of range; see: "
-                    "mtctl check")})
+            error = keys_sqlite.lifetime_error(lifetime)
+            if error:
+                failed.append({"extension": number, "position": position, "error": error})
                 continue
             expires = now + timedelta(days=lifetime)
             expiry[lifetime] = (as_time(expires), expires.isoformat(timespec="seconds"))

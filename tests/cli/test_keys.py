@@ -127,7 +127,15 @@ def test_rotate_exits_1_and_says_which_phone_failed(seeded, db_url, monkeypatch)
             raise RuntimeError("entropy source gone")
         return real(auth_user, realm, password)
 
+    real_columns = domain_keys.digest_columns
+
+    def flaky_columns(auth_users, realm, passwords):  # many keys at once (SQLite)
+        if "40710-2" in auth_users:
+            raise RuntimeError("entropy source gone")
+        return real_columns(auth_users, realm, passwords)
+
     monkeypatch.setattr(domain_keys, "digests", flaky)
+    monkeypatch.setattr(domain_keys, "digest_columns", flaky_columns)
     _age_keys(db_url)
     result = seeded("keys", "rotate")
     assert result.exit_code == 1, result.output
