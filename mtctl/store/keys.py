@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
@@ -206,31 +207,46 @@ def rotate_due_keys(store: Store, *, actor: str, now: Callable[[], datetime],
         grace = timedelta(days=config.int_value(conn, "keys.grace_days"))
     if not dry_run:
         forget_expired_previous_keys(store, now=now())
-    after_id = 0
-    done = 0
-    due = None  # SQLite: the due read, compiled once for every batch
-    if not dry_run and store.dialect == "sqlite" and keys_sqlite.usable():
-        moment = phone.c.key_expires_at.type
-        due = keys_sqlite.DueRead(_batch_query(
-            bindparam("now", None, type_=moment), within, bindparam("after_id", 0),
-            bindparam("size", 0), store.dialect, lock=True, expiry=False,
-            soon=bindparam("soon", None, type_=moment)))
+    settings: dict[str, Any] = {"realm": realm, "default_lifetime": default_lifetime,
+                                "grace": grace, "actor": actor, "failed": report.failed,
+                                "collect": collect}
+    with ExitStack() as stack:
+        if not dry_run and store.dialect == "sqlite" and keys_sqlite.usable():
+            moment = phone.c.key_expires_at.type
+            fast = stack.enter_context(keys_sqlite.Batches(store, _batch_query(
+                bindparam("now", None, type_=moment), within, bindparam("after_id", 0),
+                bindparam("size", 0), store.dialect, lock=True, expiry=False,
+                soon=bindparam("soon", None, type_=moment))))
+
+            def batch(after_id: int, size: int) -> _Batch:
+                with store.write() as conn:
+                    return fast.rotate(conn, after_id=after_id, size=size, within=within,
+                                       now=now(), **settings)
+        else:
+            def batch(after_id: int, size: int) -> _Batch:
+                started = now()
+                return _general_batch(store, _batch_query(
+                    started, within, after_id, size, store.dialect, lock=not dry_run),
+                    dry_run=dry_run, now=started, **settings)
+        _run(report, batch, limit=limit, batch_size=batch_size, progress=progress)
+    if collect:
+        with store.read() as conn:
+            report.waiting = count_waiting(conn, now=now(), within=within)
+    return report
+
+
+# A batch's outcome: phones due, the last id read, phones rotated, the rotated ones listed.
+_Batch = tuple[int, int, int, list[dict[str, Any]]]
+
+
+def _run(report: RotationReport, batch: Callable[[int, int], _Batch], *, limit: int | None,
+         batch_size: int, progress: Callable[[int], None] | None) -> None:
+    """Run BATCH (after this id, at most this many) until no phone is due or LIMIT is met."""
+    after_id = done = 0
     while limit is None or done < limit:
         size = batch_size if limit is None else min(batch_size, limit - done)
-        started = now()
         try:
-            if due is not None:
-                with store.write() as conn:
-                    read, after_id, count, batch = keys_sqlite.rotate_batch(
-                        conn, due, after_id=after_id, size=size, within=within, realm=realm,
-                        now=started, default_lifetime=default_lifetime, grace=grace,
-                        actor=actor, failed=report.failed, collect=collect)
-            else:
-                read, after_id, count, batch = _general_batch(
-                    store, _batch_query(started, within, after_id, size, store.dialect,
-                                        lock=not dry_run),
-                    dry_run=dry_run, realm=realm, now=started, default_lifetime=default_lifetime,
-                    grace=grace, actor=actor, failed=report.failed, collect=collect)
+            read, after_id, count, rotated = batch(after_id, size)
         except MtctlError as exc:
             # The batch rolled back whole: its phones keep their old keys and stay due.
             report.failed.append({"extension": None, "position": None, "error": str(exc)})
@@ -238,20 +254,16 @@ def rotate_due_keys(store: Store, *, actor: str, now: Callable[[], datetime],
         if not read:
             break
         report.count += count
-        report.rotated += batch
+        report.rotated += rotated
         done += read
         if progress:
             progress(read)
-    if collect:
-        with store.read() as conn:
-            report.waiting = count_waiting(conn, now=now(), within=within)
-    return report
 
 
 def _general_batch(store: Store, due: Select[Any], *, dry_run: bool, realm: str,
                    now: datetime, default_lifetime: int, grace: timedelta, actor: str,
                    failed: list[dict[str, Any]],
-                   collect: bool) -> tuple[int, int, int, list[dict[str, Any]]]:
+                   collect: bool) -> _Batch:
     """One batch on PostgreSQL (or an old SQLite, or a dry run): how many phones were due,
     the last id read, how many were rotated, and the rotated phones when collecting."""
     with (store.read() if dry_run else store.write()) as conn:

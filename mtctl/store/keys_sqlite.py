@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
-from contextlib import suppress
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing, suppress
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
@@ -27,7 +28,10 @@ from sqlalchemy.engine import Connection
 from mtctl.domain import keys
 from mtctl.domain.config_keys import MAX_LIFETIME_DAYS
 from mtctl.store.bulk import bind_processor
+from mtctl.store.db import Store, _translated
 from mtctl.store.tables import audit_log, phone
+
+CHECKPOINT_PAGES = 10_000  # about 40 MB of WAL at SQLite's usual 4 KiB pages
 
 
 @cache
@@ -79,21 +83,49 @@ AUDIT_ROTATION = (
     "JOIN extension AS e ON e.id = p.extension_id ORDER BY n.key")
 
 
-class DueRead:
-    """A batch's due phones as one row: how many, the last id, and a JSON array of each column.
+class Batches:
+    """One run's batches: the due read, compiled once, and a thread that digests keys.
 
-    Made from the due query with bound parameters now, soon (now + within), after_id and size,
-    and compiled once: building and compiling it for every batch took longer than running it.
+    The due read is made from the due query with bound parameters now, soon (now + within),
+    after_id and size: building and compiling it for every batch took longer than running it.
+    It returns one row: how many phones are due, the last id, and a JSON array of each column.
+
+    Digesting a batch's keys takes about as long as SQLite takes to write its audit rows, and
+    sqlite3 lets go of the GIL while a statement runs: the thread digests while the audit
+    INSERT runs, on a second core if there is one. The thread only computes; every statement
+    runs on the caller's thread, in its transaction.
+
+    SQLite copies the WAL back into the database (a checkpoint, with two fsyncs) whenever a
+    commit leaves it over 1,000 pages; a batch of 1,000 phones writes about 200, so a run
+    checkpointed every few batches, copying the same index pages again each time. During
+    the run the WAL may grow to CHECKPOINT_PAGES instead, and the run ends with one.
     """
 
-    def __init__(self, due: Select[Any]) -> None:
+    def __init__(self, store: Store, due: Select[Any]) -> None:
+        self.store = store
         batch = due.subquery()
         self.query = select(func.count(), func.coalesce(func.max(batch.c.id), 0),
                             *(func.json_group_array(column) for column in batch.c))
         self.compiled: tuple[str, list[str], dict[str, Any]] | None = None
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mtctl-digests")
+        self.checkpoint_pages: int | None = None  # the connection's own, to put back
 
-    def __call__(self, cursor: Any, conn: Connection, *, now: datetime, within: timedelta,
-                 after_id: int, size: int) -> tuple[Any, ...]:
+    def __enter__(self) -> Batches:
+        return self
+
+    def __exit__(self, failure: type[BaseException] | None, *_: object) -> None:
+        self.worker.shutdown()
+        if self.checkpoint_pages is not None and failure is None:
+            # Back to the usual checkpoints, and one now, outside any transaction (PASSIVE:
+            # it waits for nobody), so the next writer does not inherit a long WAL.
+            with _translated(), closing(self.store.engine.raw_connection()) as raw:
+                cursor = raw.cursor()
+                cursor.execute(f"PRAGMA wal_autocheckpoint={self.checkpoint_pages}")
+                cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                cursor.close()
+
+    def _read(self, cursor: Any, conn: Connection, *, now: datetime, within: timedelta,
+              after_id: int, size: int) -> tuple[Any, ...]:
         if self.compiled is None:
             compiled = self.query.compile(dialect=conn.dialect,
                                           compile_kwargs={"render_postcompile": True})
@@ -106,93 +138,110 @@ class DueRead:
         row: tuple[Any, ...] = cursor.execute(sql, [values[name] for name in order]).fetchone()
         return row
 
+    def rotate(self, conn: Connection, *, after_id: int, size: int, within: timedelta,
+               realm: str, now: datetime, default_lifetime: int, grace: timedelta, actor: str,
+               failed: list[dict[str, Any]], collect: bool,
+               ) -> tuple[int, int, int, list[dict[str, Any]]]:
+        """Rotate the next SIZE phones due at NOW after AFTER_ID, read inside this write
+        transaction.
 
-def rotate_batch(conn: Connection, due: DueRead, *, after_id: int, size: int,
-                 within: timedelta, realm: str, now: datetime, default_lifetime: int,
-                 grace: timedelta, actor: str, failed: list[dict[str, Any]], collect: bool,
-                 ) -> tuple[int, int, int, list[dict[str, Any]]]:
-    """Rotate the next SIZE phones due at NOW after AFTER_ID, read inside this write
-    transaction.
-
-    Returns how many were due, the last id read (0 if none), how many were rotated, and (when
-    collecting) the rotated phones.
-    """
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        return _rotate(conn, cursor, due(cursor, conn, now=now, within=within,
-                                         after_id=after_id, size=size),
-                       realm=realm, now=now, default_lifetime=default_lifetime, grace=grace,
-                       actor=actor, failed=failed, collect=collect)
-    finally:
-        cursor.close()
-
-
-def _rotate(conn: Connection, cursor: Any, read: tuple[Any, ...], *, realm: str,
-            now: datetime, default_lifetime: int, grace: timedelta, actor: str,
-            failed: list[dict[str, Any]], collect: bool,
-            ) -> tuple[int, int, int, list[dict[str, Any]]]:
-    count, last_id, *arrays = read
-    if not count:
-        return 0, 0, 0, []
-    ids, users, positions, numbers, lifetimes = (json.loads(text) for text in arrays)
-    passwords = keys.new_passwords(count)
-    # Phones by key lifetime: each lifetime is one expiry, so one pair of statements.
-    groups: dict[int, list[int]] = {}
-    if len(set(lifetimes)) == 1:
-        groups[lifetimes[0] or default_lifetime] = list(range(count))
-    else:
-        for place, days in enumerate(lifetimes):
-            groups.setdefault(days or default_lifetime, []).append(place)
-    as_time = bind_processor(phone.c.key_expires_at, conn)
-    common = {"at": bind_processor(audit_log.c.at, conn)(now), "actor": actor,
-              "updated": as_time(now), "grace_until": as_time(now + grace) if grace else None}
-    rotated: list[int] = []
-    expiry_texts: dict[int, str] = {}
-    for lifetime, places in groups.items():
-        error = lifetime_error(lifetime)
-        if error:
-            failed += [{"extension": numbers[i], "position": positions[i], "error": error}
-                       for i in places]
-            continue
-        places, ha1, ha1_sha256 = _digests(places, users, realm, passwords, numbers,
-                                           positions, failed)
-        if not places:
-            continue
-        expires = now + timedelta(days=lifetime)
-        expiry_texts[lifetime] = expires.isoformat(timespec="seconds")
-        values = common | {"ids": json.dumps([ids[i] for i in places]),
-                           "expires": as_time(expires),
-                           "expires_text": expiry_texts[lifetime],
-                           "ha1": ha1, "ha1_sha256": ha1_sha256}
-        cursor.execute(AUDIT_ROTATION, values)  # each takes the values it names
-        cursor.execute(SET_KEY if grace else SET_KEY_ONLY, values)
-        rotated += places
-    items: list[dict[str, Any]] = []
-    if collect:
-        items = [{"extension": numbers[i], "position": positions[i],
-                  "key_expires_at": expiry_texts[lifetimes[i] or default_lifetime]}
-                 for i in sorted(rotated)]
-    return count, last_id, len(rotated), items
-
-
-def _digests(places: list[int], users: Sequence[str], realm: str, passwords: Sequence[str],
-             numbers: Sequence[str], positions: Sequence[int],
-             failed: list[dict[str, Any]]) -> tuple[list[int], bytes, bytes]:
-    """The phones whose key can be digested, and their digests (`keys.digest_columns`); one
-    bad phone must not stop the night's rotation: the others go on, it is reported."""
-    with suppress(Exception):  # else find which phones fail, below
-        return places, *keys.digest_columns([users[i] for i in places], realm,
-                                             [passwords[i] for i in places])
-    good = []
-    for i in places:
+        Returns how many were due, the last id read (0 if none), how many were rotated, and
+        (when collecting) the rotated phones.
+        """
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        if self.checkpoint_pages is None:
+            self.checkpoint_pages = cursor.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        cursor.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
         try:
-            keys.digests(users[i], realm, passwords[i])
-        except Exception as exc:  # noqa: BLE001
-            failed.append({"extension": numbers[i], "position": positions[i],
-                           "error": type(exc).__name__})
-        else:
-            good.append(i)
-    if not good:
-        return good, b"", b""
-    return good, *keys.digest_columns([users[i] for i in good], realm,
-                                      [passwords[i] for i in good])
+            count, last_id, *arrays = self._read(cursor, conn, now=now, within=within,
+                                                 after_id=after_id, size=size)
+            if not count:
+                return 0, 0, 0, []
+            ids, users, positions, numbers, lifetimes = (json.loads(text) for text in arrays)
+            phones = _Phones(ids, users, positions, numbers, keys.new_passwords(count))
+            # By key lifetime: each lifetime is one expiry, so one pair of statements.
+            groups: dict[int, list[int]] = {}
+            if len(set(lifetimes)) == 1:
+                groups[lifetimes[0] or default_lifetime] = list(range(count))
+            else:
+                for place, days in enumerate(lifetimes):
+                    groups.setdefault(days or default_lifetime, []).append(place)
+            as_time = bind_processor(phone.c.key_expires_at, conn)
+            common = {"at": bind_processor(audit_log.c.at, conn)(now), "actor": actor,
+                      "updated": as_time(now),
+                      "grace_until": as_time(now + grace) if grace else None}
+            rotated: list[int] = []
+            texts: dict[int, str] = {}
+            for lifetime, places in groups.items():
+                error = lifetime_error(lifetime)
+                if error:
+                    failed += [phones.failure(i, error) for i in places]
+                    continue
+                expires = now + timedelta(days=lifetime)
+                texts[lifetime] = expires.isoformat(timespec="seconds")
+                values = common | {"expires": as_time(expires), "expires_text": texts[lifetime]}
+                rotated += self._write(cursor, phones, places, values, grace, realm, failed)
+        finally:
+            cursor.close()
+        items: list[dict[str, Any]] = []
+        if collect:
+            items = [{"extension": numbers[i], "position": positions[i],
+                      "key_expires_at": texts[lifetimes[i] or default_lifetime]}
+                     for i in sorted(rotated)]
+        return count, last_id, len(rotated), items
+
+    def _write(self, cursor: Any, phones: _Phones, places: list[int], values: dict[str, Any],
+               grace: timedelta, realm: str, failed: list[dict[str, Any]]) -> list[int]:
+        """Audit and rotate the phones at PLACES (one expiry); the ones rotated."""
+        digesting = self.worker.submit(phones.digests, places, realm)
+        mark = cursor.execute("SELECT coalesce(max(id), 0) FROM audit_log").fetchone()[0]
+        # Each statement takes the values it names.
+        cursor.execute(AUDIT_ROTATION, values | {"ids": phones.ids_json(places)})
+        good, ha1, ha1_sha256, failures = digesting.result()
+        if failures:  # never audit a phone that keeps its key
+            failed += failures
+            cursor.execute("DELETE FROM audit_log WHERE id > ?", (mark,))
+            if not good:
+                return []
+            cursor.execute(AUDIT_ROTATION, values | {"ids": phones.ids_json(good)})
+        cursor.execute(SET_KEY if grace else SET_KEY_ONLY,
+                       values | {"ids": phones.ids_json(good), "ha1": ha1,
+                                 "ha1_sha256": ha1_sha256})
+        return good
+
+
+@dataclass(frozen=True, slots=True)
+class _Phones:
+    """A batch's due phones, column by column in id order, and a new password for each."""
+
+    ids: list[int]
+    users: list[str]
+    positions: list[int]
+    numbers: list[str]
+    passwords: list[str]
+
+    def ids_json(self, places: list[int]) -> str:
+        return json.dumps([self.ids[i] for i in places])
+
+    def failure(self, place: int, error: str) -> dict[str, Any]:
+        return {"extension": self.numbers[place], "position": self.positions[place],
+                "error": error}
+
+    def digests(self, places: list[int], realm: str,
+                ) -> tuple[list[int], bytes, bytes, list[dict[str, Any]]]:
+        """The phones whose key could be digested, their digests (`keys.digest_columns`),
+        and the failures: one bad phone must not stop the night's rotation."""
+        with suppress(Exception):  # else find which phones fail, below
+            return (places, *keys.digest_columns([self.users[i] for i in places], realm,
+                                                 [self.passwords[i] for i in places]), [])
+        good, failures = [], []
+        for i in places:
+            try:
+                keys.digests(self.users[i], realm, self.passwords[i])
+            except Exception as exc:  # noqa: BLE001
+                failures.append(self.failure(i, type(exc).__name__))
+            else:
+                good.append(i)
+        ha1, ha1_sha256 = keys.digest_columns([self.users[i] for i in good], realm,
+                                              [self.passwords[i] for i in good])
+        return good, ha1, ha1_sha256, failures

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import threading
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -108,3 +110,19 @@ def test_the_sqlite_batch_writes_what_the_general_path_writes(tmp_path, monkeypa
         assert row[13:15] in {domain_keys.digests(row[12], "pbx.example.com",
                                                   f"password-{i:027d}") for i in range(100)}
 
+
+
+def test_a_run_puts_back_sqlites_checkpoint_setting_and_leaves_no_thread(tmp_path, monkeypatch,
+                                                                     migrated_sqlite):
+    url = _store(migrated_sqlite, tmp_path / "store.db", None)
+    threads = threading.active_count()
+    store = open_store(url)
+    try:
+        report = rotate_due_keys(store, actor="cron", now=lambda: NOW,
+                                 within=timedelta(days=7), batch_size=7)
+        assert report.count > 0
+        with closing(store.engine.raw_connection()) as raw:
+            assert raw.cursor().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    finally:
+        store.close()
+    assert threading.active_count() == threads
