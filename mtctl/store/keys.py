@@ -168,13 +168,13 @@ class RotationReport:
 
 def _batch_query(now: Moment, within: timedelta, after_id: int | BindParameter[int],
                  size: int | BindParameter[int], dialect: str, lock: bool, *,
-                 expiry: bool = True, soon: Moment | None = None) -> Select[Any]:
+                 lean: bool = False, soon: Moment | None = None) -> Select[Any]:
     """The next due phones after AFTER_ID, by id: id, auth user, position, extension number,
-    (with EXPIRY) the old expiry as stored, and key lifetime in days."""
-    columns: list[Any] = [phone.c.id, phone.c.sip_auth_user, phone.c.position,
-                          extension.c.number]
-    if expiry:  # as stored: parsing every old expiry into a datetime is slow on SQLite
-        columns.append(type_coerce(phone.c.key_expires_at, String).label("expires_raw"))
+    the old expiry as stored, and key lifetime in days; LEAN: id, auth user and lifetime."""
+    columns: list[Any] = [phone.c.id, phone.c.sip_auth_user]
+    if not lean:  # the expiry as stored: parsing each into a datetime is slow on SQLite
+        columns += [phone.c.position, extension.c.number,
+                    type_coerce(phone.c.key_expires_at, String).label("expires_raw")]
     query = (
         select(*columns, template.c.key_lifetime_days)
         .join(extension, extension.c.id == phone.c.extension_id)
@@ -215,7 +215,7 @@ def rotate_due_keys(store: Store, *, actor: str, now: Callable[[], datetime],
             moment = phone.c.key_expires_at.type
             fast = stack.enter_context(keys_sqlite.Batches(store, _batch_query(
                 bindparam("now", None, type_=moment), within, bindparam("after_id", 0),
-                bindparam("size", 0), store.dialect, lock=True, expiry=False,
+                bindparam("size", 0), store.dialect, lock=True, lean=True,
                 soon=bindparam("soon", None, type_=moment))))
 
             def batch(after_id: int, size: int) -> _Batch:

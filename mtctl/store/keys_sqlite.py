@@ -17,7 +17,6 @@ import json
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, suppress
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
@@ -86,9 +85,11 @@ AUDIT_ROTATION = (
 class Batches:
     """One run's batches: the due read, compiled once, and a thread that digests keys.
 
-    The due read is made from the due query with bound parameters now, soon (now + within),
-    after_id and size: building and compiling it for every batch took longer than running it.
-    It returns one row: how many phones are due, the last id, and a JSON array of each column.
+    The due read is made from the due query (columns id, auth user, lifetime in days) with
+    bound parameters now, soon (now + within), after_id and size: building and compiling it
+    for every batch took longer than running it. It returns one row: how many phones are due,
+    the last id, the ids and auth users as JSON arrays, and the lifetimes (the array, and the
+    least and greatest, so one lifetime needs no array read).
 
     Digesting a batch's keys takes about as long as SQLite takes to write its audit rows, and
     sqlite3 lets go of the GIL while a statement runs: the thread digests while the audit
@@ -104,8 +105,12 @@ class Batches:
     def __init__(self, store: Store, due: Select[Any]) -> None:
         self.store = store
         batch = due.subquery()
-        self.query = select(func.count(), func.coalesce(func.max(batch.c.id), 0),
-                            *(func.json_group_array(column) for column in batch.c))
+        pid, user, days = batch.c
+        lifetime = func.coalesce(days, 0)
+        self.query = select(func.count(), func.coalesce(func.max(pid), 0),
+                            func.json_group_array(pid), func.json_group_array(user),
+                            func.json_group_array(days), func.min(lifetime),
+                            func.max(lifetime))
         self.compiled: tuple[str, list[str], dict[str, Any]] | None = None
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mtctl-digests")
         self.checkpoint_pages: int | None = None  # the connection's own, to put back
@@ -153,95 +158,125 @@ class Batches:
             self.checkpoint_pages = cursor.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
         cursor.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
         try:
-            count, last_id, *arrays = self._read(cursor, conn, now=now, within=within,
-                                                 after_id=after_id, size=size)
+            count, last_id, ids, users, lifetimes, least, greatest = self._read(
+                cursor, conn, now=now, within=within, after_id=after_id, size=size)
             if not count:
                 return 0, 0, 0, []
-            ids, users, positions, numbers, lifetimes = (json.loads(text) for text in arrays)
-            phones = _Phones(ids, users, positions, numbers, keys.new_passwords(count))
+            batch = _Batch(count, ids, users)
             # By key lifetime: each lifetime is one expiry, so one pair of statements.
-            groups: dict[int, list[int]] = {}
-            if len(set(lifetimes)) == 1:
-                groups[lifetimes[0] or default_lifetime] = list(range(count))
-            else:
-                for place, days in enumerate(lifetimes):
-                    groups.setdefault(days or default_lifetime, []).append(place)
+            groups: dict[int, list[int] | None] = {least or default_lifetime: None}  # all
+            if least != greatest:
+                by_lifetime: dict[int, list[int]] = {}
+                for place, days in enumerate(json.loads(lifetimes)):
+                    by_lifetime.setdefault(days or default_lifetime, []).append(place)
+                groups = {days: places for days, places in by_lifetime.items()}
             as_time = bind_processor(phone.c.key_expires_at, conn)
             common = {"at": bind_processor(audit_log.c.at, conn)(now), "actor": actor,
                       "updated": as_time(now),
                       "grace_until": as_time(now + grace) if grace else None}
-            rotated: list[int] = []
-            texts: dict[int, str] = {}
+            rotated: list[tuple[int, str]] = []  # (place, new expiry)
             for lifetime, places in groups.items():
                 error = lifetime_error(lifetime)
                 if error:
-                    failed += [phones.failure(i, error) for i in places]
+                    failed += _failures(cursor, batch, [(i, error) for i in batch.all(places)])
                     continue
                 expires = now + timedelta(days=lifetime)
-                texts[lifetime] = expires.isoformat(timespec="seconds")
-                values = common | {"expires": as_time(expires), "expires_text": texts[lifetime]}
-                rotated += self._write(cursor, phones, places, values, grace, realm, failed)
+                text = expires.isoformat(timespec="seconds")
+                values = common | {"expires": as_time(expires), "expires_text": text}
+                done = self._write(cursor, batch, places, values, grace, realm, failed)
+                rotated += [(i, text) for i in done]
+            items: list[dict[str, Any]] = []
+            if collect and rotated:
+                rotated.sort()
+                labels = _labels(cursor, batch, [i for i, _ in rotated])
+                items = [{"extension": number, "position": position, "key_expires_at": text}
+                         for (number, position), (_, text) in zip(labels, rotated, strict=True)]
         finally:
             cursor.close()
-        items: list[dict[str, Any]] = []
-        if collect:
-            items = [{"extension": numbers[i], "position": positions[i],
-                      "key_expires_at": texts[lifetimes[i] or default_lifetime]}
-                     for i in sorted(rotated)]
         return count, last_id, len(rotated), items
 
-    def _write(self, cursor: Any, phones: _Phones, places: list[int], values: dict[str, Any],
-               grace: timedelta, realm: str, failed: list[dict[str, Any]]) -> list[int]:
-        """Audit and rotate the phones at PLACES (one expiry); the ones rotated."""
-        digesting = self.worker.submit(phones.digests, places, realm)
+    def _write(self, cursor: Any, batch: _Batch, places: list[int] | None,
+               values: dict[str, Any], grace: timedelta, realm: str,
+               failed: list[dict[str, Any]]) -> list[int]:
+        """Audit and rotate the phones at PLACES (None: all; one expiry); the ones rotated."""
+        digesting = self.worker.submit(batch.digests, places, realm)
         mark = cursor.execute("SELECT coalesce(max(id), 0) FROM audit_log").fetchone()[0]
         # Each statement takes the values it names.
-        cursor.execute(AUDIT_ROTATION, values | {"ids": phones.ids_json(places)})
-        good, ha1, ha1_sha256, failures = digesting.result()
-        if failures:  # never audit a phone that keeps its key
-            failed += failures
+        cursor.execute(AUDIT_ROTATION, values | {"ids": batch.ids_json(places)})
+        good, ha1, ha1_sha256, errors = digesting.result()
+        if errors:  # never audit a phone that keeps its key
+            failed += _failures(cursor, batch, errors)
             cursor.execute("DELETE FROM audit_log WHERE id > ?", (mark,))
             if not good:
                 return []
-            cursor.execute(AUDIT_ROTATION, values | {"ids": phones.ids_json(good)})
+            places = good
+            cursor.execute(AUDIT_ROTATION, values | {"ids": batch.ids_json(places)})
         cursor.execute(SET_KEY if grace else SET_KEY_ONLY,
-                       values | {"ids": phones.ids_json(good), "ha1": ha1,
+                       values | {"ids": batch.ids_json(places), "ha1": ha1,
                                  "ha1_sha256": ha1_sha256})
-        return good
+        return batch.all(places)
 
 
-@dataclass(frozen=True, slots=True)
-class _Phones:
-    """A batch's due phones, column by column in id order, and a new password for each."""
+class _Batch:
+    """A batch's due phones as read: ids and auth users as JSON arrays, parsed when needed,
+    and a new password for each (made by the digesting thread, the only one to use them)."""
 
-    ids: list[int]
-    users: list[str]
-    positions: list[int]
-    numbers: list[str]
-    passwords: list[str]
+    def __init__(self, count: int, ids: str, users: str) -> None:
+        self.count, self.ids_text, self.users_text = count, ids, users
+        self.passwords: list[str] | None = None
 
-    def ids_json(self, places: list[int]) -> str:
-        return json.dumps([self.ids[i] for i in places])
+    def all(self, places: list[int] | None) -> list[int]:
+        return list(range(self.count)) if places is None else places
 
-    def failure(self, place: int, error: str) -> dict[str, Any]:
-        return {"extension": self.numbers[place], "position": self.positions[place],
-                "error": error}
+    def ids(self) -> list[int]:
+        parsed: list[int] = json.loads(self.ids_text)
+        return parsed
 
-    def digests(self, places: list[int], realm: str,
-                ) -> tuple[list[int], bytes, bytes, list[dict[str, Any]]]:
-        """The phones whose key could be digested, their digests (`keys.digest_columns`),
-        and the failures: one bad phone must not stop the night's rotation."""
+    def ids_json(self, places: list[int] | None) -> str:
+        if places is None:
+            return self.ids_text
+        ids = self.ids()
+        return json.dumps([ids[i] for i in places])
+
+    def digests(self, places: list[int] | None, realm: str,
+                ) -> tuple[list[int] | None, bytes, bytes, list[tuple[int, str]]]:
+        """The phones whose key could be digested (PLACES if all), their digests
+        (`keys.digest_columns`), and the others with why: one bad phone must not stop the
+        night's rotation."""
+        if self.passwords is None:
+            self.passwords = keys.new_passwords(self.count)
+        users: list[str] = json.loads(self.users_text)
+        passwords = self.passwords
+        if places is not None:
+            users, passwords = [users[i] for i in places], [passwords[i] for i in places]
         with suppress(Exception):  # else find which phones fail, below
-            return (places, *keys.digest_columns([self.users[i] for i in places], realm,
-                                                 [self.passwords[i] for i in places]), [])
-        good, failures = [], []
-        for i in places:
+            return (places, *keys.digest_columns(users, realm, passwords), [])
+        good, errors = [], []
+        for i, user, password in zip(self.all(places), users, passwords, strict=True):
             try:
-                keys.digests(self.users[i], realm, self.passwords[i])
+                keys.digests(user, realm, password)
             except Exception as exc:  # noqa: BLE001
-                failures.append(self.failure(i, type(exc).__name__))
+                errors.append((i, type(exc).__name__))
             else:
                 good.append(i)
-        ha1, ha1_sha256 = keys.digest_columns([self.users[i] for i in good], realm,
-                                              [self.passwords[i] for i in good])
-        return good, ha1, ha1_sha256, failures
+        everyone = json.loads(self.users_text)
+        return (good, *keys.digest_columns([everyone[i] for i in good], realm,
+                                           [self.passwords[i] for i in good]), errors)
+
+
+def _labels(cursor: Any, batch: _Batch, places: list[int]) -> list[tuple[str, int]]:
+    """Extension number and position of the phones at PLACES, in that order."""
+    ids = batch.ids()
+    wanted = [ids[i] for i in places]
+    found = dict((pid, (number, position)) for pid, number, position in cursor.execute(
+        "SELECT p.id, e.number, p.position FROM json_each(?) AS n "
+        "JOIN phone AS p ON p.id = n.value JOIN extension AS e ON e.id = p.extension_id",
+        (json.dumps(wanted),)))
+    return [found[pid] for pid in wanted]
+
+
+def _failures(cursor: Any, batch: _Batch, errors: list[tuple[int, str]],
+              ) -> list[dict[str, Any]]:
+    labels = _labels(cursor, batch, [i for i, _ in errors])
+    return [{"extension": number, "position": position, "error": error}
+            for (number, position), (_, error) in zip(labels, errors, strict=True)]
