@@ -199,10 +199,12 @@ class Batches:
                values: dict[str, Any], grace: timedelta, realm: str,
                failed: list[dict[str, Any]]) -> list[int]:
         """Audit and rotate the phones at PLACES (None: all; one expiry); the ones rotated."""
-        digesting = self.worker.submit(batch.digests, places, realm)
         mark = cursor.execute("SELECT coalesce(max(id), 0) FROM audit_log").fetchone()[0]
-        # Each statement takes the values it names.
-        cursor.execute(AUDIT_ROTATION, values | {"ids": batch.ids_json(places)})
+        audit = values | {"ids": batch.ids_json(places)}  # each statement takes what it names
+        # Nothing between handing the thread its work and the INSERT: a statement run while
+        # the thread computes would wait for the GIL until the thread is done or forced off it.
+        digesting = self.worker.submit(batch.digests, places, realm)
+        cursor.execute(AUDIT_ROTATION, audit)
         good, ha1, ha1_sha256, errors = digesting.result()
         if errors:  # never audit a phone that keeps its key
             failed += _failures(cursor, batch, errors)
