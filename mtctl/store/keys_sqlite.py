@@ -126,6 +126,8 @@ class Batches:
             with _translated(), closing(self.store.engine.raw_connection()) as raw:
                 cursor = raw.cursor()
                 cursor.execute(f"PRAGMA wal_autocheckpoint={self.checkpoint_pages}")
+                # Never fails for being busy: it says so in its result, and whoever is
+                # checkpointing does this one's work.
                 cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 cursor.close()
 
