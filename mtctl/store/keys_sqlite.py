@@ -39,7 +39,7 @@ def usable() -> bool:
     if sqlite3.sqlite_version_info < (3, 33):
         return False
     try:
-        with sqlite3.connect(":memory:") as probe:
+        with closing(sqlite3.connect(":memory:")) as probe:
             probe.execute("SELECT json_group_array(value) FROM json_each('[1]')").fetchone()
     except sqlite3.Error:
         return False
