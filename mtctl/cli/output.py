@@ -289,9 +289,13 @@ def _ndjson(items: Iterable[Any]) -> None:
 
 
 def _json(data: Any, indent: int | None) -> str:
-    text = json.dumps(data, ensure_ascii=False, indent=indent, default=str,
-                      separators=(",", ": ") if indent else (",", ":"))
-    if _RAW_IN_JSON.search(text):  # DEL, C1 and Unicode controls json leaves raw
+    return raw_escaped(json.dumps(data, ensure_ascii=False, indent=indent, default=str,
+                                  separators=(",", ": ") if indent else (",", ":")))
+
+
+def raw_escaped(text: str) -> str:
+    """JSON text with the DEL, C1 and Unicode controls json.dumps leaves raw escaped."""
+    if _RAW_IN_JSON.search(text):
         text = _RAW_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
     return text
 

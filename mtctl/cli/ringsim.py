@@ -154,7 +154,9 @@ def _ring_sim_all(ctx: typer.Context, number: str | None, *, how: output.Style,
         presence = dataclasses.replace(presence, sessions=reader.sessions())
         plans = counted(ring_plan(target, presence) for target in reader.ring_targets())
         if how.format is Format.ndjson:
-            output.print_ndjson(plan.as_dict() for plan in plans)
+            from mtctl.cli.ring_json import print_plans
+
+            print_plans(plans)
         else:
             from mtctl.cli.render_ring import RING_ROWS, plan_rows
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import groupby
+from operator import attrgetter
 from typing import Any
 
 from mtctl.domain.model import ExtensionSpec, PhoneSpec, UserSpec
@@ -132,27 +133,18 @@ def ring_plan(target: RingTarget, presence: Presence = Presence()) -> RingPlan:
     user = target.user
     mode = user.webcall_mode if user else None
     running = presence.webcall_running
-    candidates: dict[PhoneKey, PhoneSpec] = {}
-    listed: dict[PhoneKey, Skipped] = {}  # skipped by the Web Call mode, before the filter
     logged_into = None
-
-    def list_as(phones: Iterable[PhoneSpec], reason: str) -> None:
-        # First listing wins, and a candidate is never also listed (both only when MT010 breaks).
-        for phone in phones:
-            if _key(phone) not in candidates:
-                listed.setdefault(_key(phone), Skipped(phone, reason))
-
     if mode == "exclusive" and running and user is not None:
         logged_into = chosen_webcall_extension(target, presence)
         chosen = target.webcall_extensions.get(logged_into) if logged_into else None
-        if chosen is not None:
-            candidates.update((_key(p), p) for p in chosen.phones if p.is_webcall)
-        list_as(target.extension.phones, EXCLUSIVE_WEBCALL_ACTIVE)
-        list_as(_own_webcall_phones(target), WEBCALL_NOT_RUNNING)
+        candidates = _by_key(p for p in chosen.phones if p.is_webcall) if chosen else {}
+        # skipped by the Web Call mode, before the filter
+        listed = _listed(candidates, [(target.extension.phones, EXCLUSIVE_WEBCALL_ACTIVE),
+                                      (_own_webcall_phones(target), WEBCALL_NOT_RUNNING)])
     else:
-        candidates.update((_key(p), p) for p in target.extension.phones)
-        if mode == "exclusive":
-            list_as(_own_webcall_phones(target), WEBCALL_NOT_RUNNING)
+        candidates = _by_key(target.extension.phones)
+        listed = _listed(candidates, [(_own_webcall_phones(target), WEBCALL_NOT_RUNNING)]
+                         if mode == "exclusive" else [])
 
     ringing: list[PhoneSpec] = []
     skipped = list(listed.values())
@@ -163,13 +155,14 @@ def ring_plan(target: RingTarget, presence: Presence = Presence()) -> RingPlan:
         else:
             skipped.append(Skipped(phone, reason))
 
-    ringing.sort(key=lambda p: (p.order, *_key(p)))
+    ringing.sort(key=_RING_ORDER)
     seconds = target.extension.ring_timeout
     stages = tuple(
         Stage(order, seconds, tuple(phones))
-        for order, phones in groupby(ringing, key=lambda p: p.order)
+        for order, phones in groupby(ringing, key=_ORDER)
     )
-    skipped.sort(key=lambda s: _key(s.phone))
+    if len(skipped) > 1:
+        skipped.sort(key=_SKIPPED_ORDER)
     return RingPlan(
         number=target.number,
         user=user.username if user else None,
@@ -180,6 +173,29 @@ def ring_plan(target: RingTarget, presence: Presence = Presence()) -> RingPlan:
         skipped=tuple(skipped),
         webcall_extension=logged_into,
     )
+
+
+# Stages in ascending order, each phone by extension and position; skipped phones likewise.
+_ORDER = attrgetter("order")
+_RING_ORDER = attrgetter("order", "extension", "position")
+_SKIPPED_ORDER = attrgetter("phone.extension", "phone.position")
+
+
+def _by_key(phones: Iterable[PhoneSpec]) -> dict[PhoneKey, PhoneSpec]:
+    return {(phone.extension, phone.position): phone for phone in phones}
+
+
+def _listed(candidates: Mapping[PhoneKey, PhoneSpec],
+            lists: Iterable[tuple[Iterable[PhoneSpec], str]]) -> dict[PhoneKey, Skipped]:
+    """Phones skipped for REASON, list by list: the first listing wins, and a candidate is
+    never also listed (both only happen when MT010 breaks)."""
+    listed: dict[PhoneKey, Skipped] = {}
+    for phones, reason in lists:
+        for phone in phones:
+            key = (phone.extension, phone.position)
+            if key not in candidates and key not in listed:
+                listed[key] = Skipped(phone, reason)
+    return listed
 
 
 def _own_webcall_phones(target: RingTarget) -> list[PhoneSpec]:
@@ -201,7 +217,7 @@ def _skip_reason(phone: PhoneSpec, presence: Presence) -> str | None:
         return DISABLED
     if phone.is_webcall and not presence.webcall_running:
         return WEBCALL_NOT_RUNNING
-    if not presence.registered(phone):
+    if presence.offline and not presence.registered(phone):
         return NOT_REGISTERED
     return None
 
