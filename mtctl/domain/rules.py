@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import attrgetter
 
 from mtctl.domain.devices import DEVICE_PROFILES
 from mtctl.domain.model import MAX_PHONES, POSITIONS, ExtensionSpec, PhoneSpec, UserSpec
@@ -44,37 +45,37 @@ def extension_number_violation(number: str) -> Violation | None:
 
 def phone_violations(phone: PhoneSpec, *, extension_node: str | None = None) -> list[Violation]:
     """Rules that concern one phone on its own: MT002 range, MT003–MT006, MT008, MT011, MT013."""
-    found: list[Violation] = []
-    obj = _phone(phone)
+    found: list[tuple[str, str, str]] = []  # rule, message, hint
     if phone.position not in POSITIONS:
-        found.append(Violation("MT002", obj, f"has position {phone.position}, outside 0–7",
-                               "choose a position from 0 to 7"))
+        found.append(("MT002", f"has position {phone.position}, outside 0–7",
+                      "choose a position from 0 to 7"))
     if phone.vendor.lower() == "cisco" and phone.position != 0:
-        found.append(Violation("MT003", obj, f"is a Cisco phone ({phone.model}) at position "
-                               f"{phone.position}", "put Cisco phones at position 0"))
+        found.append(("MT003", f"is a Cisco phone ({phone.model}) at position "
+                      f"{phone.position}", "put Cisco phones at position 0"))
     if phone.order < 0:
-        found.append(Violation("MT004", obj, f"has order {phone.order}",
-                               "use an order of 0 (never rings) or more"))
+        found.append(("MT004", f"has order {phone.order}",
+                      "use an order of 0 (never rings) or more"))
     if phone.publishable and not phone.secure:
-        found.append(Violation("MT005", obj, "is publishable but not secure",
-                               "add --secure or drop --publishable"))
+        found.append(("MT005", "is publishable but not secure",
+                      "add --secure or drop --publishable"))
     if phone.is_webcall and (phone.secure or phone.publishable):
-        found.append(Violation("MT006", obj, "is a Web Call phone and cannot be secure or "
-                               "publishable", "drop --secure and --publishable"))
+        found.append(("MT006", "is a Web Call phone and cannot be secure or publishable",
+                      "drop --secure and --publishable"))
     if extension_node is not None and phone.node is not None and phone.node != extension_node:
-        found.append(Violation("MT008", obj, f"names node {phone.node!r} but its extension is "
-                               f"on node {extension_node!r}", "leave the phone on the extension's "
-                               "node (omit --node), or move the extension"))
+        found.append(("MT008", f"names node {phone.node!r} but its extension is on node "
+                      f"{extension_node!r}", "leave the phone on the extension's node (omit "
+                      "--node), or move the extension"))
     if phone.secure and not (phone.has_key and phone.key_expires_at is not None):
-        found.append(Violation("MT011", obj, "is secure but has no system-generated key with "
-                               "an expiry", "run: mtctl keys rotate (or re-add the phone "
-                               "with --secure)"))
+        found.append(("MT011", "is secure but has no system-generated key with an expiry",
+                      "run: mtctl keys rotate (or re-add the phone with --secure)"))
     if phone.is_webcall and not phone.template_for_webcall:
-        found.append(Violation("MT013", obj, f"is a Web Call phone with template "
-                               f"{phone.template!r}, which is not for Web Call",
-                               "use --template webfon (or a template added with "
-                               "--for-webcall)"))
-    return found
+        found.append(("MT013", f"is a Web Call phone with template {phone.template!r}, which "
+                      "is not for Web Call", "use --template webfon (or a template added "
+                      "with --for-webcall)"))
+    if not found:  # most phones: no object name to spell
+        return []
+    obj = _phone(phone)
+    return [Violation(rule, obj, message, hint) for rule, message, hint in found]
 
 
 def extension_violations(ext: ExtensionSpec) -> list[Violation]:
@@ -87,21 +88,28 @@ def extension_violations(ext: ExtensionSpec) -> list[Violation]:
         found.append(Violation("MT001", f"extension {ext.number}",
                                f"has {len(ext.phones)} phones, more than {MAX_PHONES}",
                                "remove a phone first (mtctl phone rm EXT POS)"))
-    taken = Counter(p.position for p in ext.phones)
-    for position, count in sorted(taken.items()):
-        if count > 1:
-            found.append(Violation("MT002", f"phone {ext.number}:{position}",
-                                   f"position {position} is used by {count} phones",
-                                   "give each phone of an extension its own position"))
-    for phone in sorted(ext.phones, key=lambda p: p.position):
+    positions = [p.position for p in ext.phones]
+    if len(set(positions)) < len(positions):
+        for position, count in sorted(Counter(positions).items()):
+            if count > 1:
+                found.append(Violation("MT002", f"phone {ext.number}:{position}",
+                                       f"position {position} is used by {count} phones",
+                                       "give each phone of an extension its own position"))
+    for phone in sorted(ext.phones, key=_POSITION):
         found.extend(phone_violations(phone, extension_node=ext.node))
     found.extend(_webcall_phone_violations(ext))
     return found
 
 
+_POSITION = attrgetter("position")
+
+
 def _webcall_phone_violations(ext: ExtensionSpec) -> list[Violation]:
     """MT016: at most one Web Call phone per extension; every one after the first is reported."""
-    webcall = sorted((p for p in ext.phones if p.is_webcall), key=lambda p: p.position)
+    webcall = [p for p in ext.phones if p.is_webcall]
+    if len(webcall) < 2:
+        return []
+    webcall.sort(key=_POSITION)
     return [Violation("MT016", _phone(extra), f"is a second Web Call phone on extension "
                       f"{ext.number} (the first is {webcall[0].ref})",
                       "an extension has at most one Web Call phone: choose another model or "
