@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from itertools import groupby
 from operator import attrgetter
 from typing import Any
 
-from mtctl.domain.model import ExtensionSpec, PhoneSpec, UserSpec
+from mtctl.domain.model import ExtensionSpec, PhoneSpec, UserSpec, read_only
 
 # Reasons a candidate phone does not ring. The filter (SPEC §3 step 3) tests the first four in
 # this order; the Web Call mode (step 2) gives the others directly.
@@ -22,7 +22,7 @@ REASONS = (ORDER_ZERO, DISABLED, WEBCALL_NOT_RUNNING, NOT_REGISTERED, EXCLUSIVE_
 PhoneKey = tuple[str, int]
 
 
-@dataclass(frozen=True, slots=True)
+@read_only
 class Presence:
     """What is online: by default every phone is registered and Web Call is not running.
 
@@ -39,7 +39,7 @@ class Presence:
         return _key(phone) not in self.offline
 
 
-@dataclass(frozen=True, slots=True)
+@read_only
 class RingTarget:
     """The called number resolved to its extension and (maybe) its user."""
 
@@ -50,20 +50,20 @@ class RingTarget:
     webcall_extensions: Mapping[str, ExtensionSpec] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@read_only
 class Stage:
     order: int
     ring_seconds: int
     phones: tuple[PhoneSpec, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@read_only
 class Skipped:
     phone: PhoneSpec
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@read_only
 class RingPlan:
     """Who rings for one call: stages in ringing order, and every other candidate with why."""
 
@@ -123,7 +123,10 @@ def chosen_webcall_extension(target: RingTarget, presence: Presence) -> str | No
     return numbers[0] if numbers else None
 
 
-def ring_plan(target: RingTarget, presence: Presence = Presence()) -> RingPlan:
+DEFAULT_PRESENCE = Presence()  # every phone registered, Web Call not running
+
+
+def ring_plan(target: RingTarget, presence: Presence = DEFAULT_PRESENCE) -> RingPlan:
     """Decide which phones ring, in which stages, and why each other candidate does not.
 
     Every phone the plan mentions appears exactly once, ringing or skipped, and the result does
@@ -137,14 +140,16 @@ def ring_plan(target: RingTarget, presence: Presence = Presence()) -> RingPlan:
     if mode == "exclusive" and running and user is not None:
         logged_into = chosen_webcall_extension(target, presence)
         chosen = target.webcall_extensions.get(logged_into) if logged_into else None
-        candidates = _by_key(p for p in chosen.phones if p.is_webcall) if chosen else {}
-        # skipped by the Web Call mode, before the filter
+        candidates = (_by_key(p for p in chosen.phones if p.is_webcall)
+                      if chosen is not None else {})
         listed = _listed(candidates, [(target.extension.phones, EXCLUSIVE_WEBCALL_ACTIVE),
                                       (_own_webcall_phones(target), WEBCALL_NOT_RUNNING)])
+    elif mode == "exclusive":
+        candidates = _by_key(target.extension.phones)
+        listed = _listed(candidates, [(_own_webcall_phones(target), WEBCALL_NOT_RUNNING)])
     else:
         candidates = _by_key(target.extension.phones)
-        listed = _listed(candidates, [(_own_webcall_phones(target), WEBCALL_NOT_RUNNING)]
-                         if mode == "exclusive" else [])
+        listed = {}
 
     ringing: list[PhoneSpec] = []
     skipped = list(listed.values())
@@ -157,10 +162,10 @@ def ring_plan(target: RingTarget, presence: Presence = Presence()) -> RingPlan:
 
     ringing.sort(key=_RING_ORDER)
     seconds = target.extension.ring_timeout
-    stages = tuple(
+    stages = tuple([
         Stage(order, seconds, tuple(phones))
         for order, phones in groupby(ringing, key=_ORDER)
-    )
+    ])
     if len(skipped) > 1:
         skipped.sort(key=_SKIPPED_ORDER)
     return RingPlan(
@@ -187,8 +192,9 @@ def _by_key(phones: Iterable[PhoneSpec]) -> dict[PhoneKey, PhoneSpec]:
 
 def _listed(candidates: Mapping[PhoneKey, PhoneSpec],
             lists: Iterable[tuple[Iterable[PhoneSpec], str]]) -> dict[PhoneKey, Skipped]:
-    """Phones skipped for REASON, list by list: the first listing wins, and a candidate is
-    never also listed (both only happen when MT010 breaks)."""
+    """The phones the Web Call mode skips (SPEC §3 step 2), before the filter: each list's
+    phones for its reason. The first listing wins, and a candidate is never also listed
+    (both only happen when MT010 breaks)."""
     listed: dict[PhoneKey, Skipped] = {}
     for phones, reason in lists:
         for phone in phones:
@@ -229,9 +235,12 @@ def _display_name(target: RingTarget, mode: str | None, running: bool) -> str:
     return target.extension.shown_name
 
 
+_EVERYTHING_ONLINE = Presence(webcall_running=True)
+
+
 def can_ever_ring(extension: ExtensionSpec) -> bool:
     """False when no phone of the extension can ring whatever is online (check's warning)."""
-    plan = ring_plan(RingTarget(extension.number, extension), Presence(webcall_running=True))
+    plan = ring_plan(RingTarget(extension.number, extension), _EVERYTHING_ONLINE)
     return bool(plan.stages)
 
 
