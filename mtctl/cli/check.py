@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, cast
 import typer
 
 from mtctl.cli import output
-from mtctl.cli.common import reading
+from mtctl.cli.common import reading, whole_store
 from mtctl.cli.output import FieldsOpt, FormatOpt, JsonOpt
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ def check(ctx: typer.Context, fmt: FormatOpt = None, fields: FieldsOpt = None,
     found: CheckReport = {"errors": [], "warnings": []}
 
     def findings() -> Iterator["CheckLine"]:
-        with reading(ctx) as conn:
+        with whole_store(), reading(ctx) as conn:
             within = timedelta(days=config.int_value(conn, "keys.rotate_within_days"))
             for severity, item in check_store(conn, now=utcnow(), rotate_within=within):
                 found["errors" if severity == "error" else "warnings"].append(

@@ -120,7 +120,7 @@ def ring_sim(
 def _ring_sim_all(ctx: typer.Context, number: str | None, *, how: output.Style,
                   webcall_running: bool, offline: list[str], fail_if_silent: bool,
                   refused: list[str]) -> None:
-    from mtctl.cli.common import quick_reading
+    from mtctl.cli.common import quick_reading, whole_store
     from mtctl.domain.ringing import Presence, ring_plan
     from mtctl.errors import NotFound, UsageError
 
@@ -146,7 +146,7 @@ def _ring_sim_all(ctx: typer.Context, number: str | None, *, how: output.Style,
             counts["silent"] += not plan.stages
             yield plan
 
-    with quick_reading(ctx) as reader:
+    with whole_store(), quick_reading(ctx) as reader:
         for phone_number, position in sorted(presence.offline):
             if not reader.phone_exists(phone_number, position):
                 raise NotFound(f"--offline {phone_number}:{position}: no such phone",
