@@ -6,11 +6,17 @@ tomllib on a 100,000-extension file. toml-rs has no recursion limit and no bound
 keys, so the limits of `toml_limits` are checked first: a file over them is refused with
 its line, before any parser sees it. Then the schema (schema.py): an entry that fails it is
 left out of the document and named in `broken`, so planning neither trusts nor re-reports it.
+
+A large file is parsed and validated a piece at a time (`_pieces`): toml-rs needs several
+times a text's size to parse it, and the raw document and the validated one would be held
+together. A file the pieces could read otherwise than the whole, or that has any problem,
+is parsed whole, so its problems are those of the whole file.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -26,6 +32,10 @@ from mtctl.formats.toml_limits import (
     has_long_lines,
     long_key,
 )
+
+PIECE_CHARS = 2**18  # a large file is parsed a piece of about this many characters at a time
+# A table header `[extensions]` (in any spelling): defined in two pieces it would pass each.
+_EXTENSIONS_TABLE = re.compile(r"extensions['\"]?[ \t]*\]")
 
 
 @dataclass
@@ -65,8 +75,13 @@ def parse_config(data: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Pa
     if exceeded is not None:
         return _refused(text, Problem((), exceeded.message, exceeded.hint,
                                       line=exceeded.line))
+    long_lines = has_long_lines(text)
+    if not long_lines:
+        doc = _load_pieces(text)
+        if doc is not None:
+            return ParsedConfig(text, doc, _file_problems(doc))
     raw, problem = _load_toml(text)
-    if problem is None and has_long_lines(text):
+    if problem is None and long_lines:
         found = long_key(raw)
         if found is not None:
             problem = Problem(found[0], f"a key of {len(found[1])} characters (the "
@@ -95,6 +110,49 @@ def _load_toml(text: str) -> tuple[dict[str, Any], Problem | None]:
         last = max(text.count("\n") + (not text.endswith("\n")), 1)  # not the end-of-file line
         return {}, _toml_problem(text, reason, min(exc.lineno, last) if exc.lineno else None,
                                  exc.colno)
+
+
+def _pieces(text: str) -> list[int] | None:
+    """Where to cut a large file so that each piece parses alone to its part of the document:
+    before `[extensions.…]` headers about PIECE_CHARS apart. None for a small file, and for a
+    file where such a line could be inside a string (a multi-line one) or pieces could each
+    pass what the whole breaks (an `[extensions]` table header, defined at most once)."""
+    if len(text) < 2 * PIECE_CHARS or '"""' in text or "'''" in text \
+            or _EXTENSIONS_TABLE.search(text):
+        return None
+    bounds = [0]
+    while (at := text.find("\n[extensions.", bounds[-1] + PIECE_CHARS)) >= 0:
+        bounds.append(at + 1)
+    return [*bounds, len(text)]
+
+
+def _load_pieces(text: str) -> dict[str, Any] | None:
+    """The validated document of a file parsed a piece at a time; None when the file cannot
+    be cut (see `_pieces`) or when it has a problem, which the whole file then reports.
+
+    The pieces' documents add up to the whole one when their extensions are distinct and each
+    other section is in one piece; otherwise the whole file decides (it may be valid, with
+    a section's tables spread over the file, or define an extension twice)."""
+    bounds = _pieces(text)
+    if bounds is None:
+        return None
+    import toml_rs
+
+    check = adapter()
+    doc: dict[str, Any] = {}
+    for start, end in zip(bounds, bounds[1:], strict=False):
+        try:
+            piece = check.validate_python(toml_rs.loads(text[start:end], toml_version="1.0.0"))
+        except (toml_rs.TOMLDecodeError, ValidationError):
+            return None
+        for section, value in piece.items():
+            if section not in doc:
+                doc[section] = value
+            elif section == "extensions" and doc[section].keys().isdisjoint(value):
+                doc[section].update(value)
+            else:
+                return None
+    return doc
 
 
 def _toml_problem(text: str, reason: str, line: int | None, column: int | None = None,
