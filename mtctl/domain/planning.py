@@ -334,17 +334,17 @@ class _Planner:
     def _unique_macs(self) -> None:
         """A MAC names one phone in the store the file leads to."""
         mac_at = PHONE_FIELDS.index("mac")
-        listed = {f"{number}:{fp.position}" for number, fe in self.file_extensions.items()
-                  for fp in fe.phones}
-        removed = {c.name for c in self.removals if c.kind == "phone"}
         number_of = {values[0]: number for number, values in self.state.extensions.items()}
+        stored_macs = {f"{number_of[ext_id]}:{position}": row[PHONE_VALUES][mac_at]
+                       for ext_id, stored in self.state.phones.items()
+                       for position, row in stored.items() if row[PHONE_VALUES][mac_at]}
         holders: dict[str, str] = {}
-        for ext_id, stored in self.state.phones.items():
-            for position, row in stored.items():
-                ref = f"{number_of[ext_id]}:{position}"
-                mac = row[PHONE_VALUES][mac_at]
-                if mac and ref not in listed and ref not in removed:
-                    holders[mac] = ref
+        if stored_macs:
+            listed = {f"{number}:{fp.position}" for number, fe in self.file_extensions.items()
+                      for fp in fe.phones}
+            removed = {c.name for c in self.removals if c.kind == "phone"}
+            holders = {mac: ref for ref, mac in stored_macs.items()
+                       if ref not in listed and ref not in removed}
         for number, fe in self.file_extensions.items():
             for fp in fe.phones:
                 mac = fp.values[mac_at]
@@ -360,6 +360,7 @@ class _Planner:
         """A function from a file phone to its PHONE_FIELDS, defaults resolved and references
         checked; resolutions are cached by the keys that decide them."""
         cache_: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        same: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # one tuple for phones alike
 
         def resolve(p: dict[str, Any], number: str, index: int) -> tuple[Any, ...]:
             model = p["model"]
@@ -372,9 +373,10 @@ class _Planner:
                 else:
                     found = (p.get("template") or "default", p.get("category") or None,
                              bool(p.get("secure")))
-            return (p.get("order", 1), p.get("enabled", True), model, found[0], found[1],
-                    p.get("location"), found[2], p.get("publishable", False),
-                    self._mac(p, ("extensions", number, "phones", index)))
+            values = (p.get("order", 1), p.get("enabled", True), model, found[0], found[1],
+                      p.get("location"), found[2], p.get("publishable", False),
+                      self._mac(p, ("extensions", number, "phones", index)))
+            return same.setdefault(values, values)
 
         return resolve
 
@@ -510,11 +512,12 @@ class _Planner:
         if self.touched_extensions or self.changed_groups:
             touched = self.touched_extensions
             for username, values in self.users.items():
-                named = {values[1], *values[4], *self.groups.get(values[5] or "", ())}
-                if values[5] in self.changed_groups or not touched.isdisjoint(named):
+                if values[5] in self.changed_groups or not touched.isdisjoint(
+                        self._named(values)):
                     touched_users.add(username)
+        named = set().union(*(self._named(self.users[name]) for name in touched_users))
         specs = Prospect(self.state, self.file_extensions, prune=self.prune,
-                         models=self.models, templates=self.templates)
+                         models=self.models, templates=self.templates, keep=named)
         for number in sorted(self.touched_extensions):
             spec = specs.get(number)
             if spec is None:
@@ -523,7 +526,7 @@ class _Planner:
                 self._extension_problem(violation, number)
         for username in sorted(touched_users):
             values = self.users[username]
-            named = {values[1], *values[4], *self.groups.get(values[5] or "", ())}
+            named = self._named(values)
             if any(self.parsed.is_broken("extensions", n) for n in named) or (
                     values[5] and self.parsed.is_broken("groups", values[5])):
                 continue  # its schema problems are reported; the rules would only guess
@@ -543,6 +546,10 @@ class _Planner:
                          "secure phones need keys, and keys need the SIP domain, which is "
                          "not set", "add [settings] sip.domain = \"pbx.example.com\", or run: "
                          "mtctl config set sip.domain pbx.example.com", "MT011")
+
+    def _named(self, values: tuple[Any, ...]) -> set[str]:
+        """The extensions a user (USER_FIELDS) names: its login, Web Call ones, its group's."""
+        return {values[1], *values[4], *self.groups.get(values[5] or "", ())}
 
     def _extension_problem(self, violation: Violation, number: str) -> None:
         entry = self.file_extensions.get(number)

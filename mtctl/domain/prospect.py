@@ -4,7 +4,7 @@ a few extensions of 100,000 builds a few)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Container, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -40,19 +40,23 @@ class FileExtension:
 
 
 class Prospect(Mapping[str, ExtensionSpec]):
-    """The extensions as the store would hold them after the plan, built on demand."""
+    """The extensions as the store would hold them after the plan, built on demand; those in
+    `keep` (asked for again) are kept once built."""
 
     def __init__(self, state: State, file_extensions: Mapping[str, FileExtension], *,
                  prune: bool, models: Mapping[str, tuple[Any, ...]],
-                 templates: Mapping[str, tuple[Any, ...]]) -> None:
+                 templates: Mapping[str, tuple[Any, ...]], keep: Container[str]) -> None:
         self.state, self.file_extensions, self.prune = state, file_extensions, prune
-        self.models, self.templates = models, templates
+        self.models, self.templates, self.keep = models, templates, keep
         self.built: dict[str, ExtensionSpec | None] = {}
 
     def __getitem__(self, number: str) -> ExtensionSpec:
-        if number not in self.built:
-            self.built[number] = self._build(number)
-        found = self.built[number]
+        if number in self.built:
+            found = self.built[number]
+        else:
+            found = self._build(number)
+            if number in self.keep:
+                self.built[number] = found
         if found is None:
             raise KeyError(number)
         return found

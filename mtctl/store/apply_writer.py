@@ -47,6 +47,7 @@ from mtctl.store.tables import (
 from mtctl.store.webcall import end_invalid_sessions, end_sessions_on
 
 AUDIT_ACTION = {"add": "add", "change": "set", "remove": "remove"}
+PASSWORD_BLOCK = 256  # new SIP passwords drawn from the CSPRNG at a time, each used once
 NAMED = {"node": node, "category": category, "model": phone_model, "template": template,
          "group": webcall_group}
 
@@ -66,6 +67,8 @@ class _Writer:
             self.by_kind[(change.action, change.kind)].append(change)
         self.time = bind_processor(phone.c.key_expires_at, conn)
         self._lifetimes: dict[str, int] | None = None
+        self._times: dict[str, tuple[Any, Any]] = {}
+        self._passwords: list[str] = []
         self.realm = ""
 
     def changes(self, action: str, kind: str) -> list[Change]:
@@ -243,20 +246,30 @@ class _Writer:
     def _new_phones(self, added: list[Change]) -> Iterator[tuple[Any, ...]]:
         taken = set(self.conn.execute(select(phone.c.sip_auth_user)).scalars())
         no_key = (None, None, None, None)
+        ext_ids, target_node, phone_values = self.ext_ids, self.target_node, self._phone_values
         for c in added:
             number, position = c.name.rsplit(":", 1)
             values = c.values or ()
             candidate = keys.sip_auth_user(number, int(position), taken.__contains__)
             taken.add(candidate)
-            yield (self.ext_ids[number], int(position),
-                   *self._phone_values(values, self.target_node[number]), candidate,
-                   *(self._key(candidate, values[3]) if values[6] else no_key))
+            yield (ext_ids[number], int(position), *phone_values(values, target_node[number]),
+                   candidate, *(self._key(candidate, values[3]) if values[6] else no_key))
 
     def _key(self, auth_user: str, template_name: str) -> tuple[Any, ...]:
         """A system key (MT011): the password is digested and dropped right here."""
-        expires = self.expiry(template_name)
-        ha1, ha1_sha256 = keys.digests(auth_user, self.realm, keys.new_password())
-        return ha1, ha1_sha256, self.time(expires), self.time(self.now)
+        times = self._key_times(template_name)  # first: it reads the realm too
+        if not self._passwords:  # fresh ones from the CSPRNG, a block at a time
+            self._passwords = keys.new_passwords(PASSWORD_BLOCK)
+        ha1, ha1_sha256 = keys.digests(auth_user, self.realm, self._passwords.pop())
+        return ha1, ha1_sha256, *times
+
+    def _key_times(self, template_name: str) -> tuple[Any, Any]:
+        """key_expires_at and key_updated_at of a key made now, as the driver takes them."""
+        found = self._times.get(template_name)
+        if found is None:
+            found = self._times[template_name] = (self.time(self.expiry(template_name)),
+                                                  self.time(self.now))
+        return found
 
     def expiry(self, template_name: str) -> datetime:
         """When a key made now for a phone of this template expires (settings as written)."""

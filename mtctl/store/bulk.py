@@ -1,11 +1,13 @@
 """Bulk writes straight to the driver: one statement for many rows, compiled once, rows as
-plain tuples a batch at a time. At 100,000 extensions the per-row Python work, not the
-database, is what the time goes to; `rows.py` is the same for reads."""
+plain tuples (on SQLite straight from their generator to the driver's executemany, elsewhere
+a batch at a time). At 100,000 extensions the per-row Python work, not the database, is what
+the time goes to; `rows.py` is the same for reads."""
 
 from __future__ import annotations
 
 import json
 import operator
+from json.encoder import encode_basestring  # json.dumps's own, for ensure_ascii=False
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, cast
 
@@ -36,6 +38,9 @@ class Bulk:
         self.conn, self.sql = conn, str(compiled)
         order = cast(SQLCompiler, compiled).positiontup  # a statement compiles to SQL
         self.convert: Callable[[list[tuple[Any, ...]]], list[Any]]
+        # SQLite's driver takes the rows straight from their generator, unbatched.
+        self.direct = order is not None and conn.dialect.name == "sqlite"
+        self.pick: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None
         if order is None:  # named parameters (psycopg)
             self.convert = lambda batch: [dict(zip(names, row, strict=True)) for row in batch]
         elif list(order) == list(names):
@@ -44,9 +49,19 @@ class Bulk:
             index = [list(names).index(name) for name in order]
             pick = operator.itemgetter(*index) if len(index) > 1 else (
                 lambda row: (row[index[0]],))
+            self.pick = pick
             self.convert = lambda batch: list(map(pick, batch))
 
     def run(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        if self.direct:
+            dbapi_connection = self.conn.connection.dbapi_connection
+            assert dbapi_connection is not None, "a connection in use has its driver connection"
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.executemany(self.sql, rows if self.pick is None else map(self.pick, rows))
+            finally:
+                cursor.close()
+            return
         for batch in chunks(rows):
             self.conn.exec_driver_sql(self.sql, self.convert(batch))
 
@@ -73,7 +88,8 @@ def bind_processor(column: Column[Any], conn: Connection) -> Callable[[Any], Any
 
 
 class JsonCache:
-    """JSON text of plain values, cached: the audit repeats the same few names and numbers."""
+    """JSON text of plain values, as json.dumps(ensure_ascii=False) writes them (a tuple as a
+    list), cached: the audit repeats the same few names and numbers."""
 
     def __init__(self) -> None:
         self.cache: dict[tuple[type, Any], str] = {}
@@ -83,8 +99,21 @@ class JsonCache:
         try:
             return self.cache[key]
         except KeyError:
-            text = json.dumps(list(value) if isinstance(value, tuple) else value,
-                              ensure_ascii=False)
+            text = self.text(value)
             if len(self.cache) < 50_000:
                 self.cache[key] = text
             return text
+
+    @staticmethod
+    def text(value: Any) -> str:
+        kind = type(value)
+        if kind is str:
+            return encode_basestring(value)
+        if value is None:
+            return "null"
+        if kind is bool:
+            return "true" if value else "false"
+        if kind is int:
+            return int.__repr__(value)
+        return json.dumps(list(value) if kind is tuple else value, ensure_ascii=False)
+
