@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 import operator
-from json.encoder import encode_basestring  # json.dumps's own, for ensure_ascii=False
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from json.encoder import encode_basestring  # json.dumps's own, for ensure_ascii=False
 from typing import Any, cast
 
 from sqlalchemy import Column, Table, bindparam, insert, update
@@ -58,7 +58,9 @@ class Bulk:
             assert dbapi_connection is not None, "a connection in use has its driver connection"
             cursor = dbapi_connection.cursor()
             try:
-                cursor.executemany(self.sql, rows if self.pick is None else map(self.pick, rows))
+                # sqlite3 takes any iterator of rows; the DB-API types ask for a sequence
+                cursor.executemany(self.sql, cast(Sequence[Sequence[Any]], rows if self.pick
+                                                  is None else map(self.pick, rows)))
             finally:
                 cursor.close()
             return
