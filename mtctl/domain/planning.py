@@ -21,15 +21,15 @@ state in prospect.py, where a rule points in a file in rule_locations.py.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections import Counter, defaultdict
+from collections.abc import Callable, Container, Mapping
 from functools import cache
 from typing import Any, Protocol
 
 from mtctl.domain.catalog import SEEDED_MODELS, SEEDED_TEMPLATES
 from mtctl.domain.config_keys import SETTINGS, flat_settings
 from mtctl.domain.devices import normalise_mac, shown_mac
-from mtctl.domain.model import DEFAULT_RING_TIMEOUT, UserSpec
+from mtctl.domain.model import DEFAULT_RING_TIMEOUT, ExtensionSpec, UserSpec
 from mtctl.domain.plan import (
     EXTENSION_FIELDS,
     FIELDS,
@@ -85,7 +85,11 @@ class _Planner:
         self.models: dict[str, tuple[Any, ...]] = {}
         self.templates: dict[str, tuple[Any, ...]] = {}
         self.groups: dict[str, tuple[str, ...]] = {}
-        self.file_extensions: dict[str, FileExtension] = {}
+        self.file_extensions: dict[str, FileExtension] = {}  # those a user or group names
+        self.file_numbers: set[str] = set()  # every extension of the file
+        self.extension_problems: dict[str, list[Problem]] = {}  # number → the rules' problems
+        self.file_macs: list[tuple[str, int, int, str]] = []  # number, position, index, MAC
+        self.listed_macs: set[str] = set()  # "EXT:POS" of stored phones with a MAC the file lists
         self.users: dict[str, tuple[Any, ...]] = {}  # username → USER_FIELDS, merged
         self.touched_extensions: set[str] = set()
         self.touched_users: set[str] = set()
@@ -259,6 +263,11 @@ class _Planner:
         resolve = self._phone_resolver()
         changes = self.changes
         check_nodes = not self.parsed.is_broken("nodes")
+        named = self._named_anywhere()
+        catalog_touched = self._catalog_touches()
+        mac_numbers = self._stored_macs()[1]
+        mac_at = PHONE_FIELDS.index("mac")
+        specs = self._prospect(keep=())
         for number, entry in self.doc.get("extensions", {}).items():
             values = (entry["node"], entry.get("name"), entry.get("ring_timeout",
                                                                   DEFAULT_RING_TIMEOUT))
@@ -307,18 +316,28 @@ class _Planner:
                         self.removals.append(Change("remove", "phone", f"{number}:{position}",
                                                     stored_phones[position][PHONE_VALUES]))
                         touched = True
-            self.file_extensions[number] = FileExtension(number, values, phones, stored)
-            if touched:
+            file_extension = FileExtension(number, values, phones, stored)
+            self.file_numbers.add(number)
+            if number in named:  # the users' rules look at it again
+                self.file_extensions[number] = file_extension
+            if number in mac_numbers:
+                self.listed_macs.update(f"{number}:{fp.position}" for fp in phones)
+            self.file_macs += [(number, fp.position, fp.index, fp.values[mac_at])
+                               for fp in phones if fp.values[mac_at] is not None]
+            if touched or number in catalog_touched:
                 self.touched_extensions.add(number)
+                self._check_extension(specs.build(number, file_extension), file_extension)
+        for number in sorted(catalog_touched - self.file_numbers):
+            self.touched_extensions.add(number)
+            self._check_extension(specs.get(number), None)
         if self.prune:
             for number, stored in sorted(state.extensions.items()):
-                if number in self.file_extensions:
+                if number in self.file_numbers:
                     continue
                 for position, row in sorted(state.phones.get(stored[0], {}).items()):
                     self.removals.append(Change("remove", "phone", f"{number}:{position}",
                                                 row[PHONE_VALUES]))
                 self.removals.append(Change("remove", "extension", number, stored[1:]))
-        self._catalog_touches()
 
     def _mac(self, p: dict[str, Any], path: tuple[str | int, ...]) -> str | None:
         """A file phone's MAC as 12 lowercase hex digits (a problem when it is not a MAC)."""
@@ -331,30 +350,26 @@ class _Planner:
             self.problem((*path, "mac"), f"bad MAC address {text!r}", f"use {exc}")
             return None
 
-    def _unique_macs(self) -> None:
-        """A MAC names one phone in the store the file leads to."""
+    def _stored_macs(self) -> tuple[dict[str, str], set[str]]:
+        """The store's phones with a MAC ("EXT:POS" → MAC), and their extensions."""
         mac_at = PHONE_FIELDS.index("mac")
         number_of = {values[0]: number for number, values in self.state.extensions.items()}
-        stored_macs = {f"{number_of[ext_id]}:{position}": row[PHONE_VALUES][mac_at]
-                       for ext_id, stored in self.state.phones.items()
-                       for position, row in stored.items() if row[PHONE_VALUES][mac_at]}
-        holders: dict[str, str] = {}
-        if stored_macs:
-            listed = {f"{number}:{fp.position}" for number, fe in self.file_extensions.items()
-                      for fp in fe.phones}
-            removed = {c.name for c in self.removals if c.kind == "phone"}
-            holders = {mac: ref for ref, mac in stored_macs.items()
-                       if ref not in listed and ref not in removed}
-        for number, fe in self.file_extensions.items():
-            for fp in fe.phones:
-                mac = fp.values[mac_at]
-                if mac is None:
-                    continue
-                other = holders.setdefault(mac, f"{number}:{fp.position}")
-                if other != f"{number}:{fp.position}":
-                    self.problem(("extensions", number, "phones", fp.index, "mac"),
-                                 f"MAC {shown_mac(mac)} is also phone {other}'s",
-                                 "a MAC names one phone: give one of them another MAC")
+        held = {f"{number_of[ext_id]}:{position}": row[PHONE_VALUES][mac_at]
+                for ext_id, stored in self.state.phones.items()
+                for position, row in stored.items() if row[PHONE_VALUES][mac_at]}
+        return held, {ref.rsplit(":", 1)[0] for ref in held}
+
+    def _unique_macs(self) -> None:
+        """A MAC names one phone in the store the file leads to."""
+        removed = {c.name for c in self.removals if c.kind == "phone"}
+        holders = {mac: ref for ref, mac in self._stored_macs()[0].items()
+                   if ref not in self.listed_macs and ref not in removed}
+        for number, position, index, mac in self.file_macs:
+            other = holders.setdefault(mac, f"{number}:{position}")
+            if other != f"{number}:{position}":
+                self.problem(("extensions", number, "phones", index, "mac"),
+                             f"MAC {shown_mac(mac)} is also phone {other}'s",
+                             "a MAC names one phone: give one of them another MAC")
 
     def _phone_resolver(self) -> Callable[[dict[str, Any], str, int], tuple[Any, ...]]:
         """A function from a file phone to its PHONE_FIELDS, defaults resolved and references
@@ -413,20 +428,30 @@ class _Planner:
             secure = bool(template_values and template_values[1] and kind != "webcall")
         return (template_name, category_name, secure) if ok else None
 
-    def _catalog_touches(self) -> None:
-        """Extensions whose phones use a model or template this file changes."""
+    def _catalog_touches(self) -> set[str]:
+        """Extensions whose stored phones use a model or template this file changes."""
         changed = {(c.kind, c.name) for c in self.changes
                    if c.action == "change" and c.kind in ("model", "template")}
         if not changed:
-            return
-        for number, stored in self.state.extensions.items():
-            for row in self.state.phones.get(stored[0], {}).values():
-                if ("model", row[4]) in changed or ("template", row[5]) in changed:
-                    self.touched_extensions.add(number)
-                    break
+            return set()
+        return {number for number, stored in self.state.extensions.items()
+                if any(("model", row[4]) in changed or ("template", row[5]) in changed
+                       for row in self.state.phones.get(stored[0], {}).values())}
+
+    def _named_anywhere(self) -> set[str]:
+        """Every extension a user or group of the file or the store names (a superset of those
+        the users' rules look at)."""
+        named = {number for numbers in self.groups.values() for number in numbers}
+        for u in self.doc.get("users", {}).values():
+            named.add(u["login"])
+            named.update(u.get("webcall_extensions", ()))
+        for stored in self.state.users.values():
+            named.add(stored[2])
+            named.update(stored[5])
+        return named
 
     def _extension_known(self, number: str) -> bool:
-        if number in self.file_extensions:
+        if number in self.file_numbers:
             return True
         return not self.prune and number in self.state.extensions
 
@@ -515,15 +540,9 @@ class _Planner:
                 if values[5] in self.changed_groups or not touched.isdisjoint(
                         self._named(values)):
                     touched_users.add(username)
-        named = set().union(*(self._named(self.users[name]) for name in touched_users))
-        specs = Prospect(self.state, self.file_extensions, prune=self.prune,
-                         models=self.models, templates=self.templates, keep=named)
-        for number in sorted(self.touched_extensions):
-            spec = specs.get(number)
-            if spec is None:
-                continue
-            for violation in extension_violations(spec):
-                self._extension_problem(violation, number)
+        for number in sorted(self.extension_problems):
+            self.plan.problems += self.extension_problems[number]
+        specs = self._prospect(keep=self.shared(touched_users))
         for username in sorted(touched_users):
             values = self.users[username]
             named = self._named(values)
@@ -547,12 +566,31 @@ class _Planner:
                          "not set", "add [settings] sip.domain = \"pbx.example.com\", or run: "
                          "mtctl config set sip.domain pbx.example.com", "MT011")
 
+    def _prospect(self, keep: Container[str]) -> Prospect:
+        return Prospect(self.state, self.file_extensions, prune=self.prune, models=self.models,
+                        templates=self.templates, keep=keep)
+
+    def shared(self, usernames: set[str]) -> set[str]:
+        """Extensions more than one of these users names (their specs are kept once built)."""
+        counts = Counter(n for name in usernames for n in self._named(self.users[name]))
+        return {number for number, count in counts.items() if count > 1}
+
+    def _check_extension(self, spec: ExtensionSpec | None, entry: FileExtension | None) -> None:
+        """The rules over one extension as the plan leaves it; its problems wait in
+        extension_problems, to be reported in number order with the others."""
+        if spec is None:
+            return
+        found = [self._extension_problem(violation, spec.number, entry)
+                 for violation in extension_violations(spec)]
+        if found:
+            self.extension_problems[spec.number] = found
+
     def _named(self, values: tuple[Any, ...]) -> set[str]:
         """The extensions a user (USER_FIELDS) names: its login, Web Call ones, its group's."""
         return {values[1], *values[4], *self.groups.get(values[5] or "", ())}
 
-    def _extension_problem(self, violation: Violation, number: str) -> None:
-        entry = self.file_extensions.get(number)
+    def _extension_problem(self, violation: Violation, number: str,
+                           entry: FileExtension | None) -> Problem:
         path: tuple[str | int, ...] | None = ("extensions", number) if entry else None
         if violation.object.startswith("phone ") and entry is not None:
             position = int(violation.object.rsplit(":", 1)[1])
@@ -565,7 +603,7 @@ class _Planner:
                     path = (*path, field_)
         elif violation.rule == "MT001" and entry is not None:
             path = ("extensions", number, "phones")
-        self._rule_problem(path, violation)
+        return _rule_problem(path, violation)
 
     def _user_problem(self, violation: Violation, username: str) -> None:
         entry = self.doc.get("users", {}).get(username)
@@ -576,10 +614,12 @@ class _Planner:
                 if field_ in entry:
                     path = (*path, field_)
                     break
-        self._rule_problem(path, violation)
+        self.plan.problems.append(_rule_problem(path, violation))
 
-    def _rule_problem(self, path: tuple[str | int, ...] | None, violation: Violation) -> None:
-        hint = FILE_HINTS.get(violation.rule, violation.hint)
-        if path is None:
-            hint = f"{hint} (it is in the store, not in this file)"
-        self.problem(path, f"{violation.object} {violation.message}", hint, violation.rule)
+
+
+def _rule_problem(path: tuple[str | int, ...] | None, violation: Violation) -> Problem:
+    hint = FILE_HINTS.get(violation.rule, violation.hint)
+    if path is None:
+        hint = f"{hint} (it is in the store, not in this file)"
+    return Problem(path, f"{violation.object} {violation.message}", hint, violation.rule)

@@ -54,7 +54,7 @@ class Prospect(Mapping[str, ExtensionSpec]):
         if number in self.built:
             found = self.built[number]
         else:
-            found = self._build(number)
+            found = self._build(number, self.file_extensions.get(number))
             if number in self.keep:
                 self.built[number] = found
         if found is None:
@@ -67,8 +67,13 @@ class Prospect(Mapping[str, ExtensionSpec]):
     def __len__(self) -> int:
         return len(self.file_extensions)
 
-    def _build(self, number: str) -> ExtensionSpec | None:
-        entry = self.file_extensions.get(number)
+    def build(self, number: str, entry: FileExtension) -> ExtensionSpec:
+        """The spec of a file's extension, not kept."""
+        found = self._build(number, entry)
+        assert found is not None, "a file's extension always has a spec"
+        return found
+
+    def _build(self, number: str, entry: FileExtension | None) -> ExtensionSpec | None:
         stored = self.state.extensions.get(number)
         if entry is None and (stored is None or self.prune):
             return None

@@ -33,6 +33,7 @@ from mtctl.formats.toml_limits import (
     long_key,
 )
 
+MAX_ALIKE = 10_000  # kinds of phones shared (most files have a few dozen)
 PIECE_CHARS = 2**18  # a large file is parsed a piece of about this many characters at a time
 # A table header `[extensions]` (in any spelling): defined in two pieces it would pass each.
 _EXTENSIONS_TABLE = re.compile(r"extensions['\"]?[ \t]*\]")
@@ -140,11 +141,14 @@ def _load_pieces(text: str) -> dict[str, Any] | None:
 
     check = adapter()
     doc: dict[str, Any] = {}
+    alike: dict[Any, Any] = {}
     for start, end in zip(bounds, bounds[1:], strict=False):
         try:
-            piece = check.validate_python(toml_rs.loads(text[start:end], toml_version="1.0.0"))
+            piece = cast(dict[str, Any], check.validate_python(
+                toml_rs.loads(text[start:end], toml_version="1.0.0")))
         except (toml_rs.TOMLDecodeError, ValidationError):
             return None
+        _share_alike(piece, alike)
         for section, value in piece.items():
             if section not in doc:
                 doc[section] = value
@@ -153,6 +157,18 @@ def _load_pieces(text: str) -> dict[str, Any] | None:
             else:
                 return None
     return doc
+
+
+def _share_alike(doc: dict[str, Any], alike: dict[Any, Any]) -> None:
+    """Phones written alike share one dict, and extensions their node's name: most phones of a
+    large file are alike, and nothing changes a parsed document."""
+    for entry in doc.get("extensions", {}).values():
+        entry["node"] = alike.setdefault(entry["node"], entry["node"])
+        phones = entry.get("phones")
+        if phones and len(alike) < MAX_ALIKE:
+            entry["phones"] = [alike.setdefault(tuple(p.items()), p) for p in phones]
+        elif phones:
+            entry["phones"] = [alike.get(tuple(p.items()), p) for p in phones]
 
 
 def _toml_problem(text: str, reason: str, line: int | None, column: int | None = None,
@@ -204,6 +220,7 @@ def _validate(text: str, raw: dict[str, Any]) -> ParsedConfig:
         except ValidationError:  # not expected: every failing entry was left out
             parsed.broken.add(("*", None))
         parsed.problems += _too_many_phones(raw, parsed.broken)
+    _share_alike(parsed.doc, {})
     parsed.problems += _file_problems(parsed.doc)
     return parsed
 
