@@ -54,6 +54,8 @@ class ParsedFile(Protocol):
 
     def is_broken(self, section: str, name: str | None = None) -> bool: ...
 
+    def release(self) -> None: ...
+
 
 @cache
 def seed() -> tuple[dict[str, tuple[Any, ...]], dict[str, tuple[Any, ...]]]:

@@ -108,6 +108,7 @@ def apply_config(conn: Connection, parsed: ParsedFile, *, actor: str, prune: boo
     state = load_state(conn)
     plan = plan_config(state, parsed, prune=prune)
     if not dry_run and not plan.problems and plan.changes:
+        parsed.release()  # the plan holds what is left to do; nothing is shown of the file
         write_plan(conn, state, plan, actor=actor, now=now or datetime.now(UTC))
         from mtctl.store.webcall import end_invalid_sessions
 

@@ -251,7 +251,11 @@ class _Writer:
             number, position = c.name.rsplit(":", 1)
             values = c.values or ()
             candidate = keys.sip_auth_user(number, int(position), taken.__contains__)
-            taken.add(candidate)
+            if len(candidate) > len(number) + 2:
+                # A suffixed one ("EXT-POS-2"). A plain "EXT-POS" is never another new phone's:
+                # the plan's phones are each at their own EXT:POS, and numbers are digits only
+                # (MT014), so the set stays the size of the store's, not of the file's.
+                taken.add(candidate)
             yield (ext_ids[number], int(position), *phone_values(values, target_node[number]),
                    candidate, *(self._key(candidate, values[3]) if values[6] else no_key))
 
