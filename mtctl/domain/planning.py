@@ -375,25 +375,36 @@ class _Planner:
 
     def _phone_resolver(self) -> Callable[[dict[str, Any], str, int], tuple[Any, ...]]:
         """A function from a file phone to its PHONE_FIELDS, defaults resolved and references
-        checked; resolutions are cached by the keys that decide them."""
+        checked; resolutions are cached by the keys that decide them, and whole phones by the
+        parsed dict (the parser shares one among phones written alike) while planning holds
+        the document."""
         cache_: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         same: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # one tuple for phones alike
+        by_dict: dict[int, tuple[Any, ...]] = {}  # id of a phone's dict without a MAC → values
 
         def resolve(p: dict[str, Any], number: str, index: int) -> tuple[Any, ...]:
+            values = by_dict.get(id(p))
+            if values is not None:
+                return values
             model = p["model"]
             key = (model, p.get("template"), p.get("category"), p.get("secure"))
             found = cache_.get(key)
+            known = True
             if found is None:
                 found = self._defaults(key, number, index)
                 if found is not None:
                     cache_[key] = found
                 else:
+                    known = False
                     found = (p.get("template") or "default", p.get("category") or None,
                              bool(p.get("secure")))
             values = (p.get("order", 1), p.get("enabled", True), model, found[0], found[1],
                       p.get("location"), found[2], p.get("publishable", False),
                       self._mac(p, ("extensions", number, "phones", index)))
-            return same.setdefault(values, values)
+            values = same.setdefault(values, values)
+            if known and "mac" not in p:  # nothing to report again on a phone written alike
+                by_dict[id(p)] = values
+            return values
 
         return resolve
 
