@@ -251,29 +251,20 @@ class _Writer:
             number, position = c.name.rsplit(":", 1)
             values = c.values or ()
             candidate = keys.sip_auth_user(number, int(position), taken.__contains__)
-            if len(candidate) > len(number) + 2:
-                # A suffixed one ("EXT-POS-2"). A plain "EXT-POS" is never another new phone's:
-                # the plan's phones are each at their own EXT:POS, and numbers are digits only
-                # (MT014), so the set stays the size of the store's, not of the file's.
-                taken.add(candidate)
+            if len(candidate) > len(number) + 2:  # "EXT-POS-2": a plain "EXT-POS" is never
+                taken.add(candidate)  # another new phone's (one EXT:POS each, digits only)
             yield (ext_ids[number], int(position), *phone_values(values, target_node[number]),
                    candidate, *(self._key(candidate, values[3]) if values[6] else no_key))
 
     def _key(self, auth_user: str, template_name: str) -> tuple[Any, ...]:
-        """A system key (MT011): the password is digested and dropped right here."""
-        times = self._key_times(template_name)  # first: it reads the realm too
+        """A system key (MT011): the password is digested and dropped right here. Its times
+        (expiry first: it reads the realm too) as the driver takes them, once per template."""
+        times = self._times.get(template_name) or self._times.setdefault(template_name, (
+            self.time(self.expiry(template_name)), self.time(self.now)))
         if not self._passwords:  # fresh ones from the CSPRNG, a block at a time
             self._passwords = keys.new_passwords(PASSWORD_BLOCK)
         ha1, ha1_sha256 = keys.digests(auth_user, self.realm, self._passwords.pop())
         return ha1, ha1_sha256, *times
-
-    def _key_times(self, template_name: str) -> tuple[Any, Any]:
-        """key_expires_at and key_updated_at of a key made now, as the driver takes them."""
-        found = self._times.get(template_name)
-        if found is None:
-            found = self._times[template_name] = (self.time(self.expiry(template_name)),
-                                                  self.time(self.now))
-        return found
 
     def expiry(self, template_name: str) -> datetime:
         """When a key made now for a phone of this template expires (settings as written)."""
@@ -392,7 +383,6 @@ class _Writer:
         elif c.action == "change" and (diff := c.diff or {}).get("secure", [None, False])[1]:
             name = diff["template"][1] if "template" in diff else self._stored_phone(c.name)[5]
         return name
-        return None
 
 
 def _after(change: Change, fields: Sequence[str], before: Sequence[Any]) -> tuple[Any, ...]:
