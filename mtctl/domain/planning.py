@@ -14,8 +14,9 @@ templates count as part of every file: `prune` resets them to the seed instead o
 them, so a file that does not list them keeps them as shipped.
 
 Long because: one planner walks the file once in dependency order (settings, catalog,
-groups, extensions, users, then the rules); each step reads what the earlier ones merged and
-marked as touched, held on one object. The pieces that stand alone are apart: the reached
+groups, extensions — each checked by the rules as it is planned, and kept only when a user or
+group names it —, users, then the users' rules); each step reads what the earlier ones merged
+and marked as touched, held on one object. The pieces that stand alone are apart: the reached
 state in prospect.py, where a rule points in a file in rule_locations.py.
 """
 
