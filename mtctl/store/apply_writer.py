@@ -251,8 +251,8 @@ class _Writer:
             number, position = c.name.rsplit(":", 1)
             values = c.values or ()
             candidate = keys.sip_auth_user(number, int(position), taken.__contains__)
-            if len(candidate) > len(number) + 2:  # "EXT-POS-2": a plain "EXT-POS" is never
-                taken.add(candidate)  # another new phone's (one EXT:POS each, digits only)
+            if len(candidate) > len(number) + 2 or not number.isdigit():  # a plain "EXT-POS"
+                taken.add(candidate)  # is never another new phone's: one EXT:POS each
             yield (ext_ids[number], int(position), *phone_values(values, target_node[number]),
                    candidate, *(self._key(candidate, values[3]) if values[6] else no_key))
 
