@@ -22,7 +22,7 @@ state in prospect.py, where a rule points in a file in rule_locations.py.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Container, Mapping
 from functools import cache
 from typing import Any, Protocol
@@ -48,7 +48,8 @@ from mtctl.domain.rules import Violation, extension_violations, user_violations
 
 
 class ParsedFile(Protocol):
-    """What planning needs of a parsed file (formats/pbx_file gives it)."""
+    """What planning needs of a parsed file (formats/pbx_file gives it). Planning consumes
+    the document's extensions: a parsed file is planned once."""
 
     doc: dict[str, Any]
     problems: list[Problem]
@@ -271,7 +272,13 @@ class _Planner:
         mac_numbers = self._stored_macs()[1]
         mac_at = PHONE_FIELDS.index("mac")
         specs = self._prospect(keep=())
-        for number, entry in self.doc.get("extensions", {}).items():
+        # Each extension of the document is let go once planned: a large file's document is
+        # much of its memory, and nothing reads it again (what users name is kept above).
+        extensions = self.doc.get("extensions", {})
+        pending = deque(extensions.items())
+        extensions.clear()
+        while pending:
+            number, entry = pending.popleft()
             values = (entry["node"], entry.get("name"), entry.get("ring_timeout",
                                                                   DEFAULT_RING_TIMEOUT))
             if check_nodes and values[0] not in self.nodes:
