@@ -5,10 +5,8 @@ the time goes to; `rows.py` is the same for reads."""
 
 from __future__ import annotations
 
-import json
 import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from json.encoder import encode_basestring  # json.dumps's own, for ensure_ascii=False
 from typing import Any, cast
 
 from sqlalchemy import Column, Table, bindparam, insert, update
@@ -87,35 +85,3 @@ def bind_processor(column: Column[Any], conn: Connection) -> Callable[[Any], Any
     """The driver value of a column's Python value, as SQLAlchemy would bind it."""
     process = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
     return process or (lambda value: value)
-
-
-class JsonCache:
-    """JSON text of plain values, as json.dumps(ensure_ascii=False) writes them (a tuple as a
-    list), cached: the audit repeats the same few names and numbers."""
-
-    def __init__(self) -> None:
-        self.cache: dict[tuple[type, Any], str] = {}
-
-    def __call__(self, value: Any) -> str:
-        key = (type(value), value)
-        try:
-            return self.cache[key]
-        except KeyError:
-            text = self.text(value)
-            if len(self.cache) < 50_000:
-                self.cache[key] = text
-            return text
-
-    @staticmethod
-    def text(value: Any) -> str:
-        kind = type(value)
-        if kind is str:
-            return encode_basestring(value)
-        if value is None:
-            return "null"
-        if kind is bool:
-            return "true" if value else "false"
-        if kind is int:
-            return int.__repr__(value)
-        return json.dumps(list(value) if kind is tuple else value, ensure_ascii=False)
-
