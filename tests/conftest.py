@@ -90,16 +90,22 @@ def empty_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> s
     return request.getfixturevalue("pg_schema")()
 
 
-@pytest.fixture
-def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    """A fresh, migrated store for this test."""
+def migrated_store(backend: str, tmp_path: Path, request: pytest.FixtureRequest,
+                   name: str = "mtctl.db") -> str:
+    """The URL of a fresh, migrated store on BACKEND (SQLite: tmp_path/NAME)."""
     if backend == "sqlite":
-        path = tmp_path / "mtctl.db"
+        path = tmp_path / name
         shutil.copyfile(request.getfixturevalue("migrated_sqlite"), path)
         return f"sqlite:///{path}"
     url = request.getfixturevalue("pg_schema")()
     upgrade_store(url)
     return url
+
+
+@pytest.fixture
+def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A fresh, migrated store for this test."""
+    return migrated_store(backend, tmp_path, request)
 
 
 @dataclass

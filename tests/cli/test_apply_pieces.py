@@ -4,16 +4,14 @@ problems as the same file read whole, on every backend."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mtctl.formats.pbx_file import load
-from mtctl.store.db import upgrade_store
 from mtctl.store.tables import audit_log, phone
-from tests.conftest import Mtctl
+from tests.conftest import Mtctl, migrated_store
 from tests.dump import dump_store
 
 # Differ between two runs whatever the parser: when, and the random keys and what follows.
@@ -43,16 +41,6 @@ def _file(count: int) -> str:
         lines.append(f'[users.u{i}]\nname = "User {i}"\nlogin = "{40000 + i}"\n'
                      'webcall_mode = "multiterminal"\nwebcall_position = 1\n')
     return "\n".join(lines)
-
-
-def _second_store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    if backend == "sqlite":
-        path = tmp_path / "whole.db"
-        shutil.copyfile(request.getfixturevalue("migrated_sqlite"), path)
-        return f"sqlite:///{path}"
-    url = request.getfixturevalue("pg_schema")()
-    upgrade_store(url)
-    return url
 
 
 def _masked(url: str) -> dict[str, list[tuple[Any, ...]]]:
@@ -91,7 +79,7 @@ def test_a_file_of_many_pieces_applies_as_the_whole(mtctl, backend, tmp_path, re
     with monkeypatch.context() as m:
         m.setattr(load, "PIECE_CHARS", 400)
         assert len(load._pieces(path.read_text()) or []) > 20
-    whole = Mtctl(_second_store(backend, tmp_path, request))
+    whole = Mtctl(migrated_store(backend, tmp_path, request, name="whole.db"))
     pieces = _apply(mtctl, path, monkeypatch, whole=False)
     assert pieces.exit_code == 0, pieces.output
     assert pieces.output == _apply(whole, path, monkeypatch, whole=True).output
