@@ -13,9 +13,9 @@ from mtctl.domain.keys import (
     DEFAULT_LIFETIME_DAYS,
     DEFAULT_ROTATE_WITHIN_DAYS,
 )
+from mtctl.domain.keys import MAX_LIFETIME_DAYS as MAX_LIFETIME_DAYS
 from mtctl.domain.values import control_character
 
-MAX_LIFETIME_DAYS = 36_500  # a hundred years: far beyond any sensible key, well inside dates
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
 _URI = re.compile(r"^sips?:[^\s]+$")
 _URL = re.compile(r"^https?://[^\s/]+(/[^\s]*)?$")

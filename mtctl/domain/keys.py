@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 PASSWORD_BYTES = 24  # 192 bits from the CSPRNG, above the 128 SPEC asks for
 PASSWORD_CHARS = PASSWORD_BYTES * 4 // 3  # its URL-safe Base64, without padding
 DEFAULT_LIFETIME_DAYS = 90
+MAX_LIFETIME_DAYS = 36_500  # a hundred years: far beyond any sensible key, well inside dates
 DEFAULT_ROTATE_WITHIN_DAYS = 7
 DEFAULT_GRACE_DAYS = 7
 
@@ -53,6 +54,14 @@ def new_passwords(count: int) -> list[str]:
     # end to end: one encoding, then slices.
     text = base64.urlsafe_b64encode(secrets.token_bytes(PASSWORD_BYTES * count)).decode()
     return [text[i:i + PASSWORD_CHARS] for i in range(0, len(text), PASSWORD_CHARS)]
+
+
+def lifetime_error(lifetime: int) -> str | None:
+    """Why a phone's key lifetime (days) cannot be used: its template was stored before
+    lifetimes had a range."""
+    if 1 <= lifetime <= MAX_LIFETIME_DAYS:
+        return None
+    return f"its template's key lifetime ({lifetime} days) is out of range; see: mtctl check"
 
 
 def digests(auth_user: str, realm: str, password: str) -> tuple[str, str]:

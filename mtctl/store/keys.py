@@ -25,7 +25,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from mtctl.domain import keys
 from mtctl.errors import MtctlError
-from mtctl.store import config, keys_sqlite
+from mtctl.store import config
 from mtctl.store.audit import as_utc
 from mtctl.store.bulk import bind_processor
 from mtctl.store.db import Store
@@ -211,7 +211,11 @@ def rotate_due_keys(store: Store, *, actor: str, now: Callable[[], datetime],
                                 "grace": grace, "actor": actor, "failed": report.failed,
                                 "collect": collect}
     with ExitStack() as stack:
-        if not dry_run and store.dialect == "sqlite" and keys_sqlite.usable():
+        fast_path = False
+        if not dry_run and store.dialect == "sqlite":
+            from mtctl.store import keys_sqlite  # a thread pool of its own: imported where used
+            fast_path = keys_sqlite.usable()
+        if fast_path:
             moment = phone.c.key_expires_at.type
             fast = stack.enter_context(keys_sqlite.Batches(store, _batch_query(
                 bindparam("now", None, type_=moment), within, bindparam("after_id", 0),
@@ -307,7 +311,7 @@ def _rotate_batch(conn: Connection, rows: Sequence[Sequence[Any]], *, realm: str
             rows, passwords, strict=True):
         lifetime = lifetime_days or default_lifetime
         if lifetime not in expiry:
-            error = keys_sqlite.lifetime_error(lifetime)
+            error = keys.lifetime_error(lifetime)
             if error:
                 failed.append({"extension": number, "position": position, "error": error})
                 continue

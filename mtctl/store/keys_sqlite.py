@@ -25,7 +25,6 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Connection
 
 from mtctl.domain import keys
-from mtctl.domain.config_keys import MAX_LIFETIME_DAYS
 from mtctl.store.bulk import bind_processor
 from mtctl.store.db import Store, _translated
 from mtctl.store.tables import audit_log, phone
@@ -44,14 +43,6 @@ def usable() -> bool:
     except sqlite3.Error:
         return False
     return True
-
-
-def lifetime_error(lifetime: int) -> str | None:
-    """Why a phone's key lifetime (days) cannot be used: its template was stored before
-    lifetimes had a range."""
-    if 1 <= lifetime <= MAX_LIFETIME_DAYS:
-        return None
-    return f"its template's key lifetime ({lifetime} days) is out of range; see: mtctl check"
 
 
 # Each SET expression reads the row as it was, so the old key becomes the previous one, valid
@@ -178,7 +169,7 @@ class Batches:
                       "grace_until": as_time(now + grace) if grace else None}
             rotated: list[tuple[int, str]] = []  # (place, new expiry)
             for lifetime, places in groups.items():
-                error = lifetime_error(lifetime)
+                error = keys.lifetime_error(lifetime)
                 if error:
                     failed += _failures(cursor, batch, [(i, error) for i in batch.all(places)])
                     continue
