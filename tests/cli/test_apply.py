@@ -465,6 +465,31 @@ def test_making_a_phone_secure_gives_it_a_key_and_not_secure_drops_it(seeded, tm
     assert not shown["secure"] and not shown["has_key"] and shown["key_expires_at"] is None
 
 
+def test_apply_stores_flags_as_0_or_1_and_what_a_phone_lacks_as_null(seeded, tmp_path, backend):
+    """What Kamailio and every reader see: apply binds booleans and None in bulk (on SQLite
+    through adapters registered for speed), and they must land as 0/1 and NULL."""
+    text = seeded.ok("export").stdout.replace(
+        '{ position = 1, model = "VIVAit Call Web" }',
+        '{ position = 1, model = "VIVAit Call Web" }, { position = 2, model = '
+        '"VIVAit Call Business Android", secure = true, publishable = true }, '
+        '{ position = 3, model = "Linphone (no proxy)", enabled = false }')
+    seeded.ok("apply", write(tmp_path, text))
+    types = ", typeof(enabled), typeof(secure), typeof(location), typeof(ha1)" \
+        if backend == "sqlite" else ""
+    with create_engine(seeded.url).connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT phone.position, CAST(enabled AS INTEGER), CAST(secure AS INTEGER), "
+            "CAST(publishable AS INTEGER), location, mac, ha1 IS NULL" + types +
+            " FROM phone JOIN extension ON extension.id = phone.extension_id "
+            "WHERE extension.number = '40710' AND phone.position >= 2 ORDER BY phone.position"
+        ).all()
+    assert [tuple(row[:7]) for row in rows] == [(2, 1, 1, 1, None, None, False),
+                                                (3, 0, 0, 0, None, None, True)]
+    if backend == "sqlite":
+        assert [tuple(row[7:]) for row in rows] == [
+            ("integer", "integer", "null", "text"), ("integer", "integer", "null", "null")]
+
+
 def test_keys_never_appear_in_files_or_the_audit(mtctl, tmp_path):
     mtctl.ok("apply", str(EXAMPLES / "portal.toml"))
     engine = create_engine(mtctl.url)

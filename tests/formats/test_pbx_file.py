@@ -137,6 +137,16 @@ def test_a_long_key_is_refused_and_shown_short():
     assert problem.location == 'models."' + "x" * 40 + '…"'
 
 
+@pytest.mark.parametrize(("key", "refused"), [
+    ("x" * 1024, False), ("x" * 1025, True),
+    ("é" * 1024, False), ("é" * 1025, True),  # two bytes each: the limit is in characters
+    ("日" * 600, False), ("😀" * 1025, True),
+])
+def test_the_key_length_limit_counts_characters_not_bytes(key, refused):
+    problems = parse_config(f'[models."{key}"]\nkind = "app"\n').problems
+    assert any("characters (the limit is 1024)" in p.message for p in problems) == refused
+
+
 def test_a_file_over_the_size_limit_is_refused_unread():
     [problem] = parse_config(b"nodes = []\n" * 100, max_bytes=1000).problems
     assert (problem.line, problem.message) == (1, "the file is larger than 1000 bytes")
