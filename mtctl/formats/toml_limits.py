@@ -26,7 +26,8 @@ DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 _DELETE = bytes(b for b in range(256) if b not in b"[]{}")
 _SIGN = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
 _LONG_LINE = re.compile(rf"^[^\n]{{{MAX_KEY_CHARS + 1}}}", re.M)
-_LINE_BYTES = bytes.maketrans(bytes(range(256)), bytes(b if b == 0x0A else 0x78 for b in range(256)))
+_LINE_BYTES = bytes.maketrans(bytes(range(256)),
+                              bytes(b if b == 0x0A else 0x78 for b in range(256)))  # "x"
 _STRINGS_AND_COMMENTS = re.compile(
     r'"""[^"\\]*(?:(?:\\.|"(?!""))[^"\\]*)*"""'  # multi-line basic
     r"|'''[^']*(?:'(?!'')[^']*)*'''"  # multi-line literal
