@@ -63,14 +63,17 @@ SET_KEY = _SET_KEY.format(previous=_SET_PREVIOUS)
 SET_KEY_ONLY = _SET_KEY.format(previous=_SET_NO_PREVIOUS)
 # {"key_expires_at": [OLD, NEW]} with OLD as stored (`2026-11-26 03:13:00.123456`) in ISO
 # form to the second, or null: what the general path writes. ISO timestamps need no escaping.
+# In the batch's order, which is by id (the due read's): the phones are looked up by an `IN`
+# list, which SQLite walks in id order, so no sort is needed (joined from json_each instead,
+# the rows came in the list's order but SQLite sorted them again, a fifth of the statement).
 AUDIT_ROTATION = (
     "INSERT INTO audit_log (at, actor, action, object, changes) "
     "SELECT :at, :actor, 'rotate-key', 'phone ' || e.number || ':' || p.position, "
     "'{\"key_expires_at\": [' || CASE WHEN p.key_expires_at IS NULL THEN 'null' "
     "ELSE '\"' || substr(p.key_expires_at, 1, 10) || 'T' || substr(p.key_expires_at, 12, 8) "
     "|| '+00:00\"' END || ', \"' || :expires_text || '\"]}' "
-    "FROM json_each(:ids) AS n JOIN phone AS p ON p.id = n.value "
-    "JOIN extension AS e ON e.id = p.extension_id ORDER BY n.key")
+    "FROM phone AS p JOIN extension AS e ON e.id = p.extension_id "
+    "WHERE p.id IN (SELECT value FROM json_each(:ids)) ORDER BY p.id")
 
 
 class Batches:

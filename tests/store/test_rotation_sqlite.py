@@ -9,6 +9,7 @@ two key lifetimes (so a batch has two expiries), and a template whose lifetime i
 from __future__ import annotations
 
 import itertools
+import json
 import shutil
 import threading
 from contextlib import closing
@@ -102,6 +103,19 @@ def test_the_sqlite_batch_writes_what_the_general_path_writes(tmp_path, monkeypa
     fast_phones, fast_audits = _contents(fast_url)
     assert (fast_phones, fast_audits) == _contents(general_url)
     assert len(fast_audits) == fast.count
+    # Within a batch, each expiry's audit rows come in the order of the phones' ids.
+    engine = create_engine(fast_url)
+    with engine.connect() as conn:
+        written = conn.execute(text(
+            "SELECT a.id, a.changes, p.id FROM audit_log AS a JOIN extension AS e "
+            "JOIN phone AS p ON p.extension_id = e.id "
+            "AND a.object = 'phone ' || e.number || ':' || p.position "
+            "WHERE a.action = 'rotate-key' ORDER BY a.id")).all()
+    engine.dispose()
+    by_expiry: dict[str, list[int]] = {}
+    for _, changes, phone_id in written:
+        by_expiry.setdefault(json.loads(changes)["key_expires_at"][1], []).append(phone_id)
+    assert len(by_expiry) == 2 and all(ids == sorted(ids) for ids in by_expiry.values())
     assert {row[-2:] for row in fast_phones} == {("text", "text")}
     # Each new key is the digest pair of one of the passwords handed out.
     rotated = [row for row in fast_phones if row[13] not in (None, "0" * 32)]
