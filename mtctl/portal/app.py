@@ -22,7 +22,7 @@ from urllib.parse import parse_qs
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
@@ -106,16 +106,33 @@ class Throttle:
                 self.failures[key].append(time.monotonic())
 
 
-def _form(request: Request, body: bytes) -> dict[str, str]:
-    """A urlencoded form body, bounded; the first value of each field."""
-    if len(body) > MAX_FORM:
+async def _body(request: Request) -> bytes:
+    """The request body, read only up to MAX_FORM bytes: a longer one is refused as soon as
+    its length says so, or as soon as that much has arrived, so it is never held whole."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isascii() or not declared.isdigit()
+                                 or int(declared) > MAX_FORM):
         raise Refused(413, "The form is too large.")
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM:
+                raise Refused(413, "The form is too large.")
+    except ClientDisconnect:  # the browser went away: nobody reads the answer
+        raise Refused(400, "The form could not be read.") from None
+    return bytes(body)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """A urlencoded form body, bounded; the first value of each field."""
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
         raise Refused(415, "Send the form as application/x-www-form-urlencoded.")
-    try:
+    body = await _body(request)
+    try:  # strict: %ff is as unreadable as a raw 0xff byte, not a U+FFFD to pass on
         fields = parse_qs(body.decode("utf-8"), keep_blank_values=True,
-                          max_num_fields=MAX_FIELDS, strict_parsing=False)
+                          max_num_fields=MAX_FIELDS, strict_parsing=False, errors="strict")
     except (UnicodeDecodeError, ValueError):
         raise Refused(400, "The form could not be read.") from None
     return {name: values[0] for name, values in fields.items()}
@@ -185,7 +202,7 @@ def create_portal(store: Store) -> Starlette:
         """The form of a POST by a logged-in user, after its CSRF token is checked."""
         if who.session_id is None:
             raise Refused(401, "You are not logged in, or your session has ended.")
-        form = _form(request, await request.body())
+        form = await _form(request)
         if not hmac.compare_digest(form.get("csrf", "").encode(), who.csrf.encode()):
             raise Refused(403, "The form's security token is missing or wrong: reload the "
                                "page and try again.")
@@ -281,9 +298,12 @@ def create_portal(store: Store) -> Starlette:
     async def webcall_change(request: Request, who: Visitor) -> Response:
         form = await posted(request, who)
         assert who.username is not None
+        verb = request.path_params["verb"]
+        if verb not in ("start", "stop"):
+            raise Refused(404, "No such page.")
         try:
             with store.write() as conn:
-                if request.path_params["verb"] == "start":
+                if verb == "start":
                     webcall.start_session(conn, actor=who.actor, username=who.username,
                                           number=form.get("extension") or None, now=utcnow())
                 else:
@@ -313,7 +333,7 @@ def create_portal(store: Store) -> Starlette:
         return response
 
     async def password(request: Request, who: Visitor) -> Response:
-        form = _form(request, await request.body())
+        form = await _form(request)
         username = form.get("username", "").strip()[:64]
         address = request.client.host if request.client else "unknown"
         keys = (f"user:{username}", f"addr:{address}")

@@ -55,6 +55,8 @@ RULES: dict[str, tuple[str, str]] = {
 # The store's other refusals a portal action can meet: its message → (message id, hint id).
 # The captured values are shown; nothing else of the store's text (another user's name) is.
 OTHERS: list[tuple[re.Pattern[str], str, str | None]] = [
+    (re.compile(r"extension \d+ has no phone at position \d+"),
+     "No such phone among yours.", None),
     (re.compile(r"user \S+ already has a Web Call session on (?P<number>\d+)"),
      "Your Web Call is already running on extension {number}.", "Stop it first."),
     (re.compile(r"extension (?P<number>\d+) is in use by \S+ Web Call session"),

@@ -99,9 +99,11 @@ class Client:
         self.lang = lang
 
     def request(self, path: str, form: dict[str, str] | None = None,
-                headers: dict[str, str] | None = None) -> Response:
+                headers: dict[str, str] | None = None, data: bytes | None = None) -> Response:
+        """GET PATH, or POST FORM (urlencoded) or DATA (bytes as they are)."""
         url = path if path.startswith("http") else self.server.base + path
-        data = urllib.parse.urlencode(form).encode() if form is not None else None
+        if form is not None:
+            data = urllib.parse.urlencode(form).encode()
         request = urllib.request.Request(url, data=data, headers={
             "Accept-Language": self.lang, **(headers or {})})
         try:

@@ -1,0 +1,142 @@
+"""The portal against hostile or broken requests, over real HTTP: huge and cut-off bodies,
+bytes that are not UTF-8, paths that name nothing. Each gets a short page with the right
+status, in the visitor's language; never a traceback, never unbounded memory, never a change."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+
+from tests.cli.test_secrets import everything_stored
+from tests.portal.conftest import HOST, Client, Server, link_for
+
+SPANISH = "es-ES,es;q=0.9"
+
+
+def _peak_rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        found = re.search(r"VmHWM:\s+(\d+) kB", status.read())
+    assert found
+    return int(found.group(1))
+
+
+def _raw(server: Server, head: bytes, body: bytes = b"", timeout: float = 10) -> bytes:
+    """Send HEAD then BODY on one connection; the status line and headers of the answer."""
+    with socket.create_connection((HOST, server.port), timeout=timeout) as conn:
+        conn.sendall(head)
+        try:
+            conn.sendall(body)
+        except OSError:  # the server answered and closed before reading it all: fine
+            pass
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        return answer
+
+
+def test_a_huge_form_body_is_refused_without_being_read(served) -> None:  # type: ignore[no-untyped-def]
+    """A 200 MiB login form (no session needed) is a 413 at once: the server does not hold
+    the body in memory first."""
+    mtctl, server = served
+    before = _peak_rss_kib(server.proc.pid)
+    size = 200 * 1024 * 1024
+    with socket.create_connection((HOST, server.port), timeout=20) as conn:
+        conn.sendall(b"POST /portal/login HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: application/x-www-form-urlencoded\r\n"
+                     b"Content-Length: %d\r\n\r\n" % size)
+        chunk, sent = b"a" * (1 << 20), 0
+        started = time.monotonic()
+        try:
+            while sent < size:
+                conn.sendall(chunk)
+                sent += len(chunk)
+        except OSError:
+            pass  # refused and closed before the whole body was read
+        answer = conn.recv(65536)
+        elapsed = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    grown = _peak_rss_kib(server.proc.pid) - before
+    assert grown < 32 * 1024, f"the server peaked {grown} KiB higher for a refused body"
+    assert elapsed < 10
+    # chunked, with no length said up front: cut off as soon as it passes the limit
+    head = (b"POST /portal/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n\r\n")
+    body = b"".join(b"4000\r\n" + b"a" * 0x4000 + b"\r\n" for _ in range(64)) + b"0\r\n\r\n"
+    assert _raw(server, head, body).startswith(b"HTTP/1.1 413")
+    assert "Traceback" not in server.stop()
+
+
+def test_a_client_that_hangs_up_mid_form_leaves_no_traceback(served) -> None:  # type: ignore[no-untyped-def]
+    mtctl, server = served
+    client = Client(server)
+    client.login(link_for(mtctl, "ana"))
+    cookie = next(c for c in client.jar if c.name == "mtctl_portal")
+    before = everything_stored(mtctl.url)
+    for path in ("/portal/ext/40710/2/order", "/portal/login"):
+        with socket.create_connection((HOST, server.port), timeout=10) as conn:
+            conn.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nCookie: mtctl_portal=%s\r\n"
+                         b"Content-Type: application/x-www-form-urlencoded\r\n"
+                         b"Content-Length: 100\r\n\r\ncsrf=" % (path.encode(),
+                                                               cookie.value.encode()))
+            time.sleep(0.3)
+    time.sleep(0.5)
+    assert client.get("/portal/").status == 200, "still serving"
+    assert everything_stored(mtctl.url) == before
+    log = server.stop()
+    assert "Traceback" not in log and "ClientDisconnect" not in log, log
+
+
+def test_percent_encoded_bytes_that_are_not_utf8_are_a_400(served) -> None:  # type: ignore[no-untyped-def]
+    mtctl, server = served
+    mtctl.ok("phone", "add", "40710", "--position", "3", "--model", "VIVAit Call Web")
+    mtctl.ok("user", "set", "ana", "--webcall-mode", "multiterminal", "--webcall-position", "3")
+    client = Client(server, lang=SPANISH)
+    client.login(link_for(mtctl, "ana"))
+    csrf = client.csrf()
+    before = everything_stored(mtctl.url)
+    for path, body in (("/portal/webcall/start", f"csrf={csrf}&extension=%ff%fe"),
+                       ("/portal/ext/40710/2/order", f"csrf={csrf}&order=3%ff"),
+                       ("/portal/login", "username=an%e1&password=x")):
+        r = client.request(path, headers={"Content-Type": "application/x-www-form-urlencoded"},
+                           data=body.encode())
+        assert r.status == 400, (path, r.status, r.body)
+        assert "No se pudo leer el formulario." in r.body
+        assert "\ufffd" not in r.body
+    assert everything_stored(mtctl.url) == before
+
+
+def test_an_unknown_web_call_verb_is_a_404_and_stops_nothing(served) -> None:  # type: ignore[no-untyped-def]
+    mtctl, server = served
+    mtctl.ok("phone", "add", "40710", "--position", "3", "--model", "VIVAit Call Web")
+    mtctl.ok("user", "set", "ana", "--webcall-mode", "multiterminal", "--webcall-position", "3")
+    client = Client(server)
+    client.login(link_for(mtctl, "ana"))
+    assert client.post("/portal/webcall/start", {"csrf": client.csrf()}).status == 303
+    for verb in ("restart", "STOP", "stop-all"):
+        r = client.post(f"/portal/webcall/{verb}", {"csrf": client.csrf()})
+        assert r.status == 404, (verb, r.status)
+        assert "No such page." in r.body
+    sessions = json.loads(mtctl.ok("webcall", "list", "--json").stdout)
+    assert [s["user"] for s in sessions] == ["ana"], "the session still runs"
+
+
+def test_a_phone_that_does_not_exist_is_refused_in_the_owners_words(served) -> None:  # type: ignore[no-untyped-def]
+    """A free position of one's own extension reads like any phone that is not one's own:
+    in Spanish for a Spanish owner, and never a command."""
+    mtctl, server = served
+    client = Client(server, lang=SPANISH)
+    client.login(link_for(mtctl, "ana"))
+    csrf = client.csrf()
+    before = everything_stored(mtctl.url)
+    for verb, form in (("order", {"order": "2"}), ("disable", {}), ("enable", {}),
+                       ("provision", {})):
+        r = client.post(f"/portal/ext/40710/7/{verb}", {"csrf": csrf, **form})
+        assert r.status == 404, (verb, r.status)
+        assert "No existe ese teléfono entre los suyos." in r.body, r.body
+        assert "mtctl" not in r.body and "has no phone" not in r.body
+    assert everything_stored(mtctl.url) == before
