@@ -272,3 +272,30 @@ def test_the_keyboard_reaches_every_control_in_reading_order(served: Any, browse
         label = browser.find_element(By.CSS_SELECTOR, f"label[for='order-{position}']")
         assert label.get_attribute("textContent") == \
             f"Orden del teléfono en la posición {position}"
+
+
+def test_the_phone_table_fits_a_phone_screen(served: Any, browser: Any,
+                                             artifacts: Path) -> None:
+    """On a 375 px wide phone, every control of the table is on screen, with its column's
+    name beside it, and the page never scrolls sideways."""
+    from selenium.webdriver.common.by import By
+
+    mtctl, server = served
+    width = 375
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": width, "height": 800, "deviceScaleFactor": 1, "mobile": True})
+    browser.get(link_for(mtctl, "ana"))
+    _submit(browser, browser.find_element(By.ID, "login-button"))
+    for path in ("/portal/", "/portal/ext/40710"):
+        browser.get(server.base + path)
+        _shot(browser, artifacts, f"9-narrow-{path.strip('/').replace('/', '-')}")
+        scrolls = browser.execute_script("return document.documentElement.scrollWidth")
+        assert scrolls <= width, f"{path} is {scrolls} px wide on a {width} px screen"
+    controls = [f"{kind}-{p}" for p in range(3) for kind in ("order", "save-order", "toggle")]
+    for control in [*controls, "provision-2"]:
+        box = browser.find_element(By.ID, control).rect
+        assert 0 <= box["x"] and box["x"] + box["width"] <= width, (control, box)
+    shown = [browser.execute_script(
+        "return getComputedStyle(arguments[0], '::before').content", cell)
+        for cell in browser.find_elements(By.CSS_SELECTOR, "#phone-2 td")]
+    assert shown == [f'"{column}"' for column in SEED_COLUMNS]

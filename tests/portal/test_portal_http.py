@@ -22,7 +22,7 @@ def _cells(html: str, position: int) -> list[str]:
     row = re.search(rf'<tr id="phone-{position}">(.*?)</tr>', html, re.S)
     assert row, html
     return [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", cell)).strip()
-            for cell in re.findall(r"<td>(.*?)</td>", row.group(1), re.S)]
+            for cell in re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)]
 
 
 def _phone(mtctl, number: str, position: int) -> dict:  # type: ignore[no-untyped-def]
