@@ -245,7 +245,9 @@ def create_portal(store: Store) -> Starlette:
 
     async def extension_page(request: Request, who: Visitor, *, status: int = 200,
                              error: MtctlError | None = None, qr: Markup | None = None,
-                             provisioned: dict[str, Any] | None = None) -> Response:
+                             provisioned: dict[str, Any] | None = None,
+                             entered: tuple[int, str] | None = None) -> Response:
+        """ENTERED: (position, order) a refused order change typed, shown again in its field."""
         if who.username is None:
             return redirect(request, "/")
         number = request.path_params["number"]
@@ -256,7 +258,7 @@ def create_portal(store: Store) -> Starlette:
         said = refusal(error, i18n.translator(who.lang)) if error is not None else None
         return page(request, who, "extension.html", status=status, number=number, phones=rows,
                     error=said, saved=saved if saved and saved.isdigit() else None,
-                    qr=qr, provisioned=provisioned)
+                    qr=qr, provisioned=provisioned, entered=entered)
 
     async def change(request: Request, who: Visitor) -> Response:
         form = await posted(request, who)
@@ -284,9 +286,10 @@ def create_portal(store: Store) -> Starlette:
                         now=utcnow())
                 else:
                     raise Refused(404, "No such page.")
-        except MtctlError as exc:
+        except MtctlError as exc:  # the page again, with what was typed kept in its field
+            typed = (position, form.get("order", "")[:32]) if verb == "order" else None
             return await extension_page(request, who, status=HTTP_STATUS[exc.exit_code],
-                                        error=exc)
+                                        error=exc, entered=typed)
         if verb == "provision":  # the page is the only copy of the token: shown, not redirected
             title = i18n.translator(who.lang)("QR code to provision the phone at position "
                                               "{pos}", pos=position)

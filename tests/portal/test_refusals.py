@@ -109,3 +109,26 @@ def test_the_stores_other_refusals_are_recognised_as_it_words_them(
         webcall._choose(user, wanted, busy)
     said = refusal(raised.value, i18n.translator("es"))
     assert said.message == expected and "mtctl" not in (said.hint or "")
+
+
+def test_a_refused_order_keeps_what_was_typed_in_its_field(served) -> None:  # type: ignore[no-untyped-def]
+    """The page that refuses an order shows the typed value in that phone's field, marked
+    invalid and described by the refusal, with focus there; the others show the store's."""
+    mtctl, server = served
+    mtctl.ok("phone", "add", "40710", "--position", "3", "--model", "VIVAit Call Web")
+    mtctl.ok("user", "set", "ana", "--webcall-mode", "multiterminal", "--webcall-position", "3")
+    client = Client(server, lang=SPANISH)
+    client.login(link_for(mtctl, "ana"))
+    before = everything_stored(mtctl.url)
+    for typed, status in (("0", 422), ("-4", 422), ("12abc", 422)):
+        r = client.post("/portal/ext/40710/3/order",
+                        {"csrf": client.csrf("/portal/ext/40710"), "order": typed})
+        assert r.status == status
+        field = re.search(r'<input id="order-3"[^>]*>', r.body)
+        assert field, r.body
+        assert f'value="{typed}"' in field.group(0)
+        assert 'aria-invalid="true"' in field.group(0)
+        assert 'aria-describedby="refusal"' in field.group(0) and 'id="refusal"' in r.body
+        other = re.search(r'<input id="order-2"[^>]*>', r.body)
+        assert other and 'value="3"' in other.group(0) and "aria-invalid" not in other.group(0)
+    assert everything_stored(mtctl.url) == before
