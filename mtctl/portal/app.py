@@ -221,6 +221,12 @@ def create_portal(store: Store) -> Starlette:
             who = Visitor(i18n.DEFAULT)
             try:
                 who = visitor(request)
+                # A form another site makes a browser send (a login as someone else, a change):
+                # refused on the browser's word, before anything is read or written.
+                if request.method == "POST" and \
+                        request.headers.get("sec-fetch-site") == "cross-site":
+                    raise Refused(403, "This form came from another site: open the portal "
+                                       "and try again.")
                 result: Response = await handler(request, who)
                 return result
             except Refused as exc:

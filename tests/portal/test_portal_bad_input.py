@@ -140,3 +140,31 @@ def test_a_phone_that_does_not_exist_is_refused_in_the_owners_words(served) -> N
         assert "No existe ese teléfono entre los suyos." in r.body, r.body
         assert "mtctl" not in r.body and "has no phone" not in r.body
     assert everything_stored(mtctl.url) == before
+
+
+def test_a_form_sent_from_another_site_is_refused(served) -> None:  # type: ignore[no-untyped-def]
+    """Login CSRF: another site's page must not log a visitor in as someone else (the
+    attacker's own link or password), nor change anything; the browser says where a form
+    came from (Sec-Fetch-Site), and the portal's own forms still work."""
+    mtctl, server = served
+    cross = {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}
+    victim = Client(server, lang=SPANISH)
+    r = victim.request(link_for(mtctl, "bo"), form={}, headers=cross)
+    assert r.status == 403 and not r.cookies, r.cookies
+    assert "Este formulario llegó desde otro sitio" in r.body
+    mtctl.ok("user", "set-portal-password", "bo", "--password-stdin",
+             input="a long portal passphrase\n")
+    r = victim.request("/portal/login", form={"username": "bo",
+                                              "password": "a long portal passphrase"},
+                       headers=cross)
+    assert r.status == 403 and not r.cookies
+    victim.login(link_for(mtctl, "ana"))
+    before = everything_stored(mtctl.url)
+    r = victim.request("/portal/ext/40710/2/disable", form={"csrf": victim.csrf()},
+                       headers=cross)
+    assert r.status == 403
+    assert everything_stored(mtctl.url) == before
+    same = {"Sec-Fetch-Site": "same-origin"}
+    r = victim.request("/portal/ext/40710/2/disable", form={"csrf": victim.csrf()},
+                       headers=same)
+    assert r.status == 303
