@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 from pathlib import Path
 
 from mtctl.errors import MtctlError, UsageError
@@ -28,11 +29,20 @@ def atomic_write(path: Path, data: bytes | str, *, private: bool,
     failure (a full disk, say) the temporary file is removed, PATH is as it was, and the error
     is one line: UsageError (exit 2) for a path that cannot be written, MtctlError (exit 1)
     for a full, read-only or failing file system.
+
+    A stream is written into instead, as the shell's `>` would: a device, FIFO or socket, or
+    a link to one (`/dev/stdout`), and anything in /dev or /proc. Renaming a file over it
+    would replace the device node or the link (for root) and leave its reader waiting.
     """
     path = Path(path)
     if "\x00" in str(path):  # os.open would raise ValueError, not OSError
         raise UsageError("the file name contains a NUL character", hint)
+    if path.name in ("", ".", ".."):  # '' arrives as '.': nothing to name the file
+        raise UsageError(f"cannot write '{path}': that is a directory, not a file name", hint)
     content = data.encode() if isinstance(data, str) else data
+    if _is_stream(path):
+        _write_into(path, content, hint)
+        return
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = -1
     try:
@@ -52,6 +62,38 @@ def atomic_write(path: Path, data: bytes | str, *, private: bool,
             with contextlib.suppress(OSError):
                 tmp.unlink()
         raise _error(path, exc, hint) from None
+
+
+def _is_stream(path: Path) -> bool:
+    """PATH exists and is a device, FIFO or socket (itself or through a link), or lives in
+    /dev or /proc (/dev/stdout, /dev/fd/1 redirected to a file)."""
+    try:
+        mode = os.lstat(path).st_mode
+        if stat.S_ISLNK(mode):
+            mode = os.stat(path).st_mode
+    except OSError:  # absent, a dangling link, a name too long...: the normal path says why
+        return False
+    if stat.S_ISDIR(mode):
+        return False
+    if not stat.S_ISREG(mode):
+        return True
+    return path.absolute().parts[1:2] in (("dev",), ("proc",))
+
+
+def _write_into(path: Path, content: bytes, hint: str) -> None:
+    """Write CONTENT into an existing stream or device, without creating or replacing it."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise _error(path, exc, hint) from None
+    try:
+        view = memoryview(content)
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError as exc:
+        raise _error(path, exc, hint) from None
+    finally:
+        os.close(fd)
 
 
 def _error(path: Path, exc: OSError, hint: str) -> MtctlError:

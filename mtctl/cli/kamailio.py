@@ -12,9 +12,9 @@ DEFAULT_LISTEN = "udp:127.0.0.1:5060"
 
 def export_kamailio(
     ctx: typer.Context,
-    out: Annotated[Path, typer.Option(
+    out: Annotated[str, typer.Option(
         "--out", metavar="DIR", help="Directory to write kamailio.cfg and README.md into.")
-    ] = Path("kamailio"),
+    ] = "kamailio",
     listen: Annotated[str | None, typer.Option(
         metavar="PROTO:HOST:PORT",
         help=f"Where Kamailio listens (default {DEFAULT_LISTEN}; with --node, the node's "
@@ -41,6 +41,9 @@ def export_kamailio(
         kamailio_readme,
     )
 
+    if not out.strip():  # '' would be the current directory, and its README.md
+        raise UsageError("--out is empty", "give a directory, e.g. --out /etc/kamailio/mtctl")
+    directory = Path(out)
     if node is not None and listen is not None:
         raise UsageError("--listen and --node: a node's Kamailio listens on its SIP address",
                          f"drop --listen, or change it: mtctl node set {node} --sip-address "
@@ -56,10 +59,10 @@ def export_kamailio(
             check_cluster_store(db, node_addresses(conn))
     listen = target.listen if target is not None else listen or DEFAULT_LISTEN
     cfg = kamailio_cfg(db, listen=listen, node=target)
-    cfg_path = (out / "kamailio.cfg").absolute()
-    _write(out, "kamailio.cfg", cfg, mode=0o600)  # it holds the store URL and its password
-    _write(out, "README.md", kamailio_readme(db, listen=listen, cfg_path=cfg_path, node=target),
-           mode=0o644)
+    cfg_path = (directory / "kamailio.cfg").absolute()
+    _write(directory, "kamailio.cfg", cfg, mode=0o600)  # it holds the store URL and its password
+    readme = kamailio_readme(db, listen=listen, cfg_path=cfg_path, node=target)
+    _write(directory, "README.md", readme, mode=0o644)
     output.note(f"wrote {cfg_path} and README.md — run: kamailio -DD -E -f {cfg_path}")
 
 

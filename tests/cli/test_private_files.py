@@ -6,6 +6,7 @@ import os
 import shutil
 import stat
 import subprocess
+import threading
 import uuid
 
 import pytest
@@ -150,3 +151,85 @@ def test_a_full_disk_leaves_no_partial_export(seeded, tiny_disk):
     assert result.exit_code == 1, result.output
     assert "no space left on device" in result.stderr and result.stderr.count("\n") == 1
     assert sorted(p.name for p in tiny_disk.iterdir()) == ["filler"]
+
+
+# Streams and devices: written into, never replaced ------------------------------------------
+
+def _reader(path, into: list) -> threading.Thread:
+    """Read a FIFO to its end in a thread (opening it blocks until a writer comes)."""
+    def read() -> None:
+        with open(path, "rb") as stream:
+            into.append(stream.read())
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_fifo_is_written_into_not_replaced(app_phone, tmp_path):
+    """`export -o FIFO` and `provision --png FIFO` feed the reader, as `> FIFO` would; the
+    FIFO stays a FIFO (before, a regular file was renamed over it and the reader hung)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    for args, start in ((("export", "-o"), b"nodes"), (("provision", "40710", "2", "--png"),
+                                                       b"\x89PNG")):
+        fifo = out / "fifo"
+        os.mkfifo(fifo)
+        got: list[bytes] = []
+        reader = _reader(fifo, got)
+        result = app_phone(*args, str(fifo))
+        assert result.exit_code == 0, result.output
+        reader.join(10)
+        assert got and got[0].startswith(start), got
+        assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+        assert sorted(p.name for p in out.iterdir()) == ["fifo"]
+        fifo.unlink()
+
+
+def test_a_symlink_to_a_stream_is_written_into_not_replaced(app_phone, tmp_path):
+    """`-o /dev/stdout` is a link to the process's stdout: the link stays, the data goes
+    through it (a FIFO stands in for the pipe)."""
+    fifo, link = tmp_path / "fifo", tmp_path / "stdout"
+    os.mkfifo(fifo)
+    link.symlink_to(fifo)
+    got: list[bytes] = []
+    reader = _reader(fifo, got)
+    result = app_phone("export", "-o", str(link))
+    assert result.exit_code == 0, result.output
+    reader.join(10)
+    assert got and b"nodes" in got[0]
+    assert link.is_symlink() and stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mknod needs root")
+def test_a_full_device_is_one_clear_line_and_stays_a_device(app_phone, db_url, tmp_path):
+    """A copy of /dev/full: the write fails with exit 1 and one line, no token is issued,
+    and the device node is still there (it used to be replaced by a regular file, and the
+    command said it had written it)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    full = out / "full"
+    os.mknod(full, 0o666 | stat.S_IFCHR, os.makedev(1, 7))
+    for args in (("export", "-o", str(full)),
+                 ("provision", "40710", "2", "--svg", str(full))):
+        result = app_phone(*args)
+        assert result.exit_code == 1, (args, result.output)
+        assert result.stderr.count("\n") == 1 and "no space left on device" in result.stderr
+        assert stat.S_ISCHR(os.lstat(full).st_mode)
+    assert _tokens(db_url) == 0 and sorted(p.name for p in out.iterdir()) == ["full"]
+
+
+def test_no_file_name_is_one_clear_line_and_writes_nothing(app_phone, db_url, tmp_path,
+                                                            monkeypatch):
+    """An empty --png/--svg was a traceback; an empty --out wrote kamailio.cfg and README.md
+    into the current directory."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    for args in (("provision", "40710", "2", "--png", ""),
+                 ("provision", "40710", "2", "--svg", ""),
+                 ("export", "kamailio", "--out", ""),
+                 ("export", "kamailio", "--out", " ")):
+        result = app_phone(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.output, result.output
+    assert list(work.iterdir()) == [] and _tokens(db_url) == 0
