@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import signal
 import sys
@@ -17,6 +19,8 @@ def main() -> None:
     # While mtctl imports, nothing can have been written: exit at once. (A KeyboardInterrupt
     # raised there can be swallowed by importlib's callbacks and the command would go on.)
     _on_interrupt(_exit_while_starting)
+    if sys.stdout is None:  # started with stdout closed (`mtctl ... >&-`)
+        sys.stdout = _ClosedOutput()
     _plain_help_in_pipes()
     from mtctl.cli.app import main as run
     from mtctl.cli.app import report_interrupt
@@ -32,6 +36,17 @@ def main() -> None:
             report_interrupt()
             _quiet_exit()
         raise
+
+
+class _ClosedOutput(io.TextIOBase):
+    """Standard output that was closed: writing to it is an error mtctl reports in one line
+    (a command that prints nothing still works)."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "standard output is closed")
 
 
 def _plain_help_in_pipes() -> None:

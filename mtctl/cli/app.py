@@ -1,5 +1,6 @@
 """The mtctl command: global options, command groups, and the one place errors become exit codes."""
 
+import errno
 import sys
 from typing import Annotated, Any
 
@@ -41,7 +42,13 @@ class MtctlGroup(TyperGroup):
                          "give every argument in UTF-8 (check the terminal's or the "
                          "script's encoding)")
             raise SystemExit(int(ExitCode.USAGE))
-        return super().main(argv, *rest, **kwargs)
+        try:
+            return super().main(argv, *rest, **kwargs)
+        except OSError as exc:  # writing stdout failed (help and --version included)
+            if exc.errno not in _OUTPUT_FAILURES:  # EPIPE too: Click ends a closed pipe quietly
+                raise
+            _output_failed(exc)
+            raise SystemExit(int(ExitCode.RULE)) from None
 
     def invoke(self, ctx: Any) -> Any:
         from mtctl.cli import output
@@ -49,7 +56,12 @@ class MtctlGroup(TyperGroup):
         _forget_writes()
         _Interrupt.reported = False
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # a full disk says so now, while it can still be reported
+            return result
+        except typer.Exit:
+            sys.stdout.flush()
+            raise
         except MtctlError as exc:
             output.error(str(exc))
             raise typer.Exit(int(exc.exit_code)) from None
@@ -70,6 +82,26 @@ class MtctlGroup(TyperGroup):
 
 
 INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+# Writing stdout failed for a reason of the machine, not of the command: one line, exit 1.
+_OUTPUT_FAILURES = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EBADF}
+
+
+def _output_failed(exc: OSError) -> None:
+    """Say that the output could not be written, and let nothing retry it at exit."""
+    import os
+
+    from mtctl.cli import output
+
+    reason = (exc.strerror or "write error").lower()
+    output.error(f"cannot write the output: {reason} — free some space, or write it "
+                 "elsewhere" if exc.errno != errno.EBADF else
+                 f"cannot write the output: {reason} — give mtctl an open standard output")
+    try:  # what is still buffered would fail again when Python flushes it at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no file descriptor (tests, closed stdout)
+        pass
 
 
 def _is_utf8(text: str) -> bool:

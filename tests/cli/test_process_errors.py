@@ -70,6 +70,38 @@ def test_a_password_on_stdin_that_is_not_utf8_is_a_usage_error(seeded: Mtctl) ->
     assert dump_store(seeded.url) == before
 
 
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_stdout_on_a_full_disk_is_one_line_and_exit_1(seeded: Mtctl) -> None:
+    """`mtctl export > pbx.toml` on a full file system was a traceback (exit 1 by accident);
+    listings, JSON documents and ring-sim's stream alike."""
+    for args in (("export",), ("ext", "list"), ("ext", "list", "--format", "json"),
+                 ("ring-sim", "--all"), ("check",), ("audit", "--format", "csv"), ("--help",),
+                 ("--version",)):
+        with open("/dev/full", "wb") as full:
+            result = subprocess.run([str(MTCTL), "--db", seeded.url, *args], stdout=full,
+                                    stderr=subprocess.PIPE, timeout=60, check=False)
+        err = result.stderr.decode()
+        assert result.returncode == 1, (args, err)
+        assert err.count("\n") == 1 and "Traceback" not in err, (args, err)
+        assert err.startswith("mtctl: error: cannot write the output: no space left on device"), err
+
+
+def test_a_closed_stdout_is_one_line_for_what_prints_and_no_matter_for_what_does_not(
+        seeded: Mtctl) -> None:
+    """`mtctl ... >&-` was a traceback ('NoneType' object has no attribute 'isatty')."""
+    listed = subprocess.run([str(MTCTL), "--db", seeded.url, "ext", "list"], stdout=None,
+                            stderr=subprocess.PIPE, timeout=60, check=False,
+                            preexec_fn=lambda: os.close(1))
+    err = listed.stderr.decode()
+    assert listed.returncode == 1 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "cannot write the output: standard output is closed" in err
+    added = subprocess.run([str(MTCTL), "--db", seeded.url, "node", "add", "lima"],
+                           stderr=subprocess.PIPE, timeout=60, check=False,
+                           preexec_fn=lambda: os.close(1))
+    assert added.returncode == 0, added.stderr
+
+
 # --db values --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("command", [("node", "list"), ("db", "upgrade")])
