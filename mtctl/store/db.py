@@ -53,6 +53,10 @@ def _sqlite_path(url: str) -> Path | None:
     if not database or database == ":memory:" or database.startswith("file:"):
         raise StoreError("a SQLite store must be a file path (in-memory stores and file: URIs "
                          "are not supported)", "use --db sqlite:///PATH, e.g. sqlite:///pbx.db")
+    if parsed.query:  # the driver would ignore them (mode=ro!), or with uri=true misread the path
+        names = ", ".join(sorted(parsed.query))
+        raise StoreError(f"a SQLite store URL takes no options (it has: {names[:80]})",
+                         "use --db sqlite:///PATH, without '?...'")
     if ("\x00" in database or not _is_utf8(database)
             or len(os.fsencode(database)) > PATH_MAX_BYTES):
         raise StoreError("the SQLite path of the store is not a usable file name",

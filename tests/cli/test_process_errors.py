@@ -113,6 +113,10 @@ def test_unusable_sqlite_paths_are_refused_with_exit_5(tmp_path: Path, command: 
         "sqlite:///file:x.db?mode=ro&uri=true": "file: URIs are not supported",
         "sqlite:///:memory:": "in-memory stores",
         "sqlite://": "in-memory stores",
+        # Options were ignored with a raw SAWarning (mode=ro did not make it read-only), or,
+        # with uri=true, opened a file named "x.db?mode=memory" beside an empty x.db.
+        f"sqlite:///{tmp_path / 'x.db'}?mode=ro": "takes no options",
+        f"sqlite:///{tmp_path / 'x.db'}?uri=true&mode=memory": "takes no options",
     }
     for url, what in cases.items():
         result = Mtctl(url)(*command)
