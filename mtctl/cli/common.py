@@ -59,6 +59,19 @@ def check_host(host: str) -> None:
                          "most 253 characters")
 
 
+def stdin_secret(what: str, most: int) -> str:
+    """One line of standard input holding a secret, read no further than MOST characters (an
+    endless line is refused, never held in memory); the line end is not part of it."""
+    import sys
+
+    from mtctl.errors import UsageError
+
+    line = sys.stdin.readline(most + 2).rstrip("\r\n")  # room for the CRLF of a full line
+    if len(line) > most:
+        raise UsageError(f"the {what} is too long", f"use at most {most} characters")
+    return line
+
+
 def position_arg() -> Any:
     """The POS argument naming a phone on its extension."""
     return typer.Argument(metavar="POS", help="Position 0–7 on the extension.",

@@ -5,7 +5,7 @@ from typing import Annotated
 import typer
 
 from mtctl.cli import output
-from mtctl.cli.common import reading, writing
+from mtctl.cli.common import reading, stdin_secret, writing
 from mtctl.cli.output import FieldsOpt, FormatOpt, JsonOpt
 
 config_app = typer.Typer(help="Settings kept in the store.", no_args_is_help=True)
@@ -47,7 +47,7 @@ def set_secret(
         raise UsageError(f"unknown secret {key[:64]!r}",
                          "known secrets: " + ", ".join(devices.SECRETS))
     if password_stdin:
-        value = sys.stdin.readline().rstrip("\r\n")
+        value = stdin_secret("secret", devices.MAX_SECRET)
     elif sys.stdin.isatty():
         value = typer.prompt(key, hide_input=True, confirmation_prompt=True)
     else:

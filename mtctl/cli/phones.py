@@ -6,8 +6,18 @@ from typing import Annotated
 import typer
 
 from mtctl.cli import complete, output
-from mtctl.cli.common import position_arg, quick_reading, reading, whole_number, writing
+from mtctl.cli.common import (
+    position_arg,
+    quick_reading,
+    reading,
+    stdin_secret,
+    whole_number,
+    writing,
+)
 from mtctl.cli.output import FieldsOpt, FormatOpt, JsonOpt
+
+# An admin-chosen SIP password: typed into a phone's web page, so long enough, and bounded.
+MIN_PASSWORD, MAX_PASSWORD = 8, 128
 
 phone_app = typer.Typer(help="Phones: up to eight devices per extension.", no_args_is_help=True)
 
@@ -185,15 +195,17 @@ def set_password(
     from mtctl.store import phones
 
     if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
+        password = stdin_secret("password", MAX_PASSWORD)
     elif sys.stdin.isatty():
         password = typer.prompt("SIP password", hide_input=True,
                                 confirmation_prompt=True)
     else:
         raise UsageError("no terminal to ask for the password",
                          "pipe it in with --password-stdin")
-    if len(password) < 8:
-        raise UsageError("the password is too short", "use at least 8 characters")
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise UsageError("the password is too "
+                         + ("short" if len(password) < MIN_PASSWORD else "long"),
+                         f"use {MIN_PASSWORD} to {MAX_PASSWORD} characters")
     with writing(ctx) as (conn, actor):
         phones.set_password(conn, actor=actor, number=ext, position=pos, password=password)
     output.note(f"set the password of phone {ext}:{pos}")

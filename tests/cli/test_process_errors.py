@@ -405,3 +405,24 @@ def _audited_count(url: str, action: str) -> int:
                 audit_log.c.action == action)).scalar_one()
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize(("args", "most"), [
+    (("phone", "set-password", "40710", "2", "--password-stdin"), 128),
+    (("config", "set-secret", "provisioning.device_password", "--password-stdin"), 256)])
+def test_a_secret_on_stdin_is_read_to_a_bound(seeded: Mtctl, args: tuple, most: int) -> None:
+    """An endless line (here /dev/zero) is refused once it passes the limit: the whole line
+    was read first (400 MB of stdin took 1.2 GB, and a phone then got a 400-million-character
+    password)."""
+    seeded.ok("phone", "add", "40710", "--position", "2", "--model", "Generic SIP hardphone")
+    before = dump_store(seeded.url)
+    with open("/dev/zero", "rb") as endless:
+        result = subprocess.run([str(MTCTL), "--db", seeded.url, *args], stdin=endless,
+                                capture_output=True, timeout=60, check=False)
+    assert result.returncode == 2, result.stderr
+    assert "too long" in one_line(result)
+    result = run(seeded.url, *args, input=("x" * (most + 1) + "\r\n").encode())
+    assert result.returncode == 2 and "too long" in one_line(result)
+    assert dump_store(seeded.url) == before
+    run_ok = run(seeded.url, *args, input=("x" * most + "\r\n").encode())
+    assert run_ok.returncode == 0, run_ok.stderr
