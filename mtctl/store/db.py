@@ -1,4 +1,9 @@
-"""Opening the store: engines, SQLite pragmas, transactions, migrations and the schema check."""
+"""Opening the store: engines, SQLite pragmas, transactions, migrations and the schema check.
+
+Long because: every way a store URL, file or schema can be unusable is refused here, before
+any command touches it, next to the engine and transaction code those checks protect; split,
+each half would need the other's private state (the engine's events, the write log).
+"""
 
 from __future__ import annotations
 
