@@ -124,6 +124,10 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
             "kept; mtctl calls prune removes older ones (1–3650)", low=1, high=3_650),
 ]}
 
+# Settings that are secrets: set only by `mtctl config set-secret` (never in argv), kept as
+# hashes in a table of their own, never read back.
+SECRETS = ("provisioning.device_password",)
+
 WINDOW, LIFETIME = "keys.rotate_within_days", "keys.lifetime_days"
 
 

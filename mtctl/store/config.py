@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
-from mtctl.domain.config_keys import SETTINGS, Setting, rotation_conflicts
+from mtctl.domain.config_keys import SECRETS, SETTINGS, Setting, rotation_conflicts
 from mtctl.errors import UsageError
 from mtctl.store import audit
 from mtctl.store.tables import setting, template
@@ -14,6 +14,9 @@ KEYS: dict[str, Setting] = SETTINGS  # every setting, its type, range and defaul
 
 
 def _known(name: str) -> Setting:
+    if name in SECRETS:  # a secret given to `config set` is already in argv: say how not to
+        raise UsageError(f"{name} is a secret, not a setting",
+                         f"set it with: mtctl config set-secret {name} --password-stdin")
     if name not in KEYS:
         raise UsageError(f"unknown setting {_shown(name)}", "known settings: " + ", ".join(KEYS))
     return KEYS[name]

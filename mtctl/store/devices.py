@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from mtctl.domain import keys
+from mtctl.domain.config_keys import SECRETS as SECRETS
 from mtctl.domain.config_keys import SETTINGS
 from mtctl.domain.devices import DEVICE_PROFILES, DeviceAccount, proxy_address
 from mtctl.domain.nodes import phone_proxy
@@ -42,8 +43,7 @@ from mtctl.store.tables import (
     template,
 )
 
-DEVICE_PASSWORD = "provisioning.device_password"  # noqa: S105 (a setting's name)
-SECRETS = (DEVICE_PASSWORD,)
+DEVICE_PASSWORD = SECRETS[0]
 MIN_SECRET, MAX_SECRET = 12, 256
 ACTOR = "provisioning"
 

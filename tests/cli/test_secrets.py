@@ -115,3 +115,18 @@ def test_a_password_in_the_store_url_is_never_printed():
         r = Mtctl(url)("ext", "list")
         assert r.exit_code == 5, r.output
         assert "Hunter2-secret" not in r.output
+
+
+def test_a_secret_given_to_config_set_is_refused_pointing_at_set_secret(seeded: Mtctl) -> None:
+    """`config set provisioning.device_password VALUE` (the value already in argv) said only
+    "unknown setting": the hint now names the command that keeps it off the command line,
+    and the value is neither stored nor echoed."""
+    before = dump_store(seeded.url)
+    for args in (("config", "set", "provisioning.device_password", PASSWORD),
+                 ("config", "get", "provisioning.device_password")):
+        result = seeded(*args)
+        assert result.exit_code == 2, result.output
+        assert "mtctl config set-secret provisioning.device_password --password-stdin" in \
+            result.stderr and result.stderr.count("\n") == 1, result.stderr
+        assert PASSWORD not in result.output
+    assert dump_store(seeded.url) == before
