@@ -19,7 +19,7 @@ FINDINGS = output.Shape("check-line", "CheckLine",
 
 def check(ctx: typer.Context, fmt: FormatOpt = None, fields: FieldsOpt = None,
           as_json: JsonOpt = False) -> None:
-    """Check every rule (MT001–MT015) over the whole store; exit 1 when any error is found.
+    """Check every rule (MT001–MT016) over the whole store; exit 1 when any error is found.
 
     Findings go to stdout (one per row), the count of errors and warnings to stderr.
 

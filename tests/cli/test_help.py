@@ -36,3 +36,9 @@ def test_help_has_an_example(path):
     assert r.exit_code == 0, r.output
     assert "Example:" in r.stdout, f"mtctl {' '.join(path)} --help has no 'Example:'"
     assert "mtctl " in r.stdout.split("Example:", 1)[1], r.stdout
+
+
+def test_check_help_names_every_rule():
+    """`check --help` said MT001–MT015 after MT016 (one Web Call phone per extension) came."""
+    r = CliRunner().invoke(app, ["check", "--help"], catch_exceptions=False)
+    assert "MT001–MT016" in r.stdout, r.stdout
