@@ -118,6 +118,13 @@ class _Planner:
         self._group_members()
         self._logins()
         self._validate()
+        if self.prune and not self.doc and self.removals:
+            # Most likely a generator that failed before writing anything (`gen | mtctl apply
+            # --prune -`): that must not wipe the PBX. A file that says so still can.
+            self.problem((), "the file is empty, and with --prune applying it would remove "
+                         "everything in the store",
+                         "check what wrote the file; to empty the store on purpose, apply a "
+                         "file that says `nodes = []`")
         self.changes.extend(self.removals)
 
     # catalog and settings

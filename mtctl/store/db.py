@@ -1,8 +1,8 @@
 """Opening the store: engines, SQLite pragmas, transactions, migrations and the schema check.
 
 Long because: every way a store URL, file or schema can be unusable is refused here, before
-any command touches it, next to the engine and transaction code those checks protect; split,
-each half would need the other's private state (the engine's events, the write log).
+any command touches it, next to the engine set-up and the transactions whose driver errors the
+same helpers translate; split, both halves would import each other's private helpers.
 """
 
 from __future__ import annotations
