@@ -40,17 +40,20 @@ def record(conn: Connection, *, actor: str, action: str, obj: str,
 
 def list_audit(conn: Connection, *, since: datetime | None = None,
                obj: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-    """Audit rows, oldest first, optionally since a time and for one object (or its prefix)."""
-    query = select(audit_log).order_by(audit_log.c.id)
+    """Audit rows, oldest first, optionally since a time and for one object (or its prefix);
+    with LIMIT, only the LIMIT most recent of them (as `tail` would), still oldest first."""
+    query = select(audit_log)
     if since is not None:
         query = query.where(audit_log.c.at >= since)
     if obj is not None:
         query = query.where((audit_log.c.object == obj) | audit_log.c.object.startswith(
             obj + ":", autoescape=True))
-    if limit is not None:
-        query = query.limit(limit)
+    if limit is None:
+        rows = list(conn.execute(query.order_by(audit_log.c.id)))
+    else:
+        rows = list(conn.execute(query.order_by(audit_log.c.id.desc()).limit(limit)))[::-1]
     return [
         {"id": row.id, "at": as_utc(row.at).isoformat(timespec="seconds"), "actor": row.actor,
          "action": row.action, "object": row.object, "changes": row.changes or {}}
-        for row in conn.execute(query)
+        for row in rows
     ]

@@ -131,7 +131,10 @@ def test_audit_since_and_limit(seeded):
     assert audit_rows(seeded, "--since", "1d") == everything
     assert audit_rows(seeded, "--since", "2000-01-01") == everything
     assert audit_rows(seeded, "--since", "2999-01-01T00:00+00:00") == []
-    assert audit_rows(seeded, "--limit", "2") == everything[:2]
+    assert len(everything) > 3
+    assert audit_rows(seeded, "--limit", "2") == everything[-2:]  # the latest, as `tail`
+    assert audit_rows(seeded, "--limit", str(len(everything) + 5)) == everything
+    assert audit_rows(seeded, "--since", "1d", "--limit", "1") == everything[-1:]
 
 
 def test_audit_human_output_names_actor_action_and_object(seeded):
