@@ -51,7 +51,8 @@ def audit(
         "--object", metavar="OBJECT", help="e.g. 'phone 40710:1' or 'extension 40710'.")]
     = None,
     limit: Annotated[int | None, typer.Option(
-        metavar="N", help="Only the N most recent records (still listed oldest first).", parser=whole_number("--limit", 1, 2**31 - 1))]
+        metavar="N", help="Only the N most recent records (still listed oldest first).",
+        parser=whole_number("--limit", 1, 2**31 - 1))]
     = None,
     fmt: FormatOpt = None,
     fields: FieldsOpt = None,
