@@ -107,6 +107,13 @@ def _make_engine(url: str) -> Engine:
             _tune_sqlite(engine)
         else:
             engine = create_engine(parsed, pool_pre_ping=False)
+            # psycopg logs what it ignores while cleaning up after an error (Ctrl-C during a
+            # commit: "error ignored terminating <psycopg.Pipeline …>"); with no logging set
+            # up, Python printed that to stderr beside mtctl's one line. `serve` sets logging
+            # up, and its log still gets them.
+            import logging
+
+            logging.getLogger("psycopg").addHandler(logging.NullHandler())
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
         raise StoreError(f"cannot open store: {_first_line(exc)}",
                          "use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB") from exc
