@@ -2,9 +2,14 @@
 
 import errno
 import sys
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
+
+# Typer (0.26-0.28, held below 0.29 in pyproject.toml) carries its own Click, typer._click:
+# its usage errors are these classes, not the click package's.
+from typer._click.core import Context
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
 from mtctl.cli import audit as audit_cmd
@@ -30,6 +35,8 @@ from mtctl.errors import ExitCode, MtctlError
 class MtctlGroup(TyperGroup):
     """Maps every MtctlError to its message on stderr and its exit code (SPEC §6)."""
 
+    argv: list[str] = []  # this run's arguments, for usage errors raised without a context
+
     def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:
         """Refuse arguments that are not UTF-8 before anything reads them."""
         argv = sys.argv[1:] if args is None else list(args)
@@ -42,6 +49,7 @@ class MtctlGroup(TyperGroup):
                          "give every argument in UTF-8 (check the terminal's or the "
                          "script's encoding)")
             raise SystemExit(int(ExitCode.USAGE))
+        self.argv = argv  # for usage errors that Click raises without their command
         try:
             return super().main(argv, *rest, **kwargs)
         except OSError as exc:  # writing stdout failed (help and --version included)
@@ -49,6 +57,13 @@ class MtctlGroup(TyperGroup):
                 raise
             _output_failed(exc)
             raise SystemExit(int(ExitCode.RULE)) from None
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: Context | None = None, **extra: Any) -> Context:
+        try:  # the top level's own options and the command's name
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except UsageError as exc:
+            _usage_error(exc)
 
     def invoke(self, ctx: Any) -> Any:
         from mtctl.cli import output
@@ -62,6 +77,8 @@ class MtctlGroup(TyperGroup):
         except typer.Exit:
             sys.stdout.flush()
             raise
+        except UsageError as exc:  # a subcommand's arguments and options
+            _usage_error(exc, self)
         except MtctlError as exc:
             output.error(str(exc))
             raise typer.Exit(int(exc.exit_code)) from None
@@ -82,6 +99,47 @@ class MtctlGroup(TyperGroup):
 
 
 INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+
+
+def _usage_error(exc: UsageError, root: MtctlGroup | None = None) -> NoReturn:
+    """Click's usage errors (an unknown option or command, a missing or extra argument) in
+    mtctl's one line with a hint, instead of Click's four (usage, "Try", blank, error)."""
+    if isinstance(exc, NoArgsIsHelpError):  # `mtctl ext`: the help, as asked
+        raise exc
+    from mtctl.cli import output
+
+    names: list[str] = []
+    ctx = exc.ctx
+    while ctx is not None and ctx.parent is not None:  # the root's name is the program's
+        names.insert(0, ctx.info_name or "")
+        ctx = ctx.parent
+    if exc.ctx is None and root is not None:  # an option's missing value, for one
+        names = _command_names(root, getattr(root, "argv", []))
+    message = exc.format_message().strip().rstrip(".")
+    output.error(f"{message[:1].lower()}{message[1:]} — see: "
+                 f"{' '.join(['mtctl', *names, '--help'])}")
+    raise SystemExit(exc.exit_code)
+
+
+def _command_names(root: Any, args: list[str]) -> list[str]:
+    """The names of the command that ARGS run (`keys rotate`), read as Click would: options
+    of each group are skipped with their values."""
+    names: list[str] = []
+    command, rest = root, list(args)
+    while rest and hasattr(command, "commands"):
+        arg = rest.pop(0)
+        if arg == "--":
+            break
+        if arg.startswith("-"):
+            option = next((p for p in command.params if arg in getattr(p, "opts", ())), None)
+            if option is not None and not getattr(option, "is_flag", True) and rest:
+                rest.pop(0)  # its value
+            continue
+        if arg not in command.commands:
+            break
+        names.append(arg)
+        command = command.commands[arg]
+    return names
 # Writing stdout failed for a reason of the machine, not of the command: one line, exit 1.
 _OUTPUT_FAILURES = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EBADF}
 

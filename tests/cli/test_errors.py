@@ -120,9 +120,35 @@ def test_parser_usage_errors_exit_2_and_change_nothing(seeded):
     ]:
         r = seeded(*args)
         assert r.exit_code == 2, (args, r.output)
-        assert "Traceback" not in r.output
+        assert_one_line_error(r)
         assert mentions in r.stderr, (args, r.stderr)
     assert dump_store(seeded.url) == before
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (("ext", "list", "--bogus"), "no such option: --bogus — see: mtctl ext list --help"),
+    (("--bogus",), "no such option: --bogus — see: mtctl --help"),
+    (("ext", "lst"), "no such command 'lst'. Did you mean 'list', 'set'? — see: mtctl ext --help"),
+    (("phone", "show"), "missing argument 'EXT' — see: mtctl phone show --help"),
+    (("phone", "show", "40710", "0", "9"), "got unexpected extra argument(s) (9) — see: mtctl "
+     "phone show --help"),
+    (("ext", "list", "--format", "xml"), "invalid value for '--format': 'xml' is not one of "
+     "'table', 'plain', 'json', 'ndjson', 'csv', 'tsv' — see: mtctl ext list --help"),
+    (("keys", "rotate", "--within"), "option '--within' requires an argument — see: mtctl "
+     "keys rotate --help"),
+])
+def test_clicks_own_usage_errors_are_one_line_with_the_command_to_ask(seeded, args, line):
+    """An unknown option or command, a missing or extra argument: Click printed four lines
+    (usage, "Try ...", a blank line, "Error: ..."); mtctl's errors are one line with a hint."""
+    r = seeded(*args)
+    assert r.exit_code == 2, (args, r.output)
+    assert_one_line_error(r)
+    assert r.stderr == f"mtctl: error: {line}\n"
+
+
+def test_a_group_without_a_command_still_shows_its_help(seeded):
+    r = seeded("ext")
+    assert r.exit_code == 2 and "Usage:" in r.output and "add" in r.output
 
 
 def test_values_too_big_for_the_store_are_refused_never_a_store_error(seeded):

@@ -9,6 +9,7 @@ from sqlalchemy import create_engine, select
 
 from mtctl.domain import provisioning
 from mtctl.store.tables import provisioning_token
+from tests.dump import assert_one_line_error
 
 TOKEN = "T" * 43
 
@@ -101,5 +102,6 @@ def test_pair_is_the_default_verb_and_revoke_takes_exactly_a_phone(app_phone):
     for args in (("revoke", "40710"), ("revoke", "40710", "2", "3"), ()):
         result = app_phone("provision", *args)
         assert result.exit_code == 2, result.output
-        assert "Missing argument" in result.output or "unexpected extra" in result.output
+        assert_one_line_error(result)
+        assert "missing argument" in result.stderr or "unexpected extra" in result.stderr
     app_phone.ok("provision", "revoke", "40710", "2")
