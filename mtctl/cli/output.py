@@ -191,7 +191,8 @@ def style(fmt: Format | None, fields: str | None, as_json: bool = False) -> Styl
 def _shown(text: str) -> str:
     from mtctl.domain.values import escape
 
-    return repr(escape(text if len(text) <= 60 else text[:60] + "…"))
+    # Quoted by hand: repr() would double the backslashes escape() just wrote ('n\\x1b').
+    return f"'{escape(text if len(text) <= 60 else text[:60] + '…')}'"
 
 
 def rows(items: Iterable[Mapping[str, Any]], shape: Shape, how: Style, *,

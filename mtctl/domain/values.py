@@ -70,7 +70,7 @@ def parse_int(text: str, *, what: str, low: int, high: int, hint: str | None = N
     fix = hint or f"use a whole number from {low} to {high}"
     if not digits or not digits.isascii() or not digits.isdigit():
         shown = raw if len(raw) <= 40 else raw[:40] + "…"
-        raise UsageError(f"{what} {escape(shown)!r} is not a whole number", fix)
+        raise UsageError(f"{what} '{escape(shown)}' is not a whole number", fix)
     if len(digits.lstrip("0")) > len(str(max(abs(low), abs(high)))):
         raise UsageError(f"{what} {raw[:40]}{'…' if len(raw) > 40 else ''} is out of range",
                          fix)

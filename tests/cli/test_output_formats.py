@@ -243,6 +243,7 @@ def test_fields_pick_and_order_columns_and_json_keys(store):
 @pytest.mark.parametrize(("args", "says"), [
     (("phone", "list", "--fields", "extension,nope"), "no field 'nope'"),
     (("ext", "show", "40710", "--fields", "Number"), "no field 'Number'"),
+    (("ext", "list", "--fields", "n\x1b"), "no field 'n\\x1b' "),  # escaped once, not twice
     (("phone", "list", "--fields", "extension,,model"), "not a list of field names"),
     (("phone", "list", "--fields", "model,model"), "not a list of field names"),
     (("user", "list", "--json", "--format", "csv"), "--json and --format csv disagree"),
