@@ -281,3 +281,15 @@ def test_the_session_cookie_is_secure_behind_https(served) -> None:  # type: ign
     assert r.status == 303
     cookie = r.cookies[0]
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+
+
+def test_the_login_page_says_to_ask_the_administrator_and_names_no_command(served) -> None:  # type: ignore[no-untyped-def]
+    """An owner cannot run `mtctl`: the login page sends them to the administrator, in their
+    language."""
+    _, server = served
+    for lang, asks in (("es-ES,es;q=0.9", "pida uno a su administrador"),
+                       ("en", "ask your administrator for one")):
+        page = Client(server, lang=lang).get("/portal/")
+        assert page.status == 200
+        assert asks in page.body, page.body
+        assert "mtctl " not in page.body and "login-link" not in page.body
