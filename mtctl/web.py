@@ -270,7 +270,9 @@ def create_app(db_url: str, *, portal: bool = True) -> Starlette:
     if portal:
         from mtctl.portal.app import create_portal
 
-        routes += [Route("/portal", lambda _: RedirectResponse("/portal/", status_code=308)),
+        # 308 keeps the method: a POST to /portal gets the portal's own 405 page at /portal/
+        routes += [Route("/portal", lambda _: RedirectResponse("/portal/", status_code=308),
+                         methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
                    Mount("/portal", app=create_portal(store))]
     routes.append(Route("/{token}", _Endpoint(fetch), methods=["GET"]))
     return Starlette(routes=routes, lifespan=lifespan)

@@ -22,6 +22,7 @@ from urllib.parse import parse_qs
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -148,9 +149,12 @@ def create_portal(store: Store) -> Starlette:
                       trim_blocks=True, lstrip_blocks=True)
     throttle = Throttle()
 
-    def visitor(request: Request) -> Visitor:
-        lang = i18n.choose(request.query_params.get("lang"), request.cookies.get(LANG_COOKIE),
+    def language(request: Request) -> str:
+        return i18n.choose(request.query_params.get("lang"), request.cookies.get(LANG_COOKIE),
                            request.headers.get("accept-language"))
+
+    def visitor(request: Request) -> Visitor:
+        lang = language(request)
         session_id = request.cookies.get(SESSION_COOKIE)
         if session_id:
             with store.read() as conn:
@@ -234,6 +238,20 @@ def create_portal(store: Store) -> Starlette:
             except MtctlError as exc:  # the store is unavailable: say so, never a traceback
                 return refused_by_store(request, who, exc)
         return endpoint
+
+    async def no_route(request: Request, exc: Exception) -> Response:
+        """Starlette's 404 (no such path) and 405 (a method the path does not take, with its
+        Allow header) for the portal's paths: a portal page in the visitor's language."""
+        assert isinstance(exc, HTTPException)
+        try:
+            who = visitor(request)
+        except MtctlError:  # the store is unavailable: the page still answers, logged out
+            who = Visitor(language(request))
+        message = "No such page." if exc.status_code == 404 else \
+            "This page cannot be opened this way."
+        response = refused(request, who, exc.status_code, i18n.translator(who.lang)(message))
+        response.headers.update(exc.headers or {})
+        return response
 
     # Pages ------------------------------------------------------------------------------
 
@@ -389,7 +407,7 @@ def create_portal(store: Store) -> Starlette:
         Route("/ext/{number}", handled(ext_get)),
         Route("/ext/{number}/{position}/{verb}", handled(change), methods=["POST"]),
         Route("/webcall/{verb:str}", handled(webcall_change), methods=["POST"]),
-    ])
+    ], exception_handlers={404: no_route, 405: no_route})
 
 
 def _user_spec(conn: Any, user_id: int) -> Any:

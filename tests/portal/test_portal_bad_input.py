@@ -168,3 +168,43 @@ def test_a_form_sent_from_another_site_is_refused(served) -> None:  # type: igno
     r = victim.request("/portal/ext/40710/2/disable", form={"csrf": victim.csrf()},
                        headers=same)
     assert r.status == 303
+
+
+def test_unknown_portal_paths_and_wrong_methods_get_a_portal_page(served) -> None:  # type: ignore[no-untyped-def]
+    """A path under /portal/ that names nothing is a 404, a method the path does not take a
+    405 with Allow: each a portal page in the visitor's language with a way back, not
+    Starlette's English plain text. The provisioning endpoint keeps its own bare answers."""
+    mtctl, server = served
+    spanish = Client(server, lang=SPANISH)
+    for path in ("/portal/foo", "/portal/login/a/b", "/portal/ext/40710/2"):
+        r = spanish.get(path)
+        assert r.status == 404, (path, r.status)
+        assert r.headers["content-type"].startswith("text/html"), path
+        assert "No existe esa página." in r.body and 'lang="es"' in r.body
+        assert 'href="/portal/"' in r.body and "Volver al portal" in r.body
+        assert r.headers["cache-control"] == "no-store"
+    for path, allowed in (("/portal/logout", "POST"), ("/portal/login", "POST"),
+                          ("/portal/ext/40710/2/order", "POST"), ("/portal/webcall/stop", "POST")):
+        r = spanish.get(path)
+        assert r.status == 405, (path, r.status)
+        assert r.headers["allow"] == allowed
+        assert "Esta página no se abre así." in r.body and "Volver al portal" in r.body
+    r = spanish.post("/portal/portal.css")
+    assert r.status == 405 and "Esta página no se abre así." in r.body
+    assert set(r.headers["allow"].split(", ")) == {"GET", "HEAD"}
+    english = Client(server, lang="en")
+    english.login(link_for(mtctl, "ana"))
+    r = english.get("/portal/nothing/here")
+    assert r.status == 404 and "No such page." in r.body and 'lang="en"' in r.body
+    assert "Logged in as ana" in r.body, "the visitor's own session, as on every page"
+    assert "Not Found" not in r.body
+    r = english.post("/portal")  # kept a POST by the 308 to /portal/, which takes none
+    assert r.status == 308
+    r = english.post("/portal/")
+    assert r.status == 405 and "This page cannot be opened this way." in r.body
+    # the provisioning endpoints answer as before
+    r = english.get("/nosuchtoken")
+    assert r.status == 404 and r.body == "not found\n"
+    r = english.post("/nosuchtoken")
+    assert r.status == 405 and r.body == "Method Not Allowed"
+    assert "Traceback" not in server.stop()
