@@ -3,7 +3,9 @@
 The store's refusals speak to an admin at a shell: English, with hints that name commands
 (`mtctl phone set ...`). A portal page says instead what the rule means for the owner's own
 phones and what to do in the portal, or to ask the administrator. Messages are catalog ids
-(English) translated by `i18n`; the rule id stays as it is, so support can look it up.
+(English) translated by `i18n`; the rule id stays as it is, so support can look it up. A
+refusal it has no owner words for says only that the change was refused and to ask the
+administrator: the store's own text never reaches the page.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import NamedTuple
 from mtctl.errors import MtctlError, RuleViolation, StoreError
 
 ASK_ADMIN = "Ask your administrator."
+REFUSED = "The change was refused."  # a refusal with no owner words: never the store's text
 
 
 class Refusal(NamedTuple):
@@ -89,11 +92,12 @@ def refusal(exc: MtctlError, translate: Callable[..., str]) -> Refusal:
         if rule in RULES:
             meaning, what_to_do = RULES[rule]
             return Refusal(rule, translate(meaning), translate(what_to_do))
-        return Refusal(rule, exc.message, exc.hint)
+        return Refusal(rule, translate(REFUSED), translate(ASK_ADMIN))
     if isinstance(exc, StoreError):  # nothing the owner can fix: the detail is for the admin
         return Refusal(None, translate("The service is unavailable right now."), str(exc))
     for pattern, message, hint in OTHERS:
         if found := pattern.search(exc.message):
             return Refusal(None, translate(message, **found.groupdict()),
                            translate(hint) if hint else None)
-    return Refusal(None, exc.message, exc.hint)
+    # The store's English and its hint (an admin command) are not for an owner.
+    return Refusal(None, translate(REFUSED), translate(ASK_ADMIN))

@@ -9,7 +9,8 @@ import re
 import pytest
 
 from mtctl.domain.model import UserSpec
-from mtctl.errors import MtctlError
+from mtctl.domain.rules import Violation
+from mtctl.errors import MtctlError, NotFound, RuleViolation
 from mtctl.portal import i18n
 from mtctl.portal.refusals import OTHERS, RULES, refusal
 from mtctl.store import webcall
@@ -32,7 +33,7 @@ def test_every_rule_and_refusal_has_owner_words_in_every_language() -> None:
     assert ids and ids <= set(RULES), "a rule a portal change could meet has no owner words"
     texts = {text for pair in RULES.values() for text in pair}
     texts |= {text for _, message, hint in OTHERS for text in (message, hint) if text}
-    texts.add("The service is unavailable right now.")
+    texts |= {"The service is unavailable right now.", "The change was refused."}
     missing = sorted(texts - set(i18n.catalog("es")))
     assert not missing, f"untranslated: {missing}"
 
@@ -132,3 +133,28 @@ def test_a_refused_order_keeps_what_was_typed_in_its_field(served) -> None:  # t
         other = re.search(r'<input id="order-2"[^>]*>', r.body)
         assert other and 'value="3"' in other.group(0) and "aria-invalid" not in other.group(0)
     assert everything_stored(mtctl.url) == before
+
+
+@pytest.mark.parametrize("exc", [
+    RuleViolation([Violation("MT999", "phone 40710:2", "breaks a rule nobody wrote words for",
+                             "run `mtctl phone set 40710 2 --order 1`")]),
+    MtctlError("phone 40710:2 is in a state the portal has no words for",
+               "mtctl phone show 40710 2"),
+    NotFound("user ana has no such thing", "mtctl user list"),
+])
+def test_a_refusal_the_portal_does_not_recognise_names_no_command(exc: MtctlError) -> None:
+    """A store message the portal has no owner words for is never shown as it is: its English
+    and its hint (an admin command) become a plain sentence in the owner's language, with the
+    rule id kept for support."""
+    rule = exc.violations[0].rule if isinstance(exc, RuleViolation) else None
+    said = refusal(exc, i18n.translator("es"))
+    assert said == (rule, "El cambio fue rechazado.", "Consulte a su administrador.")
+    english = refusal(exc, i18n.translator("en"))
+    assert english == (rule, "The change was refused.", "Ask your administrator.")
+    assert "mtctl" not in f"{said}{english}"
+
+
+def test_recognised_refusals_keep_their_own_words() -> None:
+    violation = Violation("MT004", "phone 40710:2", "order -1 is negative", "mtctl phone set")
+    said = refusal(RuleViolation([violation]), i18n.translator("es"))
+    assert said.message == "El orden de un teléfono es un número entero, 0 o mayor."
