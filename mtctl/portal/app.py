@@ -5,6 +5,9 @@ extension, the seed's phone table; changes order and enabled, provisions a secur
 QR code, and starts or stops Web Call. Every change goes through the store functions the CLI
 uses, inside one write transaction, audited as `portal:USERNAME`, and needs the session's
 CSRF token. Plain HTML forms: no JavaScript anywhere.
+
+Long because: the routes share one closure over the store, the templates and the visitor's
+language (pages, refusals, login, 404/405 pages), and splitting it would pass all of that around.
 """
 
 from __future__ import annotations
