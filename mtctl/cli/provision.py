@@ -131,6 +131,7 @@ def serve(
     try:
         import uvicorn
 
+        from mtctl.serve_http import BoundedHead
         from mtctl.web import create_app
 
         if not no_portal:
@@ -141,7 +142,8 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     app = create_app(globals_of(ctx).url, portal=not no_portal)
     # uvicorn's access log would print request paths, and a path is a token: keep it off.
-    uvicorn.run(app, host=host, port=port, access_log=False, log_level="info")
+    # httptools with each request's line and headers bounded (431 past 32 KiB)
+    uvicorn.run(app, host=host, port=port, access_log=False, log_level="info", http=BoundedHead)
 
 
 def register(app: typer.Typer) -> None:

@@ -208,3 +208,38 @@ def test_unknown_portal_paths_and_wrong_methods_get_a_portal_page(served) -> Non
     r = english.post("/nosuchtoken")
     assert r.status == 405 and r.body == "Method Not Allowed"
     assert "Traceback" not in server.stop()
+
+
+def test_request_headers_are_bounded_for_the_portal_and_provisioning_alike(served) -> None:  # type: ignore[no-untyped-def]
+    """A 1 MiB header, a 60 KB cookie or a head trickled in small pieces is refused (431) and
+    the connection closed, on the portal's paths and the provisioning endpoints alike; the
+    server does not grow by what was sent, and ordinary requests still work."""
+    mtctl, server = served
+    before = _peak_rss_kib(server.proc.pid)
+    for path in (b"/portal/", b"/portal/login", b"/healthz", b"/d/001122334455.cfg",
+                 b"/" + b"t" * 43):
+        for extra in (b"X-Big: " + b"a" * (1 << 20), b"Cookie: c=" + b"b" * 60_000):
+            answer = _raw(server, b"GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n\r\n" % (path, extra))
+            assert answer.startswith(b"HTTP/1.1 431"), (path, answer[:100])
+    with socket.create_connection((HOST, server.port), timeout=10) as conn:
+        conn.sendall(b"GET /portal/ HTTP/1.1\r\nHost: x\r\n")
+        answer = b""
+        try:
+            for _ in range(200):  # 200 KB in 1 KB headers, one by one
+                conn.sendall(b"X-A: " + b"a" * 1000 + b"\r\n")
+        except OSError:
+            pass
+        answer = conn.recv(200)
+    assert answer.startswith(b"HTTP/1.1 431"), answer
+    grown = _peak_rss_kib(server.proc.pid) - before
+    assert grown < 16 * 1024, f"the server peaked {grown} KiB higher for refused headers"
+    client = Client(server, lang=SPANISH)
+    client.login(link_for(mtctl, "ana"))
+    page = client.get("/portal/ext/40710", headers={"X-Padding": "p" * 8000})
+    assert page.status == 200 and "Posición dispositivo" in page.body
+    csrf = client.csrf("/portal/ext/40710")
+    r = client.request("/portal/ext/40710/2/order", form={"csrf": csrf, "order": "4",
+                                                          "pad": "x" * 15_000},
+                       headers={"X-Padding": "p" * 8000})
+    assert r.status == 303, r.body
+    assert "Traceback" not in server.stop()
