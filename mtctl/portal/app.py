@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import threading
 import time
 from collections import defaultdict, deque
@@ -30,11 +31,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from mtctl.errors import ExitCode, MtctlError
+from mtctl.errors import ExitCode, MtctlError, StoreError
 from mtctl.portal import i18n
 from mtctl.portal.refusals import refusal
 from mtctl.store.audit import utcnow
 from mtctl.store.db import Store
+
+log = logging.getLogger("mtctl.serve")
 
 SESSION_COOKIE = "mtctl_portal"
 LANG_COOKIE = "mtctl_lang"
@@ -190,6 +193,8 @@ def create_portal(store: Store) -> Starlette:
         return page(request, who, "message.html", status=status, message=message, hint=hint)
 
     def refused_by_store(request: Request, who: Visitor, exc: MtctlError) -> HTMLResponse:
+        if isinstance(exc, StoreError):  # the owner is told to ask; the log says what it is
+            log.warning("portal: the store is unavailable: %s", exc)
         said = refusal(exc, i18n.translator(who.lang))
         return refused(request, who, HTTP_STATUS[exc.exit_code], said.message, said.hint)
 

@@ -93,8 +93,10 @@ def refusal(exc: MtctlError, translate: Callable[..., str]) -> Refusal:
             meaning, what_to_do = RULES[rule]
             return Refusal(rule, translate(meaning), translate(what_to_do))
         return Refusal(rule, translate(REFUSED), translate(ASK_ADMIN))
-    if isinstance(exc, StoreError):  # nothing the owner can fix: the detail is for the admin
-        return Refusal(None, translate("The service is unavailable right now."), str(exc))
+    if isinstance(exc, StoreError):  # nothing the owner can fix: the detail (a path, a
+        # command) is for the administrator, in serve's log (app.py)
+        return Refusal(None, translate("The service is unavailable right now."),
+                       translate(ASK_ADMIN))
     for pattern, message, hint in OTHERS:
         if found := pattern.search(exc.message):
             return Refusal(None, translate(message, **found.groupdict()),

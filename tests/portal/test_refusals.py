@@ -10,7 +10,7 @@ import pytest
 
 from mtctl.domain.model import UserSpec
 from mtctl.domain.rules import Violation
-from mtctl.errors import MtctlError, NotFound, RuleViolation
+from mtctl.errors import MtctlError, NotFound, RuleViolation, StoreError
 from mtctl.portal import i18n
 from mtctl.portal.refusals import OTHERS, RULES, refusal
 from mtctl.store import webcall
@@ -152,6 +152,19 @@ def test_a_refusal_the_portal_does_not_recognise_names_no_command(exc: MtctlErro
     english = refusal(exc, i18n.translator("en"))
     assert english == (rule, "The change was refused.", "Ask your administrator.")
     assert "mtctl" not in f"{said}{english}"
+
+
+def test_an_unavailable_store_tells_the_owner_to_ask_and_shows_no_detail() -> None:
+    """The store's detail (a file path, `run: mtctl db upgrade`) is for the administrator, in
+    serve's log; the owner reads that the service is unavailable and whom to ask."""
+    exc = StoreError("the store is not initialised at /var/lib/mtctl/pbx.db",
+                     "run: mtctl db upgrade")
+    english = refusal(exc, i18n.translator("en"))
+    assert english == (None, "The service is unavailable right now.", "Ask your administrator.")
+    spanish = refusal(exc, i18n.translator("es"))
+    assert spanish.hint == "Consulte a su administrador."
+    assert spanish.message == i18n.translator("es")("The service is unavailable right now.")
+    assert "mtctl" not in f"{english}{spanish}" and "/var/lib" not in f"{english}{spanish}"
 
 
 def test_recognised_refusals_keep_their_own_words() -> None:
