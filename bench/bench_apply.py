@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlite_files import copy_store, remove_store  # bench/, beside this script
+from sqlite_files import copy_store, reference_ms, remove_store  # bench/, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRST_RATE_TARGET = 50_000  # phones/s
@@ -152,6 +152,8 @@ def measure(count: int, work: Path, runs: int) -> int:
     rate = phones / first
     ratio = again / first
     print(f"best of {runs} runs of each apply; peak RSS: the highest of them")
+    print(f"machine: sum(range(1_000_000)) takes {reference_ms():.1f} ms here (the rates "
+          "scale with it)")
     print(f"{'run':<24} {'wall s':>7} {'phones/s':>9} {'peak MiB':>9}")
     print(f"{'apply (empty store)':<24} {first:7.2f} {rate:9,.0f} {first_rss:9.0f}")
     print(f"{'apply again (no change)':<24} {again:7.2f} {phones / again:9,.0f} "

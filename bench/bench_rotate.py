@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlite_files import copy_store  # bench/, beside this script
+from sqlite_files import copy_store, reference_ms  # bench/, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_RATE = 150_000  # phones rotated per second, start-up excluded
@@ -88,6 +88,8 @@ def main() -> int:
     # rate, other work was running and the wall rate understates mtctl.
     cpu_rate = args.phones / max(big_cpu - big_fixed_cpu, 1e-9)
     print(f"best of {runs} runs; peak RSS: the highest of them")
+    print(f"machine: sum(range(1_000_000)) takes {reference_ms():.1f} ms here (the rates "
+          "scale with it)")
     print(f"{'phones':>8}  {'wall s':>7}  {'start-up s':>10}  {'peak MiB':>8}")
     print(f"{args.phones // 10:>8}  {small_s:7.2f}  {small_fixed:10.2f}  {small_rss:8.1f}")
     print(f"{args.phones:>8}  {big_s:7.2f}  {big_fixed:10.2f}  {big_rss:8.1f}")

@@ -1,4 +1,5 @@
-"""A SQLite store's files, for the benchmarks that run on fresh copies of one store."""
+"""A SQLite store's files, for the benchmarks that run on fresh copies of one store, and a
+reference of the machine's speed for their absolute rates."""
 
 from __future__ import annotations
 
@@ -22,3 +23,11 @@ def copy_store(source: Path, target: Path) -> None:
     for frm, to in zip(store_files(source), store_files(target), strict=True):
         if frm.exists():
             shutil.copyfile(frm, to)
+
+
+def reference_ms() -> float:
+    """Milliseconds of a pure-Python reference loop (best of 5), printed beside absolute rates:
+    on a shared machine the CPU's speed varies, and the same code's rate with it."""
+    import timeit
+
+    return min(timeit.repeat("sum(range(1_000_000))", number=5, repeat=5)) / 5 * 1000
