@@ -121,10 +121,10 @@ class _Planner:
         if self.prune and not self.doc and self.removals:
             # Most likely a generator that failed before writing anything (`gen | mtctl apply
             # --prune -`): that must not wipe the PBX. A file that says so still can.
-            self.problem((), "the file is empty, and with --prune applying it would remove "
-                         "everything in the store",
-                         "check what wrote the file; to empty the store on purpose, apply a "
-                         "file that says `nodes = []`")
+            self.plan.problems.append(Problem(
+                (), "the file is empty, and with --prune applying it would remove everything "
+                "in the store", "check what wrote the file; to empty the store on purpose, "
+                "apply a file that says `nodes = []`", line=1))
         self.changes.extend(self.removals)
 
     # catalog and settings

@@ -8,6 +8,8 @@ same helpers translate; split, both halves would import each other's private hel
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -232,17 +234,44 @@ class Store:
                 transaction.rollback()
                 raise
             WRITES.committing = True
-            try:
-                transaction.commit()
-            except Exception:  # refused at commit: rolled back (an interrupt leaves it unknown)
-                WRITES.committing = WRITES.open = False
-                WRITES.rolled_back = True
-                raise
-            WRITES.committing = WRITES.open = WRITES.rolled_back = False
-            WRITES.committed += 1
+            with _interrupt_after(self.dialect == "sqlite"):
+                try:
+                    transaction.commit()
+                except Exception:  # refused at commit: rolled back (an interrupt: unknown)
+                    WRITES.committing = WRITES.open = False
+                    WRITES.rolled_back = True
+                    raise
+                WRITES.committing = WRITES.open = WRITES.rolled_back = False
+                WRITES.committed += 1
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+@contextmanager
+def _interrupt_after(hold: bool) -> Iterator[None]:
+    """With HOLD, a Ctrl-C during the block is raised when it ends: a SQLite COMMIT is short
+    and local, and an interrupt raised between its return and the write log's update would
+    say "it may or may not be in the store" of a change that is. (PostgreSQL's driver needs
+    the interrupt at once, to cancel a COMMIT stuck on the network.) Only the main thread
+    handles signals; elsewhere this does nothing."""
+    if not hold or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    except ValueError:  # signals handled outside Python (an embedding program)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+    if caught and callable(previous):
+        previous(signal.SIGINT, None)  # Python's own raises KeyboardInterrupt, now
+    elif caught and previous != signal.SIG_IGN:
+        raise KeyboardInterrupt
 
 
 def _take_write_lock(conn: Connection) -> None:
