@@ -163,3 +163,16 @@ def served(example: Mtctl) -> Iterator[tuple[Mtctl, Server]]:
 
 def link_for(mtctl: Mtctl, username: str) -> str:
     return mtctl.ok("user", "login-link", username).stdout.strip()
+
+
+SPANISH = "es-ES,es;q=0.9"
+
+
+def spanish_ana_with_webcall_at_3(mtctl: Mtctl, server: Server) -> Client:
+    """ana in multiterminal mode with her Web Call phone at 40710:3, logged in from a browser
+    that asks for Spanish."""
+    mtctl.ok("phone", "add", "40710", "--position", "3", "--model", "VIVAit Call Web")
+    mtctl.ok("user", "set", "ana", "--webcall-mode", "multiterminal", "--webcall-position", "3")
+    client = Client(server, lang=SPANISH)
+    client.login(link_for(mtctl, "ana"))
+    return client

@@ -10,9 +10,14 @@ import socket
 import time
 
 from tests.cli.test_secrets import everything_stored
-from tests.portal.conftest import HOST, Client, Server, link_for
-
-SPANISH = "es-ES,es;q=0.9"
+from tests.portal.conftest import (
+    HOST,
+    SPANISH,
+    Client,
+    Server,
+    link_for,
+    spanish_ana_with_webcall_at_3,
+)
 
 
 def _peak_rss_kib(pid: int) -> int:
@@ -93,10 +98,7 @@ def test_a_client_that_hangs_up_mid_form_leaves_no_traceback(served) -> None:  #
 
 def test_percent_encoded_bytes_that_are_not_utf8_are_a_400(served) -> None:  # type: ignore[no-untyped-def]
     mtctl, server = served
-    mtctl.ok("phone", "add", "40710", "--position", "3", "--model", "VIVAit Call Web")
-    mtctl.ok("user", "set", "ana", "--webcall-mode", "multiterminal", "--webcall-position", "3")
-    client = Client(server, lang=SPANISH)
-    client.login(link_for(mtctl, "ana"))
+    client = spanish_ana_with_webcall_at_3(mtctl, server)
     csrf = client.csrf()
     before = everything_stored(mtctl.url)
     for path, body in (("/portal/webcall/start", f"csrf={csrf}&extension=%ff%fe"),

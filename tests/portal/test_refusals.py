@@ -15,9 +15,7 @@ from mtctl.portal import i18n
 from mtctl.portal.refusals import OTHERS, RULES, refusal
 from mtctl.store import webcall
 from tests.cli.test_secrets import everything_stored
-from tests.portal.conftest import Client, link_for
-
-SPANISH = "es-ES,es;q=0.9"
+from tests.portal.conftest import SPANISH, Client, link_for, spanish_ana_with_webcall_at_3
 
 
 def _alert(body: str) -> str:
@@ -40,10 +38,7 @@ def test_every_rule_and_refusal_has_owner_words_in_every_language() -> None:
 
 def test_a_rule_refusal_is_in_spanish_with_the_rule_id_and_an_owner_hint(served) -> None:  # type: ignore[no-untyped-def]
     mtctl, server = served
-    mtctl.ok("phone", "add", "40710", "--position", "3", "--model", "VIVAit Call Web")
-    mtctl.ok("user", "set", "ana", "--webcall-mode", "multiterminal", "--webcall-position", "3")
-    client = Client(server, lang=SPANISH)
-    client.login(link_for(mtctl, "ana"))
+    client = spanish_ana_with_webcall_at_3(mtctl, server)
     before = everything_stored(mtctl.url)
     r = client.post("/portal/ext/40710/3/order",
                     {"csrf": client.csrf("/portal/ext/40710"), "order": "0"})
@@ -116,10 +111,7 @@ def test_a_refused_order_keeps_what_was_typed_in_its_field(served) -> None:  # t
     """The page that refuses an order shows the typed value in that phone's field, marked
     invalid and described by the refusal, with focus there; the others show the store's."""
     mtctl, server = served
-    mtctl.ok("phone", "add", "40710", "--position", "3", "--model", "VIVAit Call Web")
-    mtctl.ok("user", "set", "ana", "--webcall-mode", "multiterminal", "--webcall-position", "3")
-    client = Client(server, lang=SPANISH)
-    client.login(link_for(mtctl, "ana"))
+    client = spanish_ana_with_webcall_at_3(mtctl, server)
     before = everything_stored(mtctl.url)
     for typed, status in (("0", 422), ("-4", 422), ("12abc", 422)):
         r = client.post("/portal/ext/40710/3/order",
