@@ -24,7 +24,6 @@ from sqlalchemy.exc import (
     DBAPIError,
     IntegrityError,
     NoSuchModuleError,
-    OperationalError,
 )
 
 from mtctl.errors import Conflict, StoreError, UsageError
@@ -165,20 +164,30 @@ def _as_none(value: None) -> None:
 
 def _begin_immediate(conn: Connection) -> None:
     """BEGIN IMMEDIATE, waiting for the write lock in short steps up to the busy timeout:
-    SQLite's own busy wait sleeps in C, where Python would see a Ctrl-C only at its end."""
+    SQLite's own busy wait sleeps in C, where Python would see a Ctrl-C only at its end.
+
+    Straight on the driver's cursor: every write transaction starts here, and a key rotation
+    starts one per batch (through SQLAlchemy the three statements cost twice as much). An
+    error is sqlite3's own; `_translated` reports it as the Core path's would be."""
+    import sqlite3
+
     deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
-    conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_STEP_MS}")
+    dbapi_connection = conn.connection.dbapi_connection
+    assert dbapi_connection is not None, "a connection beginning has its driver connection"
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_STEP_MS}")
     try:
         while True:
             try:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                cursor.execute("BEGIN IMMEDIATE")
                 return
-            except OperationalError as exc:
-                name = str(getattr(exc.orig, "sqlite_errorname", ""))
+            except sqlite3.OperationalError as exc:
+                name = str(getattr(exc, "sqlite_errorname", ""))
                 if not name.startswith("SQLITE_BUSY") or time.monotonic() >= deadline:
                     raise
     finally:
-        conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
 
 
 class WriteLog:
