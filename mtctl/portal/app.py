@@ -43,8 +43,13 @@ SESSION_COOKIE = "mtctl_portal"
 LANG_COOKIE = "mtctl_lang"
 MAX_FORM = 16 * 1024  # bytes of a form body
 MAX_FIELDS = 16
-THROTTLE_FAILURES = 5  # failed password logins per user or per address ...
-THROTTLE_SECONDS = 15 * 60  # ... within this window, before 429
+THROTTLE_SECONDS = 15 * 60  # failed password logins are counted over this window ...
+# ... three ways, each with its limit before 429: a user from one address, one address
+# whatever the users, and a user from anywhere (a guess spread over many addresses). A user
+# alone at the first limit would let anybody lock anybody out with five wrong passwords.
+THROTTLE_FROM_ONE = 5
+THROTTLE_PER_ADDRESS = 20
+THROTTLE_PER_USER = 50
 HEADERS = {
     "cache-control": "no-store",
     "referrer-policy": "no-referrer",  # a login link in the address bar goes nowhere else
@@ -87,30 +92,37 @@ class Refused(Exception):
 
 
 class Throttle:
-    """Failed password logins per key (user, address) in a sliding window, in memory."""
+    """Failed password logins per key in a sliding window, in memory; each key has a limit."""
 
-    def __init__(self, limit: int = THROTTLE_FAILURES, window: float = THROTTLE_SECONDS) -> None:
-        self.limit, self.window = limit, window
+    def __init__(self, window: float = THROTTLE_SECONDS) -> None:
+        self.window = window
         self.failures: defaultdict[str, deque[float]] = defaultdict(deque)
         self.lock = threading.Lock()
 
-    def blocked(self, *keys: str) -> bool:
+    def blocked(self, limits: dict[str, int]) -> bool:
+        """Whether any key has reached its limit of failures within the window."""
         now = time.monotonic()
         with self.lock:
-            for key in keys:
+            for key, limit in limits.items():
                 times = self.failures.get(key)
                 while times and times[0] < now - self.window:
                     times.popleft()
-                if times is not None and len(times) >= self.limit:
+                if times is not None and len(times) >= limit:
                     return True
         return False
 
-    def fail(self, *keys: str) -> None:
+    def fail(self, limits: dict[str, int]) -> None:
         with self.lock:
             if len(self.failures) > 100_000:  # bounded memory under a flood of names
                 self.failures.clear()
-            for key in keys:
+            for key in limits:
                 self.failures[key].append(time.monotonic())
+
+
+def login_limits(username: str, address: str) -> dict[str, int]:
+    """The throttle's keys for a password login, with their limits."""
+    return {f"from:{address} {username}": THROTTLE_FROM_ONE,
+            f"addr:{address}": THROTTLE_PER_ADDRESS, f"user:{username}": THROTTLE_PER_USER}
 
 
 async def _body(request: Request) -> bytes:
@@ -371,14 +383,14 @@ def create_portal(store: Store) -> Starlette:
         form = await _form(request)
         username = form.get("username", "").strip()[:64]
         address = request.client.host if request.client else "unknown"
-        keys = (f"user:{username}", f"addr:{address}")
-        if throttle.blocked(*keys):
+        limits = login_limits(username, address)
+        if throttle.blocked(limits):
             raise Refused(429, "Too many failed logins: wait a few minutes and try again.")
         with store.write() as conn:
             session_id = portal.password_login(conn, username, form.get("password", ""),
                                                utcnow())
         if session_id is None:
-            throttle.fail(*keys)
+            throttle.fail(limits)
             return page(request, who, "login.html", status=401, failed=True,
                         username=username)
         response = redirect(request, "/")

@@ -188,20 +188,36 @@ def test_logout_and_logout_all_end_live_sessions(served) -> None:  # type: ignor
 
 
 def test_password_login_is_throttled(served) -> None:  # type: ignore[no-untyped-def]
+    """Wrong passwords are counted per user and address, per address, and per user from
+    anywhere; the server trusts X-Forwarded-For from loopback (uvicorn's default), so each
+    header stands for another client."""
     mtctl, server = served
-    mtctl.ok("user", "set-portal-password", "ana", "--password-stdin",
-             input="a long portal passphrase\n")
+    right = "a long portal passphrase"
+    mtctl.ok("user", "set-portal-password", "ana", "--password-stdin", input=right + "\n")
     client = Client(server)
+
+    def login(address: str, username: str, password: str) -> int:
+        return client.request("/portal/login", form={"username": username,
+                                                     "password": password},
+                              headers={"X-Forwarded-For": address}).status
+
     for _ in range(5):
-        r = client.post("/portal/login", {"username": "ana", "password": "wrong guess!!"})
-        assert r.status == 401 and "Wrong username or password." in r.body
-    r = client.post("/portal/login", {"username": "ana", "password": "a long portal passphrase"})
-    assert r.status == 429, "throttled, even with the right password"
+        assert login("203.0.113.7", "ana", "wrong guess!!") == 401
+    assert login("203.0.113.7", "ana", right) == 429, "throttled, even with the right password"
+    # Somebody else's wrong guesses do not lock ana out where she is.
+    assert login("198.51.100.9", "ana", right) == 303
+    # One address guessing many users is stopped too.
+    for i in range(20):
+        assert login("203.0.113.8", f"user{i}", "wrong guess!!") == 401
+    assert login("203.0.113.8", "ana", right) == 429
+    # A guess spread over many addresses: 50 failures for ana in all, then she waits too.
+    for i in range(45):
+        assert login(f"192.0.2.{i // 4 + 1}", "ana", "wrong guess!!") == 401
+    assert login("198.51.100.10", "ana", right) == 429
     fresh = Server(mtctl.url)  # the throttle lives in the server process
     try:
         other = Client(fresh)
-        r = other.post("/portal/login", {"username": "ana",
-                                         "password": "a long portal passphrase"})
+        r = other.post("/portal/login", {"username": "ana", "password": right})
         assert r.status == 303 and "mtctl_portal=" in r.cookies[0]
         assert "ana" in other.get("/portal/").body
     finally:
