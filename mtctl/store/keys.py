@@ -175,16 +175,12 @@ def _batch_query(now: Moment, within: timedelta, after_id: int | BindParameter[i
     if not lean:  # the expiry as stored: parsing each into a datetime is slow on SQLite
         columns += [phone.c.position, extension.c.number,
                     type_coerce(phone.c.key_expires_at, String).label("expires_raw")]
-    query = select(*columns, template.c.key_lifetime_days)
-    if not lean:  # every phone has its extension: a lean read needs nothing of it
+    query = select(*columns, template.c.key_lifetime_days).join(
+        template, template.c.id == phone.c.template_id)
+    if not lean:  # a lean read needs nothing of the extension (every phone has one)
         query = query.join(extension, extension.c.id == phone.c.extension_id)
-    query = (
-        query
-        .join(template, template.c.id == phone.c.template_id)
-        .where(_due(now, within, dialect, soon), phone.c.id > after_id)
-        .order_by(phone.c.id)
-        .limit(size)
-    )
+    query = query.where(_due(now, within, dialect, soon), phone.c.id > after_id).order_by(
+        phone.c.id).limit(size)
     if lock and dialect == "postgresql":
         # Two overlapping runs split the work: each locks its batch, the other skips it.
         query = query.with_for_update(of=phone, skip_locked=True)
