@@ -304,6 +304,34 @@ def test_check_warns_about_secure_desk_phones_that_never_fetched(desks, server):
     assert never() == {"phone 40710:2"}
 
 
+def test_a_phone_given_another_device_or_a_new_key_must_fetch_again(desks, server, db_url):
+    """The device that fetched a key is no longer the phone's once its MAC changes: its keys
+    stop working, and check and phone show say the phone has not fetched since."""
+    def never() -> set[str]:
+        found = json.loads(desks("check", "--json").stdout)["warnings"]
+        return {w["object"] for w in found if w["rule"] == "never-provisioned"}
+
+    old_device = [cisco_password(server.get(CISCO_FILE, headers(CISCO_UA))[1]) for _ in "ab"]
+    assert server.get(YEALINK_FILE, headers(YEALINK_UA))[0] == 200
+    assert never() == set()
+    desks.ok("phone", "set", "40710", "0", "--mac", "00:56:2B:04:36:15")  # the same MAC
+    assert stored(db_url, "40710-0").ha1 == ha1("40710-0", old_device[1])
+
+    desks.ok("phone", "set", "40710", "0", "--mac", "00:56:2b:04:36:16")
+    row = stored(db_url, "40710-0")
+    assert row.ha1 is not None and row.prev_ha1 is None
+    assert row.ha1 not in {ha1("40710-0", p or "") for p in old_device}
+    shown = json.loads(desks.ok("phone", "show", "40710", "0", "--json").stdout)
+    assert (shown["key_delivered_at"], shown["key_delivered_to"]) == (None, None)
+    desks.ok("phone", "set", "40710", "2", "--not-secure")
+    desks.ok("phone", "set", "40710", "2", "--secure")
+    assert never() == {"phone 40710:0", "phone 40710:2"}
+
+    new_ua = CISCO_UA.replace("615)", "616)")
+    assert server.get("/d/00562b043616.xml", headers(new_ua))[0] == 200
+    assert never() == {"phone 40710:2"}
+
+
 def test_no_delivered_key_anywhere_but_in_its_response(desks, db_url):
     srv = Server(db_url)
     bodies: list[str] = []

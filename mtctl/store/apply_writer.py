@@ -17,6 +17,7 @@ from sqlalchemy import JSON, String, bindparam, cast, delete, insert, null, sele
 from sqlalchemy.engine import Connection
 
 from mtctl.domain import keys
+from mtctl.domain.devices import DEVICE_PROFILES
 from mtctl.domain.plan import (
     EXTENSION_FIELDS,
     FIELDS,
@@ -70,6 +71,7 @@ class _Writer:
         self._lifetimes: dict[str, int] | None = None
         self._times: dict[str, tuple[Any, Any]] = {}
         self._passwords: list[str] = []
+        self._profiles: dict[str, str | None] | None = None
         self.realm = ""
 
     def changes(self, action: str, kind: str) -> list[Change]:
@@ -219,7 +221,7 @@ class _Writer:
             values = _after(c, PHONE_FIELDS, stored[PHONE_VALUES])
             number = c.name.rsplit(":", 1)[0]
             rows.append((*self._phone_values(values, self.target_node[number]), stored[0]))
-            if "secure" in (c.diff or {}):
+            if "secure" in (c.diff or {}) or self._new_device(c):
                 if values[6]:
                     keyed.append((stored[0], values[3]))
                 else:
@@ -231,10 +233,23 @@ class _Writer:
             bulk_update(conn, phone, "id", KEY_COLUMNS).run(
                 (*self._key(auth[phone_id], template_name), phone_id)
                 for phone_id, template_name in keyed)
+            for batch in chunks([phone_id for phone_id, _ in keyed]):
+                conn.execute(update(phone).where(phone.c.id.in_(batch)).values(**NOT_DELIVERED))
         Bulk(conn, update(phone).where(phone.c.id == bindparam("b_key")).values(
-            ha1=null(), ha1_sha256=null(), key_expires_at=null(), prev_ha1=null(),
-            prev_ha1_sha256=null(), prev_key_valid_until=null(),
+            ha1=null(), ha1_sha256=null(), key_expires_at=null(), **NOT_DELIVERED,
             key_updated_at=bindparam("b_updated")), ["b_updated", "b_key"]).run(unkeyed)
+
+    def _new_device(self, c: Change) -> bool:
+        """A secure desk phone given another MAC: the keys the old device fetched must stop
+        working, and the new one has fetched nothing yet."""
+        diff = c.diff or {}
+        if c.action != "change" or c.kind != "phone" or "mac" not in diff or "secure" in diff:
+            return False
+        values = _after(c, PHONE_FIELDS, self._stored_phone(c.name)[PHONE_VALUES])
+        if self._profiles is None:
+            self._profiles = dict(rows_of(self.conn, select(phone_model.c.name,
+                                                            phone_model.c.profile)))
+        return bool(values[6]) and self._profiles.get(values[2]) in DEVICE_PROFILES
 
     def _phone_values(self, values: Sequence[Any], node_name: str) -> tuple[Any, ...]:
         """PHONE_COLUMNS of a phone with these PHONE_FIELDS on this node."""
@@ -379,7 +394,8 @@ class _Writer:
         if c.action == "add":
             values = c.values or ()
             name = values[3] if values[6] else None
-        elif c.action == "change" and (diff := c.diff or {}).get("secure", [None, False])[1]:
+        elif c.action == "change" and ((diff := c.diff or {}).get("secure", [None, False])[1]
+                                       or self._new_device(c)):
             name = diff["template"][1] if "template" in diff else self._stored_phone(c.name)[5]
         return name
 
@@ -393,6 +409,10 @@ def _after(change: Change, fields: Sequence[str], before: Sequence[Any]) -> tupl
 PHONE_COLUMNS = ("node_id", "ring_order", "enabled", "model_id", "template_id", "category_id",
                  "location", "secure", "publishable", "mac")
 KEY_COLUMNS = ("ha1", "ha1_sha256", "key_expires_at", "key_updated_at")
+# No key anybody may still hold: none before it, none delivered, none due.
+NOT_DELIVERED: dict[str, Any] = {
+    "prev_ha1": null(), "prev_ha1_sha256": null(), "prev_key_valid_until": null(),
+    "key_delivered_at": null(), "key_delivered_to": null(), "key_due_at": null()}
 PHONE_INSERT = ("extension_id", "position", *PHONE_COLUMNS, "sip_auth_user", *KEY_COLUMNS)
 USER_COLUMNS = ("display_name", "webcall_mode", "webcall_license", "webcall_group_id",
                 "webcall_position")

@@ -10,6 +10,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from mtctl.domain import keys
+from mtctl.domain.devices import DEVICE_PROFILES
 from mtctl.domain.model import ExtensionSpec, PhoneSpec
 from mtctl.domain.rules import extension_violations, password_violation
 from mtctl.domain.updates import UNCHANGED, PhoneUpdate
@@ -221,17 +222,23 @@ def update_phone(conn: Connection, *, actor: str, number: str, position: int,
     if change.mac is not UNCHANGED:
         values["mac"] = _mac(conn, change.mac, phone_id=row.id)
     secure = change.secure
-    if secure is not UNCHANGED and secure != current.secure:
+    rekey = secure is not UNCHANGED and secure != current.secure
+    if rekey:
         values["secure"] = changed["secure"] = secure
-        if secure:
+    elif current.secure and values.get("mac", row.mac) != row.mac \
+            and changed.get("profile", current.profile) in DEVICE_PROFILES:
+        rekey = True  # another device: the keys the old one fetched must stop working
+    if rekey:
+        values |= {"prev_ha1": None, "prev_ha1_sha256": None, "prev_key_valid_until": None,
+                   "key_delivered_at": None, "key_delivered_to": None, "key_due_at": None}
+        if current.secure if secure is UNCHANGED else secure:
             key = keys.system_key(row.sip_auth_user, config.require_realm(conn), now=now,
                                   lifetime_days=_lifetime(conn, template_row))
             values |= _key_values(key, now)
             changed |= {"has_key": True, "key_expires_at": key.expires_at}
         else:
             values |= {"ha1": None, "ha1_sha256": None, "key_expires_at": None,
-                       "key_updated_at": now, "prev_ha1": None, "prev_ha1_sha256": None,
-                       "prev_key_valid_until": None}
+                       "key_updated_at": now}
             changed |= {"has_key": False, "key_expires_at": None}
     if not values:
         return before

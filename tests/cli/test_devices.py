@@ -1,10 +1,13 @@
 """Desk phones by MAC: model profiles and phone MACs through the CLI."""
 
 import json
+from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import create_engine, select, update
 
-from tests.dump import assert_refused
+from mtctl.store.tables import phone as phone_table
+from tests.dump import assert_refused, plant
 
 
 def phone(mtctl, ext="40710", pos="0"):
@@ -112,3 +115,43 @@ phones = [{ position = 0, model = "Yealink T54W" }]
     assert r.exit_code == 0, r.output
     assert phone(seeded, "40720", "0")["mac"] == "805ec0123456"
     assert phone(seeded, "40711", "0")["mac"] is None
+
+
+def test_apply_treats_a_new_mac_or_a_new_key_as_a_phone_that_must_fetch_again(seeded,
+                                                                              tmp_path):
+    def never() -> set[str]:
+        found = json.loads(seeded("check", "--json").stdout)["warnings"]
+        return {w["object"] for w in found if w["rule"] == "never-provisioned"}
+
+    def keys() -> dict[str, tuple]:
+        engine = create_engine(seeded.url)
+        with engine.connect() as conn:
+            rows = conn.execute(select(phone_table.c.sip_auth_user, phone_table.c.ha1,
+                                       phone_table.c.prev_ha1)).all()
+        engine.dispose()
+        return {row[0]: (row[1], row[2]) for row in rows}
+
+    seeded.ok("phone", "set", "40710", "0", "--secure", "--mac", "00:56:2b:04:36:15")
+    seeded.ok("phone", "add", "40710", "--position", "2", "--model", "Yealink T54W",
+              "--secure", "--mac", "80:5e:c0:12:34:56")
+    plant(seeded.url, update(phone_table).values(  # as a fetch of each phone's file leaves it
+        key_delivered_at=datetime.now(UTC), key_delivered_to="192.0.2.7", prev_ha1="0" * 32,
+        prev_ha1_sha256="0" * 64, prev_key_valid_until=datetime(2099, 1, 1, tzinfo=UTC)))
+    assert never() == set()
+    before = keys()
+    exported = seeded.ok("export").stdout
+    yealink = 'secure = true\nmac = "80:5e:c0:12:34:56"'
+    assert yealink in exported
+    r = apply_file(seeded, tmp_path, exported.replace("00:56:2b:04:36:15", "00:56:2b:04:36:16")
+                   .replace(yealink, yealink.replace("true", "false")))
+    assert r.exit_code == 0, r.output
+    after = keys()
+    assert after["40710-0"][0] not in (None, before["40710-0"][0])
+    assert after["40710-0"][1] is None  # the old device's previous key is gone too
+    shown = json.loads(seeded.ok("phone", "show", "40710", "0", "--json").stdout)
+    assert (shown["key_delivered_at"], shown["key_delivered_to"]) == (None, None)
+    assert never() == {"phone 40710:0"}
+    assert "key_expires_at" in json.loads(seeded.ok("audit", "--json").stdout)[-2]["changes"]
+    r = apply_file(seeded, tmp_path, exported.replace("00:56:2b:04:36:15", "00:56:2b:04:36:16"))
+    assert r.exit_code == 0, r.output
+    assert never() == {"phone 40710:0", "phone 40710:2"}
