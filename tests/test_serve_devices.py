@@ -110,6 +110,10 @@ def test_a_cisco_phone_gets_its_flat_profile_with_a_fresh_key_at_every_fetch(des
     assert [a["object"] for a in delivered] == ["phone 40710:0"] * 2
     assert delivered[0]["actor"] == "provisioning"
     assert delivered[0]["changes"]["delivered_to"] == [None, "127.0.0.1"]
+    assert delivered[0]["changes"]["key_expires_at"][0] is not None  # the key made on add
+    assert delivered[1]["changes"]["delivered_to"] == ["127.0.0.1", "127.0.0.1"]
+    assert delivered[1]["changes"]["key_expires_at"][0] == \
+        delivered[0]["changes"]["key_expires_at"][1]
 
 
 def test_a_phone_is_pointed_at_its_extensions_node_once_the_node_has_an_address(desks,
@@ -274,6 +278,8 @@ def test_concurrent_fetches_each_get_a_key_and_the_store_keeps_the_last_two(desk
     delivered = [a for a in json.loads(desks.ok("audit", "--json").stdout)
                  if a["action"] == "deliver-key"]
     assert len(delivered) == 12
+    # each says what the one before it left, those delivered in one batch included
+    assert [a["changes"]["delivered_to"][0] for a in delivered] == [None] + ["127.0.0.1"] * 11
 
 
 def test_keys_rotate_marks_desk_phone_keys_due_instead_of_making_one(desks, db_url):

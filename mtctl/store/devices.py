@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -32,6 +32,7 @@ from mtctl.domain.nodes import phone_proxy
 from mtctl.errors import UsageError
 from mtctl.store import audit
 from mtctl.store.db import Store
+from mtctl.store.rows import as_utc
 from mtctl.store.tables import (
     audit_log,
     extension,
@@ -207,6 +208,8 @@ def deliver_keys(conn: Connection, wanted: list[tuple[str, str, str]], *, now: d
     macs = sorted({mac for mac, _, _ in wanted})
     rows = conn.execute(_phones_by_macs(), {"macs": macs}).all()
     found = {row.mac: device_of(row) for row in rows}
+    # What each audit row says was there before: the last delivery, even one in this batch.
+    last = {row.mac: (row.key_delivered_to, _text(as_utc(row.key_expires_at))) for row in rows}
     passwords = iter(new_passwords(len(wanted)))
     answers: list[tuple[Device, str] | None] = []
     updates: list[dict[str, Any]] = []
@@ -225,11 +228,12 @@ def deliver_keys(conn: Connection, wanted: list[tuple[str, str, str]], *, now: d
         updates.append({"b_id": device.phone_id, "b_ha1": ha1, "b_sha256": ha1_sha256,
                         "b_expires": expires, "b_now": now, "b_client": client[:64],
                         "b_until": now + timedelta(days=device.grace_days)})
+        delivered_to, expires_text = last[mac]
+        last[mac] = client[:64], _text(expires)
         audits.append({"at": now, "actor": ACTOR, "action": "deliver-key",
                        "object": f"phone {device.ref}",
-                       "changes": {"delivered_to": [None, client[:64]],
-                                   "key_expires_at": [None, expires.isoformat(
-                                       timespec="seconds")]}})
+                       "changes": {"delivered_to": [delivered_to, last[mac][0]],
+                                   "key_expires_at": [expires_text, last[mac][1]]}})
         answers.append((device, password))
     if updates:
         # Row by row, in order: each UPDATE reads the row as the one before left it, so two
@@ -241,7 +245,12 @@ def deliver_keys(conn: Connection, wanted: list[tuple[str, str, str]], *, now: d
 
 @cache
 def _phones_by_macs() -> Select[Any]:
-    return phones_query().where(phone.c.mac.in_(bindparam("macs", expanding=True)))
+    return (phones_query().add_columns(phone.c.key_delivered_to, phone.c.key_expires_at)
+            .where(phone.c.mac.in_(bindparam("macs", expanding=True))))
+
+
+def _text(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat(timespec="seconds") if moment is not None else None
 
 
 _HAD_KEY = phone.c.ha1.is_not(None)
