@@ -3,6 +3,10 @@
 Rows go to the driver as plain tuples straight from generators (store/bulk.py), compiled
 once per statement, and the audit rows' JSON comes from json's C encoder (phones alike share
 theirs): at 100,000 extensions the per-row Python work is much of the time.
+
+Long because: one writer runs the whole plan in dependency order (settings, catalog,
+removals, extensions, phones and their keys, groups, users, audit), each section using the
+ids and values the earlier ones wrote; split, the parts would share that state anyway.
 """
 
 from __future__ import annotations
