@@ -24,6 +24,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import NamedTuple
 
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -33,7 +34,9 @@ from mtctl.domain.devices import (
     RENDERERS,
     mac_in_user_agent,
     requested_file,
+    shown_mac,
 )
+from mtctl.domain.values import escape
 from mtctl.errors import MtctlError
 from mtctl.store.db import Store
 from mtctl.store.device_reader import DeliveryWriter, DeviceReader, Lookup
@@ -128,6 +131,41 @@ class Credentials:
         return ok
 
 
+class Refusal(NamedTuple):
+    """Why a fetch gets the bare 404, for serve's log only; counts: whether it counts against
+    the address (not when the device credentials ask for a file that is no phone's, as a
+    Yealink asks for its boot and common files before its own)."""
+
+    reason: str
+    counts: bool = True
+
+
+def _refusal(authorised: bool, found: Lookup, profile: str, mac: str, stated: str | None,
+             user_agent: str) -> Refusal:
+    device = found.device
+    if not authorised:
+        return Refusal("wrong device user or password" if found.hashed is not None else
+                       "no device password is set (mtctl config set-secret "
+                       "provisioning.device_password --password-stdin)")
+    if not profile:
+        return Refusal("not a device file name (<MAC>.xml for Cisco MPP, <mac>.cfg for "
+                       "Yealink)", counts=False)
+    if device is None:
+        return Refusal(f"no phone has MAC {shown_mac(mac)}")
+    ref = f"phone {device.ref}"
+    if device.profile != profile:
+        return Refusal(f"{ref}'s model is "
+                       + (f"provisioned as {device.profile}, not {profile}" if device.profile
+                          else "not provisioned by MAC (see model add --profile)"))
+    if not device.enabled:
+        return Refusal(f"{ref} is disabled")
+    if not device.serves(profile):
+        return Refusal(f"{ref} has no SIP proxy yet: set sip.domain, and flexisip.proxy for a "
+                       "publishable phone")
+    return Refusal(f"its User-Agent does not state MAC {shown_mac(mac)} where its vendor "
+                   f"puts it: {escape(user_agent[:120])}" if stated != mac else "refused")
+
+
 def _basic(header: bytes | None) -> bytes | None:
     """The `user:password` of a Basic Authorization header, or None."""
     if header is None or len(header) > MAX_HEADER:
@@ -162,8 +200,8 @@ class DeviceFiles:
         self.reader.close()
 
     def decide(self, file: str, given: bytes, user_agent: str,
-               found: Lookup | None = None) -> tuple[str, Device] | None:
-        """(profile, phone) when the request may have the phone's file, else None; the same
+               found: Lookup | None = None) -> tuple[str, Device] | Refusal:
+        """(profile, phone) when the request may have the phone's file, else why not; the same
         work whatever fails: the credentials are checked and the MAC looked up every time."""
         wanted = requested_file(file)
         profile, mac = wanted if wanted is not None else ("", NO_MAC)
@@ -174,13 +212,13 @@ class DeviceFiles:
         device = found.device
         if authorised and device is not None and device.serves(profile) and stated == mac:
             return profile, device
-        return None
+        return _refusal(authorised, found, profile, mac, stated, user_agent)
 
     def answer(self, file: str, given: bytes, user_agent: str, client: str) -> \
             tuple[str, bytes] | None:
         """(content type, body) of the file, or None for a 404 (blocking: for tests)."""
         decided = self.decide(file, given, user_agent)
-        if decided is None:
+        if isinstance(decided, Refusal):
             return None
         profile, device = decided
         delivered = (self.writer.deliver(device.mac, profile, client).result(TIMEOUT)
@@ -199,17 +237,17 @@ class DeviceFiles:
         return CONTENT_TYPE[profile], RENDERERS[profile](account).encode()
 
     async def _serve(self, file: str, given: bytes, user_agent: str, client: str) -> \
-            tuple[str, bytes] | None:
+            tuple[str, bytes] | Refusal | None:
         loop = asyncio.get_running_loop()
-        decided: tuple[str, Device] | None
+        decided: tuple[str, Device] | Refusal
         found = self._quick_lookup(file, given)
         if found is not None:  # SQLite, known credentials: no thread to wait for
             decided = self.decide(file, given, user_agent, found)
         else:
             decided = await loop.run_in_executor(self.pool, self.decide, file, given,
                                                  user_agent)
-        if decided is None:
-            return None
+        if isinstance(decided, Refusal):
+            return decided
         profile, device = decided
         if not device.secure:
             return self._file(file, profile, (device, None), client)
@@ -245,17 +283,22 @@ class DeviceFiles:
             status, body, extra = 401, b"credentials needed\n", [TEXT, CHALLENGE]
         else:
             user_agent = headers.get(b"user-agent", b"")[:MAX_HEADER].decode("latin-1")
+            file = scope["path_params"]["file"]
             try:
-                found = await asyncio.wait_for(
-                    self._serve(scope["path_params"]["file"], given, user_agent, client),
-                    TIMEOUT)
+                found = await asyncio.wait_for(self._serve(file, given, user_agent, client),
+                                               TIMEOUT)
             except (MtctlError, TimeoutError) as exc:
                 log.error("GET /d/ 503: %s", str(exc) or "the store did not answer in time")
                 found, status, body = None, 503, b"unavailable\n"
             except Exception:  # a bug: 503 and its traceback (never a key: none is made yet)
                 log.exception("GET /d/ 503: unexpected error")
                 found, status, body = None, 503, b"unavailable\n"
-            if found is not None:
+            if isinstance(found, Refusal):  # a phone's other files: usual, and unthrottled
+                log.log(logging.INFO if found.counts else logging.DEBUG, "GET /d/%s 404 from "
+                        "%s: %s", escape(file[:64]), client, found.reason)
+                if found.counts:
+                    self.throttle.failed(client)
+            elif found is not None:
                 content_type, body = found
                 status, extra = 200, [(b"content-type", content_type.encode()),
                                       (b"cache-control", b"no-store")]

@@ -14,10 +14,10 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine, select, update
+from sqlalchemy import create_engine, delete, select, update
 
 from mtctl.serve_devices import Credentials, Throttle
-from mtctl.store.tables import phone
+from mtctl.store.tables import phone, secret
 from tests.domain.test_devices import yealink_pairs
 from tests.dump import plant
 from tests.test_serve import Server, _dump, _stopped_log
@@ -224,6 +224,46 @@ def test_repeated_failures_from_one_address_are_throttled(desks, server):
     statuses = [server.get(CISCO_FILE, wrong)[0] for _ in range(21)]
     assert statuses[:20] == [404] * 20 and statuses[20] == 429
     assert server.get(CISCO_FILE, headers(CISCO_UA))[0] == 429  # even the right phone, a while
+
+
+def test_a_phone_asking_for_its_vendors_other_files_is_not_throttled(desks, server):
+    """A Yealink asks for its boot and common files before its own, with the device
+    credentials: an office of them behind one address still gets their files."""
+    for name in ("805ec0123456.boot", "y000000000000.boot", "y000000000123.cfg") * 10:
+        assert server.get(f"/d/{name}", headers(YEALINK_UA)) == (404, "not found\n"), name
+    assert server.get(YEALINK_FILE, headers(YEALINK_UA))[0] == 200
+
+
+def test_serve_logs_why_a_fetch_got_404_never_the_password(desks, server, db_url):
+    desks.ok("phone", "add", "40710", "--position", "4", "--model", "Yealink T54W", "--secure",
+             "--mac", "80:5e:c0:00:00:04", "--disabled")
+    desks.ok("model", "add", "Acme Desk", "--vendor", "Acme", "--kind", "hardphone",
+             "--profile", "cisco-mpp")
+    desks.ok("phone", "set", "40710", "3", "--model", "Acme Desk")
+    cases = {
+        "wrong device user or password": (CISCO_FILE, headers(CISCO_UA, password="wrong-pw-1")),
+        "its User-Agent does not state MAC 00:56:2b:04:36:15 where its vendor puts it: "
+        "Cisco-CP8841-3PCC/11.3.7 (00562b043616)\\tx": (
+            CISCO_FILE, headers(CISCO_UA.replace("615)", "616)\tx"))),
+        "no phone has MAC 00:56:2b:04:36:99": (
+            "/d/00562B043699.xml", headers(CISCO_UA.replace("615)", "699)"))),
+        "phone 40710:4 is disabled": ("/d/805ec0000004.cfg", headers(
+            YEALINK_UA.replace("80:5e:c0:12:34:56", "80:5e:c0:00:00:04"))),
+        "phone 40710:3's model is provisioned as cisco-mpp, not yealink": (
+            "/d/805ec0000003.cfg", headers(YEALINK_UA.replace("12:34:56", "00:00:03"))),
+    }
+    assert server.get("/d/y000000000123.cfg", headers(YEALINK_UA))[0] == 404
+    for path, hdrs in cases.values():
+        assert server.get(path, hdrs) == (404, "not found\n"), path
+    plant(db_url, delete(secret))
+    assert server.get(YEALINK_FILE, headers(YEALINK_UA))[0] == 404
+    log = _stopped_log(server)
+    for reason, (path, _) in cases.items():
+        assert f"GET {path} 404 from 127.0.0.1: {reason}" in log, reason
+    assert "no device password is set (mtctl config set-secret provisioning.device_password" \
+        in log
+    assert DEVICE_PW not in log and "wrong-pw-1" not in log
+    assert "y000000000123.cfg" not in log  # a Yealink's common file: asked for at every boot
 
 
 def test_the_throttle_forgets_old_windows_and_holds_a_bounded_number_of_addresses():
