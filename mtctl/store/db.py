@@ -108,6 +108,7 @@ def _make_engine(url: str) -> Engine:
             _tune_sqlite(engine)
         else:
             engine = create_engine(parsed, pool_pre_ping=False)
+            event.listen(engine, "connect", _utc_session)
             # psycopg logs what it ignores while cleaning up after an error (Ctrl-C during a
             # commit: "error ignored terminating <psycopg.Pipeline …>"); with no logging set
             # up, Python printed that to stderr beside mtctl's one line. `serve` sets logging
@@ -119,6 +120,13 @@ def _make_engine(url: str) -> Engine:
         raise StoreError(f"cannot open store: {_first_line(exc)}",
                          "use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB") from exc
     return engine
+
+
+def _utc_session(dbapi_conn: Any, _record: Any) -> None:
+    """PostgreSQL gives times in the session's time zone, often the server's local one:
+    every time mtctl prints or shares is UTC."""
+    dbapi_conn.execute("SET TIME ZONE 'UTC'")
+    dbapi_conn.commit()
 
 
 def _tune_sqlite(engine: Engine) -> None:

@@ -405,7 +405,9 @@ def _connect(url: str) -> tuple[Any, str] | None:
         import psycopg
 
         conninfo = "postgresql://" + url[len("postgresql+psycopg://"):]
-        return psycopg.connect(conninfo), "postgresql"  # a transaction opens with the 1st query
+        pg = psycopg.connect(conninfo)
+        pg.execute("SET TIME ZONE 'UTC'")  # as store/db.py; its transaction is the reader's
+        return pg, "postgresql"
     return None
 
 

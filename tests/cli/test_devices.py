@@ -155,3 +155,20 @@ def test_apply_treats_a_new_mac_or_a_new_key_as_a_phone_that_must_fetch_again(se
     r = apply_file(seeded, tmp_path, exported.replace("00:56:2b:04:36:15", "00:56:2b:04:36:16"))
     assert r.exit_code == 0, r.output
     assert never() == {"phone 40710:0", "phone 40710:2"}
+
+
+def test_times_are_utc_whatever_the_postgresql_sessions_time_zone(seeded, monkeypatch):
+    """A PostgreSQL server's `timezone` is often the machine's local zone (Debian's initdb
+    takes it): every time mtctl prints is still UTC."""
+    if not seeded.url.startswith("postgresql"):
+        pytest.skip("SQLite stores times as UTC text")
+    monkeypatch.setenv("PGTZ", "Europe/Madrid")
+    seeded.ok("phone", "set", "40710", "0", "--secure", "--mac", "00:56:2b:04:36:15")
+    plant(seeded.url, update(phone_table).values(key_delivered_at=datetime.now(UTC)))
+    shown = json.loads(seeded.ok("phone", "show", "40710", "0", "--json").stdout)
+    listed = json.loads(seeded.ok("phone", "list", "40710", "--json").stdout)[0]
+    keys = json.loads(seeded.ok("keys", "list", "--json").stdout)[0]
+    audit = json.loads(seeded.ok("audit", "--json").stdout)[-1]
+    times = [shown["key_expires_at"], shown["key_delivered_at"], listed["key_delivered_at"],
+             keys["key_expires_at"], keys["key_updated_at"], audit["at"]]
+    assert all(t.endswith("+00:00") for t in times), times
