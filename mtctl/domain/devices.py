@@ -125,10 +125,12 @@ def render_cisco_mpp(account: DeviceAccount) -> str:
 
 
 YEALINK_TRANSPORT = {"udp": "0", "tcp": "1", "tls": "2"}
+YEALINK_MAX_REPEAT = 43200  # minutes (30 days): a longer repeat is refused, and none is made
 
 
 def render_yealink(account: DeviceAccount) -> str:
     """The account as a Yealink `<mac>.cfg`: `key = value` lines under the version header."""
+    minutes = str(min(account.resync_hours * 60, YEALINK_MAX_REPEAT))
     entries = [
         ("account.1.enable", "1"),
         ("account.1.label", account.display_name),
@@ -143,9 +145,10 @@ def render_yealink(account: DeviceAccount) -> str:
         ("account.1.outbound_proxy_enable", "1"),
         ("account.1.outbound_proxy.1.address", account.proxy_host),
         ("account.1.outbound_proxy.1.port", str(account.proxy_port)),
-        ("auto_provision.power_on", "1"),
-        ("auto_provision.repeat.enable", "1"),
-        ("auto_provision.repeat.minutes", str(account.resync_hours * 60)),
+        # Firmware before V80 reads these names, V80 on (a T54W runs V86) the static.* ones.
+        *((f"{prefix}auto_provision.{name}", value) for prefix in ("", "static.")
+          for name, value in (("power_on", "1"), ("repeat.enable", "1"),
+                              ("repeat.minutes", minutes))),
     ]
     lines = ["#!version:1.0.0.1"]
     lines += [f"{name} = {_clean(value).strip()}" for name, value in entries]

@@ -66,8 +66,18 @@ def test_the_yealink_file_parses_as_key_value_lines():
     assert pairs["account.1.password"] == ACCOUNT.password
     assert pairs["account.1.outbound_proxy.1.address"] == "10.0.0.5"
     assert pairs["account.1.outbound_proxy.1.port"] == "5070"
-    assert pairs["auto_provision.repeat.enable"] == "1"
-    assert pairs["auto_provision.repeat.minutes"] == str(24 * 60)
+    for prefix in ("", "static."):  # firmware before V80, and V80 on (a T54W runs V86)
+        assert pairs[f"{prefix}auto_provision.power_on"] == "1"
+        assert pairs[f"{prefix}auto_provision.repeat.enable"] == "1"
+        assert pairs[f"{prefix}auto_provision.repeat.minutes"] == str(24 * 60)
+
+
+def test_a_yealink_resyncs_at_most_every_thirty_days_the_longest_it_accepts():
+    account = DeviceAccount(**{**{f: getattr(ACCOUNT, f) for f in ACCOUNT.__slots__},
+                               "resync_hours": 8760})
+    pairs = yealink_pairs(render_yealink(account))
+    assert pairs["static.auto_provision.repeat.minutes"] == "43200"
+    assert pairs["auto_provision.repeat.minutes"] == "43200"
 
 
 def test_a_file_without_a_password_carries_everything_else():
