@@ -37,6 +37,7 @@ def whole_number(what: str, low: int = -INT_MAX - 1, high: int = INT_MAX,
             return text
         return parse_int(text, what=what, low=low, high=high, hint=hint)
 
+    parse.__name__ = "integer"  # what --help shows as its type: <integer>, not <parse>
     return parse
 
 

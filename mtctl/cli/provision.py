@@ -113,13 +113,13 @@ def revoke(
 def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).",
-                                      parser=whole_number("--port", 0, 65535))] = 8080,
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on (0: any free "
+                                      "port).", parser=whole_number("--port", 0, 65535))] = 8080,
     no_portal: Annotated[bool, typer.Option(
         "--no-portal", help="Do not serve the user portal at /portal/.")] = False,
 ) -> None:
-    """Serve provisioning XML at /<token>, /healthz and the user portal at /portal/ (needs the
-    "serve" extra).
+    """Serve provisioning XML at /<token>, desk phone files at /d/<MAC>.xml and /d/<mac>.cfg,
+    /healthz and the user portal at /portal/ (needs the "serve" extra).
 
     Example: mtctl serve --host 0.0.0.0 --port 8080
     """

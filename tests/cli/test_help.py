@@ -42,3 +42,15 @@ def test_check_help_names_every_rule():
     """`check --help` said MT001–MT015 after MT016 (one Web Call phone per extension) came."""
     r = CliRunner().invoke(app, ["check", "--help"], catch_exceptions=False)
     assert "MT001–MT016" in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+def test_every_option_names_its_value(path):
+    """A parser function without a metavar showed its own name: `--port <parse>`."""
+    r = CliRunner().invoke(app, [*path, "--help"], catch_exceptions=False)
+    assert "<parse>" not in r.stdout, r.stdout
+
+
+def test_serve_help_names_the_desk_phone_files():
+    r = CliRunner().invoke(app, ["serve", "--help"], catch_exceptions=False)
+    assert "/d/" in r.stdout, r.stdout
