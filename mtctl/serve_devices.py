@@ -97,21 +97,23 @@ class Credentials:
         self.known: OrderedDict[bytes, bool] = OrderedDict()
         self.lock = threading.Lock()
 
-    def known_outcome(self, given: bytes, hashed: str | None) -> bool | None:
+    def known_outcome(self, given: bytes, user: str, hashed: str | None) -> bool | None:
         """The remembered outcome for these credentials, or None (a slow check is needed)."""
+        tag = self._tag(given, user, hashed)
         with self.lock:
-            known = self.known.get(self._tag(given, hashed))
+            known = self.known.get(tag)
             if known is not None:
-                self.known.move_to_end(self._tag(given, hashed))
+                self.known.move_to_end(tag)
             return known
 
-    def _tag(self, given: bytes, hashed: str | None) -> bytes:
-        return hmac.new(self.key, b"%s\0%s" % ((hashed or "").encode(), given),
-                        hashlib.sha256).digest()
+    def _tag(self, given: bytes, user: str, hashed: str | None) -> bytes:
+        """Keyed by what is expected too: another device user or password is a new check."""
+        return hmac.new(self.key, b"%s\0%s\0%s" % ((hashed or "").encode(), user.encode(),
+                                                    given), hashlib.sha256).digest()
 
     def check(self, given: bytes, user: str, hashed: str | None) -> bool:
         """given: the decoded `user:password` of the Authorization header."""
-        tag = self._tag(given, hashed)
+        tag = self._tag(given, user, hashed)
         with self.lock:
             known = self.known.get(tag)
             if known is not None:
@@ -266,7 +268,7 @@ class DeviceFiles:
             found = self.reader.lookup(wanted[1] if wanted is not None else NO_MAC, wait=False)
         except Busy:
             return None
-        if self.credentials.known_outcome(given, found.hashed) is None:
+        if self.credentials.known_outcome(given, found.user, found.hashed) is None:
             return None
         return found
 

@@ -295,6 +295,13 @@ def test_credentials_are_checked_once_per_distinct_attempt():
     assert all(DEVICE_PW.encode() not in tag for tag in credentials.known)
 
 
+def test_a_new_device_user_takes_effect_at_once(desks, server):
+    assert server.get(CISCO_FILE, headers(CISCO_UA))[0] == 200
+    desks.ok("config", "set", "provisioning.device_user", "phones")
+    assert server.get(CISCO_FILE, headers(CISCO_UA)) == (404, "not found\n")  # the old user
+    assert server.get(CISCO_FILE, headers(CISCO_UA, user="phones"))[0] == 200
+
+
 def test_concurrent_fetches_each_get_a_key_and_the_store_keeps_the_last_two(desks, server,
                                                                            db_url):
     passwords: list[str] = []
