@@ -139,7 +139,7 @@ def render_yealink(account: DeviceAccount) -> str:
         ("account.1.user_name", account.auth_user),
         *([("account.1.password", account.password)] if account.password is not None else []),
         ("account.1.sip_server.1.address", account.domain),
-        ("account.1.sip_server.1.port", "5060"),
+        ("account.1.sip_server.1.port", "5061" if account.transport == "tls" else "5060"),
         ("account.1.sip_server.1.expires", str(REG_EXPIRES)),
         ("account.1.sip_server.1.transport_type", YEALINK_TRANSPORT.get(account.transport, "0")),
         ("account.1.outbound_proxy_enable", "1"),

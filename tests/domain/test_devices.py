@@ -80,6 +80,17 @@ def test_a_yealink_resyncs_at_most_every_thirty_days_the_longest_it_accepts():
     assert pairs["auto_provision.repeat.minutes"] == "43200"
 
 
+@pytest.mark.parametrize(("transport", "port", "kind"), [("udp", "5060", "0"), ("tcp", "5060", "1"),
+                                                     ("tls", "5061", "2")])
+def test_a_yealink_reaches_the_sip_domain_on_its_transports_port(transport, port, kind):
+    """As a Cisco's Proxy_1_ (the domain, no port) does: 5061 over TLS, else 5060."""
+    account = DeviceAccount(**{**{f: getattr(ACCOUNT, f) for f in ACCOUNT.__slots__},
+                               "transport": transport})
+    pairs = yealink_pairs(render_yealink(account))
+    assert pairs["account.1.sip_server.1.transport_type"] == kind
+    assert pairs["account.1.sip_server.1.port"] == port
+
+
 def test_a_file_without_a_password_carries_everything_else():
     account = DeviceAccount(**{**{f: getattr(ACCOUNT, f) for f in ACCOUNT.__slots__},
                                "password": None})
