@@ -80,7 +80,8 @@ def one_round(mtctl: Mtctl, password: str, work: Path, *, record: bool, calls: i
             started = time.monotonic()
             caller = runner.start("caller", "caller.xml", "-s", "500", "-m", str(calls),
                                   "-r", str(rate), "-l", "50", "-timeout", "240s",
-                                  remote=f"127.0.0.1:{port}", keys={"domain": DOMAIN},
+                                  remote=f"127.0.0.1:{port}",
+                                  keys={"domain": DOMAIN, "caller": "caller"},
                                   life=300)
             runner.wait(caller, timeout=300)
             elapsed = time.monotonic() - started

@@ -82,6 +82,20 @@ def check_listen(listen: str) -> str:
     return listen
 
 
+# How route[RECORD] runs one queued statement. On PostgreSQL a failed statement would abort
+# the tick's transaction (every other record in it lost), so the tick holds a savepoint, moved
+# past each statement that succeeds; a failed one is rolled back alone, and one PostgreSQL
+# refuses for its bytes (not UTF-8) runs again in printable ASCII.
+RUN_SQLITE = 'sql_query("mt", "$mqv(rec)");'
+RUN_POSTGRES = """if (!sql_query("mt", "$mqv(rec); RELEASE SAVEPOINT rec; SAVEPOINT rec")) {
+		sql_query("mt", "ROLLBACK TO SAVEPOINT rec");
+		if (!sql_query("mt", "$(mqv(rec){re.subst,/[^[:print:]]//g}); """ \
+               """RELEASE SAVEPOINT rec; SAVEPOINT rec")) {
+			sql_query("mt", "ROLLBACK TO SAVEPOINT rec");
+		}
+	}"""
+
+
 def kamailio_cfg(db: KamailioDb, *, listen: str, node: ClusterNode | None = None) -> str:
     """The routing script: the template with the store URL and the listen address filled in;
     for one node of a cluster, with MT_NODE and MT_NODE_ID defined."""
@@ -94,6 +108,10 @@ def kamailio_cfg(db: KamailioDb, *, listen: str, node: ClusterNode | None = None
             .replace("@@NODE_SQL@@", _cfg_sql_text(node.name if node is not None else ""))
             .replace("@@RECORDER_INIT@@", 'sql_query("mt", "PRAGMA busy_timeout = 5000");'
                      if db.module == "db_sqlite.so" else "# (PostgreSQL: nothing to set)")
+            .replace("@@RECORDER_BEGIN@@", "BEGIN" if db.module == "db_sqlite.so"
+                     else "BEGIN; SAVEPOINT rec")
+            .replace("@@RECORDER_RUN@@",
+                     RUN_SQLITE if db.module == "db_sqlite.so" else RUN_POSTGRES)
             .replace("@@DB_MODULE@@", db.module)
             .replace("@@DB_URL@@", db.url))
 

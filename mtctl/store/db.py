@@ -7,6 +7,7 @@ same helpers translate; split, both halves would import each other's private hel
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import threading
@@ -129,12 +130,18 @@ def _utc_session(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.commit()
 
 
+# Kamailio writes what phones send (User-Agent, reason phrases, the caller) byte for byte, and
+# SQLite keeps bytes that are not UTF-8: read them as U+FFFD instead of failing the command.
+LENIENT_TEXT = functools.partial(str, encoding="utf-8", errors="replace")
+
+
 def _tune_sqlite(engine: Engine) -> None:
     _bind_plainly()
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
+        dbapi_conn.text_factory = LENIENT_TEXT
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")

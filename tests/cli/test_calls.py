@@ -315,3 +315,20 @@ def test_prune_is_silent_and_keeps_recent_records(answered_call):
     assert calls == ["call-1@192.0.2.9"] and branches == 3
     mtctl.ok("config", "set", "calls.retention_days", "1")
     assert "pruned 0 row(s)" in mtctl.ok("calls", "prune", "-v").stderr
+
+
+def test_bytes_that_are_not_utf8_from_a_phone_are_shown_not_fatal(answered_call):
+    """usrloc stores a phone's User-Agent byte for byte, and SQLite keeps bytes that are not
+    UTF-8 (an old phone's Latin-1 "Teléfono"): `ring-sim --live` and `calls explain` show them
+    as U+FFFD instead of failing with "store unavailable"."""
+    mtctl, _ = answered_call
+    if not mtctl.url.startswith("sqlite"):
+        pytest.skip("PostgreSQL refuses bytes that are not UTF-8 when Kamailio writes them")
+    run_sql(mtctl.url, text("UPDATE location SET user_agent = CAST(X'54656CE9666F6E6F' AS TEXT) "
+                            "WHERE username = '40710-0'"),
+            text("UPDATE call_branch SET final_reason = CAST(X'4F63757061646FE9' AS TEXT) "
+                 "WHERE auth_user = '40710-1'"))
+    live = json.loads(mtctl.ok("ring-sim", "40710", "--live", "--json").stdout)
+    assert "Tel\ufffdfono" in json.dumps(live, ensure_ascii=False)
+    verdicts = by_position(explain(mtctl))
+    assert verdicts[("40710", 1)]["verdict"] == "rang in stage 1, declined 486 Ocupado\ufffd"

@@ -237,11 +237,11 @@ class CallResult:
 
 
 def call(runner: SippRunner, kamailio_port: int, domain: str, number: str,
-         name: str = "caller", life: float = 30) -> CallResult:
-    """Dial NUMBER through Kamailio and wait for the call to end."""
+         name: str = "caller", life: float = 30, caller: str = "caller") -> CallResult:
+    """Dial NUMBER through Kamailio as CALLER (the From user) and wait for the call to end."""
     sipp = runner.start(name, "caller.xml", "-s", number, "-m", "1", "-timeout", f"{life}s",
-                        remote=f"{HOST}:{kamailio_port}", keys={"domain": domain},
-                        life=life + 5)
+                        remote=f"{HOST}:{kamailio_port}",
+                        keys={"domain": domain, "caller": caller}, life=life + 5)
     code = runner.wait(sipp, timeout=life + 10)
     responses = []
     for line in sipp.lines():

@@ -12,6 +12,7 @@ followed.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -21,7 +22,8 @@ import pytest
 
 from tests.conftest import Mtctl
 from tests.e2e import harness
-from tests.e2e.conftest import DOMAIN, Pbx, admin_password
+from tests.e2e.conftest import DOMAIN, Pbx, admin_password, start_kamailio
+from tests.e2e.recorded import recorded_call
 
 RING_TIMEOUT = "2"
 D_EXPIRED_BEFORE_CALL = 120  # seconds, as support would meet it
@@ -180,3 +182,67 @@ def _wait_for_record(mtctl: Mtctl) -> list[dict]:
             return calls
         assert time.monotonic() < deadline, calls
         time.sleep(0.1)
+
+
+ODD_CALLER = "1" * 300  # longer than any column holds
+LATIN1_REASON = "Ocupado \udce9"  # byte 0xe9 (Latin-1 é): not UTF-8
+LONG_REASON = "Busy " + "x" * 200
+
+
+# what Kamailio logs when PostgreSQL refuses a statement for its bytes (then run in ASCII)
+REFUSED_BYTES = re.compile(r"invalid byte sequence|error while submitting query|"
+                           r"cannot do the query \[UPDATE call_branch")
+
+
+@pytest.fixture
+def odd_pbx(mtctl: Mtctl, tmp_path: Path) -> Iterator[Pbx]:
+    """The exported config; its log may hold PostgreSQL's refusal of bytes that are not UTF-8,
+    and nothing else."""
+    mtctl.ok("config", "set", "sip.domain", DOMAIN)
+    runner = harness.SippRunner(tmp_path)
+    try:
+        with start_kamailio(mtctl, tmp_path) as kam:
+            yield Pbx(mtctl, kam, runner, tmp_path)
+            errors = [e for e in kam.errors() if not REFUSED_BYTES.search(e)]
+            assert not errors, "\n".join(errors)
+    finally:
+        runner.stop_all()
+
+
+def test_odd_values_from_the_network_cost_no_call_its_record(odd_pbx: Pbx) -> None:
+    """A caller longer than the column, a reason phrase that is not UTF-8 and one too long:
+    the call is still recorded, answered, with every branch (PostgreSQL refuses a whole
+    transaction once one statement fails), and `calls` can read what the proxy wrote."""
+    pbx, mtctl = odd_pbx, odd_pbx.mtctl
+    mtctl.ok("node", "add", "n1")
+    mtctl.ok("ext", "add", "40710", "--node", "n1", "--ring-timeout", "2")
+    phones = {0: ("phone_busy_reason.xml", 1, LATIN1_REASON),
+              1: ("phone_busy_reason.xml", 1, LONG_REASON), 2: ("phone_answer.xml", 2, "")}
+    online = []
+    for position, (scenario, order, reason) in phones.items():
+        mtctl.ok("phone", "add", "40710", "--position", str(position), "--order", str(order),
+                 "--model", "Generic SIP hardphone")
+        password = admin_password()
+        mtctl.ok("phone", "set-password", "40710", str(position), "--password-stdin",
+                 input=password + "\n")
+        sipp = pbx.sipp.start(f"phone-{position}", scenario, "-m", "1", life=60,
+                              keys={"reason": reason} if reason else None)
+        online.append((f"40710-{position}", password, pbx.sipp.port_of(sipp)))
+    assert set(harness.register(pbx.sipp, pbx.port, pbx.domain, online).values()) == {
+        "registered"}
+
+    started_ms = time.time() * 1000
+    result = harness.call(pbx.sipp, pbx.port, pbx.domain, "40710", caller=ODD_CALLER)
+    assert result.final == 200, result.responses
+
+    call = recorded_call(mtctl, "40710", started_ms)
+    assert call["summary"] == "answered by 40710:2"
+    assert call["caller"] == ODD_CALLER[:255]
+    shown = json.loads(mtctl.ok("calls", "show", call["call_id"], "--json").stdout)
+    branches = {b["position"]: b for b in shown["branches"]}
+    assert sorted((b["stage"], p) for p, b in branches.items()) == [(1, 0), (1, 1), (2, 2)]
+    assert (branches[1]["final_code"], branches[1]["final_reason"]) == (486, LONG_REASON[:128])
+    assert branches[0]["final_code"] == 486
+    assert branches[0]["final_reason"] in ("Ocupado \ufffd", "Ocupado ")  # as stored / ASCII
+    explained = explain(mtctl, call["call_id"])
+    assert explained["divergences"] == [], explained
