@@ -97,16 +97,27 @@ class CallRecord:
         return item
 
 
+def utc(ms: int) -> datetime:
+    """Epoch milliseconds as a UTC time; one no date can hold (a store written by other means)
+    reads as the nearest one that can, never an error."""
+    try:
+        return datetime.fromtimestamp(ms / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        return (datetime.max if ms > 0 else datetime.min).replace(tzinfo=UTC)
+
+
 def iso_ms(ms: int | None) -> str | None:
     """Epoch milliseconds as ISO 8601 UTC with milliseconds, None stays None."""
     if ms is None:
         return None
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+    return utc(ms).isoformat(timespec="milliseconds")
 
 
-def clock(ms: int) -> str:
-    """A time of day for people: 09:10:05 UTC."""
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%H:%M:%S UTC")
+def clock(ms: int, call_ms: int) -> str:
+    """A time for people: 09:10:05 UTC on the call's day, else 2026-11-28 09:10:05 UTC."""
+    when = utc(ms)
+    return when.strftime("%H:%M:%S UTC" if when.date() == utc(call_ms).date()
+                         else "%Y-%m-%d %H:%M:%S UTC")
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +193,7 @@ def explain(call: CallRecord, plan: RingPlan | None, context: Context) -> Explan
     for skip in plan.skipped:
         key = (skip.phone.extension, skip.phone.position)
         verdicts.append(_skipped(key, skip.phone.model, skip.reason, branches.pop(key, []),
-                                 plan, context))
+                                 plan, context, call.started_ms))
     for key, extra in sorted(branches.items()):
         verdicts.append(PhoneVerdict(
             key[0], key[1], "", "not in the plan", _happened(extra[-1]),
@@ -255,6 +266,10 @@ def _ringing(key: PhoneKey, model: str, stage: int, sent: list[CallBranch], call
                    else "the caller hung up before")
             return PhoneVerdict(key[0], key[1], model, planned, "not-reached",
                                 f"would have rung in stage {stage}; {why} stage {stage}")
+        if stage > reached and call.outcome is None:
+            return PhoneVerdict(key[0], key[1], model, planned, "not-reached",
+                                f"would ring in stage {stage}; the call had not reached it "
+                                "when recorded")
         return PhoneVerdict(key[0], key[1], model, planned, "not-sent",
                             f"planned to ring in stage {stage}, but the proxy never rang it",
                             divergence=f"planned for stage {stage}, never rung")
@@ -269,8 +284,8 @@ def _ringing(key: PhoneKey, model: str, stage: int, sent: list[CallBranch], call
 
 
 def _skipped(key: PhoneKey, model: str, reason: str, sent: list[CallBranch], plan: RingPlan,
-             context: Context) -> PhoneVerdict:
-    verdict, evidence = _reason_words(key, reason, plan, context)
+             context: Context, call_ms: int) -> PhoneVerdict:
+    verdict, evidence = _reason_words(key, reason, plan, context, call_ms)
     if not sent:
         return PhoneVerdict(key[0], key[1], model, reason, "not-rung", verdict, evidence)
     return PhoneVerdict(key[0], key[1], model, reason, _happened(sent[-1]),
@@ -280,7 +295,7 @@ def _skipped(key: PhoneKey, model: str, reason: str, sent: list[CallBranch], pla
                                    f"{sent[-1].stage}")
 
 
-def _reason_words(key: PhoneKey, reason: str, plan: RingPlan, context: Context
+def _reason_words(key: PhoneKey, reason: str, plan: RingPlan, context: Context, call_ms: int
                   ) -> tuple[str, tuple[Evidence, ...]]:
     obj = f"phone {key[0]}:{key[1]}"
     rows = context.audit.get(obj, ())
@@ -291,19 +306,21 @@ def _reason_words(key: PhoneKey, reason: str, plan: RingPlan, context: Context
         row = _last_set(rows, "enabled", lambda v: v is False)
         if row is None:
             return "disabled", ()
-        return (f"disabled at {_clock_iso(row.at)} by {row.actor} (audit #{row.id})",
+        at_ms = int(datetime.fromisoformat(row.at).timestamp() * 1000)
+        return (f"disabled at {clock(at_ms, call_ms)} by {row.actor} (audit #{row.id})",
                 _audit_evidence(row, "disabled"))
     if reason == NOT_REGISTERED:
-        return _registration_words(key, context)
+        return _registration_words(key, context, call_ms)
     if reason == WEBCALL_NOT_RUNNING:
-        return _webcall_words(key, plan, context)
+        return _webcall_words(key, plan, context, call_ms)
     if reason == EXCLUSIVE_WEBCALL_ACTIVE:
         return (f"{plan.user}'s Web Call was running on {plan.webcall_extension}: in exclusive "
                 "mode only the Web Call rings", ())
     return reason, ()
 
 
-def _registration_words(key: PhoneKey, context: Context) -> tuple[str, tuple[Evidence, ...]]:
+def _registration_words(key: PhoneKey, context: Context, call_ms: int
+                        ) -> tuple[str, tuple[Evidence, ...]]:
     found = context.registrations.get(key)
     if found is None or found.event is None:
         return "not registered (no registration recorded)", (
@@ -316,11 +333,11 @@ def _registration_words(key: PhoneKey, context: Context) -> tuple[str, tuple[Evi
                          + (f", expires {iso_ms(event.expires * 1000)}"
                             if event.expires else ""),
                          id=event.id, at=iso_ms(event.at_ms)),)
-    when = clock(since) if since is not None else "?"
+    when = clock(since, call_ms) if since is not None else "?"
     return f"not registered since {when} ({how})", evidence
 
 
-def _webcall_words(key: PhoneKey, plan: RingPlan, context: Context
+def _webcall_words(key: PhoneKey, plan: RingPlan, context: Context, call_ms: int
                    ) -> tuple[str, tuple[Evidence, ...]]:
     evidence: list[Evidence] = []
     user = plan.user
@@ -337,7 +354,7 @@ def _webcall_words(key: PhoneKey, plan: RingPlan, context: Context
             evidence.append(Evidence("session", f"{user}'s Web Call session was on {session}"))
     registration = context.registrations.get(key)
     if registration is None or not registration.registered:
-        words, more = _registration_words(key, context)
+        words, more = _registration_words(key, context, call_ms)
         evidence += more
         return f"Web Call not running: its phone was {words}", tuple(evidence)
     if user is not None and context.sessions.get(user) is None:
@@ -361,6 +378,3 @@ def _audit_evidence(row: AuditRow | None, what: str) -> tuple[Evidence, ...]:
         return ()
     return (Evidence("audit", f"{what}: {row.action} by {row.actor}", id=row.id, at=row.at),)
 
-
-def _clock_iso(at: str) -> str:
-    return datetime.fromisoformat(at).astimezone(UTC).strftime("%H:%M:%S UTC")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Connection
 
-from mtctl.domain.calls import CallBranch, CallRecord, Context, Explanation, explain
+from mtctl.domain.calls import CallBranch, CallRecord, Context, Explanation, explain, utc
 from mtctl.domain.history import AuditRow, ring_target_in, sessions_in
 from mtctl.domain.presence import live_presence
 from mtctl.domain.registrations import PhoneRegistration, RegistrationEvent, registrations_at
@@ -104,8 +104,7 @@ def plan_at(conn: Connection, number: str, at_ms: int
             ) -> tuple[RingPlan | None, dict[PhoneKey, PhoneRegistration], dict[str, str]]:
     """What SPEC §3 planned for NUMBER at AT_MS: the store then (from the audit trail), the
     registrations then (from the registration events) and the Web Call sessions then."""
-    when = datetime.fromtimestamp(at_ms / 1000, UTC)
-    state = state_at(conn, when)
+    state = state_at(conn, utc(at_ms))
     target = ring_target_in(state, number)
     if target is None:
         return None, {}, {}
@@ -154,7 +153,7 @@ def _auth_users(conn: Connection, keys: list[PhoneKey]) -> dict[str, PhoneKey]:
 
 def _audit_before(conn: Connection, objects: list[str], at_ms: int
                   ) -> dict[str, list[AuditRow]]:
-    when = datetime.fromtimestamp(at_ms / 1000, UTC)
+    when = utc(at_ms)
     found: dict[str, list[AuditRow]] = defaultdict(list)
     if not objects:
         return found

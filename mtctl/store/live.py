@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Connection
 
+from mtctl.domain.calls import utc
 from mtctl.domain.ringing import PhoneKey
 from mtctl.store.tables import extension, location, node, phone
 
@@ -42,7 +43,7 @@ def live_registrations(conn: Connection, *, now: float | None = None
         .where(location.c.expires > epoch))
     found: dict[PhoneKey, Registration] = {}
     for number, position, modified, agent, node_name in rows:
-        when = datetime.fromtimestamp(int(modified), UTC)
+        when = utc(int(modified) * 1000)
         key = (number, position)
         if key not in found or when > found[key].last_modified:
             found[key] = Registration(number, position, when, agent or "", node_name)

@@ -332,3 +332,53 @@ def test_bytes_that_are_not_utf8_from_a_phone_are_shown_not_fatal(answered_call)
     assert "Tel\ufffdfono" in json.dumps(live, ensure_ascii=False)
     verdicts = by_position(explain(mtctl))
     assert verdicts[("40710", 1)]["verdict"] == "rang in stage 1, declined 486 Ocupado\ufffd"
+
+
+def test_a_time_on_another_day_than_the_call_names_its_day(office):
+    """"not registered since 09:10:05 UTC" is only unambiguous on the call's own day."""
+    two_days = 2 * 86_400_000
+    t = now_ms() + two_days
+    record_call(office.url, "call-2@192.0.2.9", t, outcome="no-answer", answered_by=None,
+                code=480, reason="Temporarily Unavailable", branches=[])
+    phones = by_position(explain(office, "call-2@192.0.2.9"))
+    day = _iso(t - two_days)[:10]
+    d, e = phones[("40710", 3)], phones[("40710", 4)]
+    assert d["verdict"].startswith(f"not registered since {day} "), d
+    assert d["verdict"].endswith(" UTC (expired)")
+    assert e["verdict"].startswith(f"disabled at {day} "), e
+    assert " UTC by pepe (audit #" in e["verdict"]
+
+
+def test_a_time_no_date_can_hold_is_shown_not_fatal(answered_call):
+    """A call record written by other means with an end in the year 3 million: every `calls`
+    command still answers, with the latest time a date can hold."""
+    mtctl, _ = answered_call
+    run_sql(mtctl.url, text("UPDATE call_record SET ended_ms = 99999999999999999"),
+            text("UPDATE call_branch SET ended_ms = -99999999999999999 "
+                 "WHERE auth_user = '40710-1'"))
+    listed = json.loads(mtctl.ok("calls", "list", "--json").stdout)
+    assert [c["ended_at"] for c in listed] == ["9999-12-31T23:59:59.999+00:00"]
+    shown = json.loads(mtctl.ok("calls", "show", "call-1@192.0.2.9", "--json").stdout)
+    assert {b["ended_at"] for b in shown["branches"]} >= {"0001-01-01T00:00:00.000+00:00"}
+    assert explain(mtctl)["call"]["ended_at"] == "9999-12-31T23:59:59.999+00:00"
+    mtctl.ok("calls", "list")
+
+
+def test_a_call_still_ringing_has_no_divergence_for_its_later_stages(office):
+    """Stage 1 rings, the call has no outcome yet: stage 2 is not reached, not "never rung"
+    (a divergence means a bug or a race, so it must not be cried wolf)."""
+    t = now_ms() + 5
+    record_call(office.url, "ringing@x", t, outcome=None, answered_by=None, code=None,
+                reason=None, branches=[branch(1, 1, 1, t + 10, t + 500, 486, "Busy Here")])
+    run_sql(office.url, text("UPDATE call_record SET ended_ms = NULL "
+                             "WHERE call_id = 'ringing@x'"),
+            insert(call_branch).values(call_id="ringing@x", node="madrid", branch_index=1,
+                                       **{**branch(2, 1, 1, t + 10, 0, 0, ""),
+                                          "ended_ms": None, "final_code": None,
+                                          "final_reason": None}))
+    item = explain(office, "ringing@x")
+    assert item["call"]["summary"] == "in progress"
+    assert item["divergences"] == [], item["divergences"]
+    a = by_position(item)[("40710", 0)]
+    assert (a["planned"], a["happened"]) == ("stage 2", "not-reached")
+    assert a["verdict"] == "would ring in stage 2; the call had not reached it when recorded"
