@@ -11,7 +11,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.engine import Connection
 
 from mtctl.domain.calls import CallBranch, CallRecord, Context, Explanation, explain, utc
-from mtctl.domain.history import AuditRow, ring_target_in, sessions_in
+from mtctl.domain.history import CREATES, ENDS, AuditRow, ring_target_in, sessions_in
 from mtctl.domain.presence import live_presence
 from mtctl.domain.registrations import PhoneRegistration, RegistrationEvent, registrations_at
 from mtctl.domain.ringing import PhoneKey, RingPlan, all_phones, ring_plan
@@ -29,6 +29,7 @@ from mtctl.store.tables import (
 if TYPE_CHECKING:
     from mtctl.store.rows import AnyRow
 
+MAX_POSITIONS = 8  # positions 0-7 (SPEC §1)
 LIST_LIMIT = 1000  # calls a listing shows at most, newest first
 PRUNE_BATCH = 5000  # rows per delete statement (and per transaction when the caller commits)
 
@@ -123,7 +124,7 @@ def plan_at(conn: Connection, number: str, at_ms: int
 def registrations_of(conn: Connection, keys: list[PhoneKey], at_ms: int
                      ) -> dict[PhoneKey, PhoneRegistration]:
     """These phones' registrations at AT_MS, from the registration events up to then."""
-    auth = _auth_users(conn, keys)
+    auth = _auth_users(conn, keys, at_ms)
     if not auth:
         return {}
     rows = conn.execute(select(registration_event)
@@ -135,19 +136,35 @@ def registrations_of(conn: Connection, keys: list[PhoneKey], at_ms: int
     return {auth[user]: reg for user, reg in registrations_at(events, at_ms).items()}
 
 
-def _auth_users(conn: Connection, keys: list[PhoneKey]) -> dict[str, PhoneKey]:
-    """SIP auth user -> phone: the stored one while the phone exists (it never changes in a
-    phone's life), else NUMBER-POSITION."""
-    found = {f"{number}-{position}": (number, position) for number, position in keys}
+def _auth_users(conn: Connection, keys: list[PhoneKey], at_ms: int) -> dict[str, PhoneKey]:
+    """SIP auth user -> the phone (KEYS) that held it at AT_MS. An auth user stays with its
+    phone for life, and the phone may since have moved (`phone set --position`), been removed,
+    or left its position to a phone added later: the audit rows after AT_MS are undone, newest
+    first. A phone gone since then is taken to be NUMBER-POSITION."""
     numbers = sorted({number for number, _ in keys})
+    held: dict[PhoneKey, str] = {}
     if numbers:
-        wanted = set(keys)
-        for number, position, auth_user in conn.execute(
-                select(extension.c.number, phone.c.position, phone.c.sip_auth_user)
-                .join(extension, extension.c.id == phone.c.extension_id)
-                .where(extension.c.number.in_(numbers))):
-            if (number, position) in wanted:
-                found[auth_user] = (number, position)
+        held = {(number, position): auth_user for number, position, auth_user in conn.execute(
+            select(extension.c.number, phone.c.position, phone.c.sip_auth_user)
+            .join(extension, extension.c.id == phone.c.extension_id)
+            .where(extension.c.number.in_(numbers)))}
+        objects = [f"phone {n}:{p}" for n in numbers for p in range(MAX_POSITIONS)]
+        for row in conn.execute(select(audit_log.c.action, audit_log.c.object,
+                                       audit_log.c.changes)
+                                .where(audit_log.c.object.in_(objects),
+                                       audit_log.c.at > utc(at_ms))
+                                .order_by(audit_log.c.id.desc())):
+            number, _, position = row.object.removeprefix("phone ").rpartition(":")
+            key = (number, int(position))
+            moved = (row.changes or {}).get("position")
+            if row.action in CREATES | ENDS:
+                held.pop(key, None)
+            elif isinstance(moved, list) and len(moved) == 2 and (number, moved[1]) in held:
+                held[key] = held.pop((number, moved[1]))
+    wanted = set(keys)
+    found = {auth_user: key for key, auth_user in held.items() if key in wanted}
+    for number, position in wanted - set(found.values()):
+        found.setdefault(f"{number}-{position}", (number, position))
     return found
 
 

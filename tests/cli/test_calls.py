@@ -382,3 +382,18 @@ def test_a_call_still_ringing_has_no_divergence_for_its_later_stages(office):
     a = by_position(item)[("40710", 0)]
     assert (a["planned"], a["happened"]) == ("stage 2", "not-reached")
     assert a["verdict"] == "would ring in stage 2; the call had not reached it when recorded"
+
+
+def test_moving_phones_afterwards_changes_no_explanation(answered_call):
+    """A phone keeps its SIP auth user (and its registrations) when it moves to another
+    position; a phone added later at its old position is a different phone."""
+    mtctl, t = answered_call
+    before = explain(mtctl)
+    mtctl.ok("phone", "rm", "40710", "5")
+    mtctl.ok("phone", "set", "40710", "2", "--position", "5")
+    mtctl.ok("phone", "add", "40710", "--position", "2", "--model", "Generic SIP hardphone")
+    mtctl.ok("phone", "set", "40710", "1", "--position", "7")
+    mtctl.ok("phone", "set", "40710", "7", "--position", "1")
+    assert explain(mtctl) == before
+    at = json.loads(mtctl.ok("ring-sim", "40710", "--at", _iso(t), "--json").stdout)
+    assert at == before["plan"]
