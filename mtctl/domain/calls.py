@@ -340,7 +340,7 @@ def _registration_words(key: PhoneKey, context: Context, call_ms: int
 def _webcall_words(key: PhoneKey, plan: RingPlan, context: Context, call_ms: int
                    ) -> tuple[str, tuple[Evidence, ...]]:
     evidence: list[Evidence] = []
-    user = plan.user
+    user = plan.user if plan.mode == "exclusive" else None  # multiterminal: no session needed
     if user is not None:
         session = context.sessions.get(user)
         rows = context.audit.get(f"webcall {user}", ())

@@ -397,3 +397,23 @@ def test_moving_phones_afterwards_changes_no_explanation(answered_call):
     assert explain(mtctl) == before
     at = json.loads(mtctl.ok("ring-sim", "40710", "--at", _iso(t), "--json").stdout)
     assert at == before["plan"]
+
+
+def test_a_multiterminal_web_call_is_explained_without_sessions(mtctl):
+    """In multiterminal mode a registration alone runs Web Call: the explanation does not cite
+    a missing Web Call session, which would send support after the wrong cause."""
+    for args in (("config", "set", "sip.domain", "pbx.example.com"), ("node", "add", "madrid"),
+                 ("ext", "add", "40710", "--node", "madrid"),
+                 ("phone", "add", "40710", "--position", "0", "--model", "Cisco 8841"),
+                 ("phone", "add", "40710", "--position", "1", "--model", WEB),
+                 ("user", "add", "ana", "--name", "Ana", "--login", "40710",
+                  "--webcall-mode", "multiterminal", "--webcall-position", "1")):
+        mtctl.ok(*args)
+    register(mtctl.url, "40710-0")
+    t = now_ms() + 5
+    record_call(mtctl.url, "multi@x", t, outcome="answered", answered_by="40710-0", code=200,
+                reason="OK", branches=[branch(0, 1, 1, t + 10, t + 900, 200, "OK", True)])
+    web = by_position(explain(mtctl, "multi@x"))[("40710", 1)]
+    assert web["verdict"] == ("Web Call not running: its phone was not registered (no "
+                              "registration recorded)")
+    assert [e["kind"] for e in web["evidence"]] == ["registration"], web["evidence"]
