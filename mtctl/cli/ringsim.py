@@ -129,7 +129,8 @@ def _ring_sim_all(ctx: typer.Context, number: str | None, *, how: output.Style,
                          "drop NUMBER, or drop --all")
     if refused:
         hints = {"--webcall-ext": "name the Web Call extension for one NUMBER instead",
-                 "--live": "use --live with one NUMBER"}
+                 "--live": "use --live with one NUMBER",
+                 "--at": "use --at with one NUMBER (see: mtctl calls list)"}
         raise UsageError(f"--all cannot be combined with {refused[0]}", hints[refused[0]])
     if how.format not in ALL_FORMATS:
         raise UsageError(f"--all streams, and --format {how.format} prints a whole document",

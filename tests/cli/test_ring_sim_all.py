@@ -86,6 +86,7 @@ def test_an_empty_store_prints_nothing(mtctl: Mtctl) -> None:
     (["ring-sim", "--all", "--fields", "number"], "--fields picks columns"),
     (["ring-sim", "--all", "--live"], "--all cannot be combined with --live"),
     (["ring-sim", "--all", "--webcall-ext", "40710"], "--all cannot be combined with --webcall"),
+    (["ring-sim", "--all", "--at", "-15m"], "--all cannot be combined with --at"),
     (["ring-sim"], "no number to call"),
 ])
 def test_usage_errors(seeded: Mtctl, args: list[str], says: str) -> None:
