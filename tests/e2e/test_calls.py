@@ -246,3 +246,25 @@ def test_odd_values_from_the_network_cost_no_call_its_record(odd_pbx: Pbx) -> No
     assert branches[0]["final_reason"] in ("Ocupado \ufffd", "Ocupado ")  # as stored / ASCII
     explained = explain(mtctl, call["call_id"])
     assert explained["divergences"] == [], explained
+
+
+def test_a_phone_with_a_latin1_user_agent_registers_and_reads(odd_pbx: Pbx) -> None:
+    """An old phone sends its User-Agent in Latin-1: it registers (PostgreSQL refused the
+    bytes usrloc stores, so the phone got a 500 and never registered), and `ring-sim --live`
+    shows it registered."""
+    pbx, mtctl = odd_pbx, odd_pbx.mtctl
+    mtctl.ok("node", "add", "n1")
+    mtctl.ok("ext", "add", "40710", "--node", "n1")
+    mtctl.ok("phone", "add", "40710", "--position", "0", "--model", "Generic SIP hardphone")
+    password = admin_password()
+    mtctl.ok("phone", "set-password", "40710", "0", "--password-stdin", input=password + "\n")
+    phone = pbx.sipp.start("phone-0", "phone_answer.xml", "-m", "1", life=30)
+    sipp = pbx.sipp.start("register-0", "register_ua.xml", "-s", "40710-0", "-au", "40710-0",
+                          "-ap", password, "-m", "1", "-timeout", "10s", "-timeout_error",
+                          remote=f"{harness.HOST}:{pbx.port}", life=15, keys={
+                              "domain": pbx.domain, "expires": "300",
+                              "contact_port": str(pbx.sipp.port_of(phone)),
+                              "user_agent": "Tel\udce9fono 40710-0"})
+    assert harness.refusals([sipp], pbx.sipp) == {"40710-0": ("registered", "")}
+    live = json.loads(mtctl.ok("ring-sim", "40710", "--live", "--json").stdout)
+    assert [[p["position"] for p in s["phones"]] for s in live["stages"]] == [[0]]
