@@ -81,6 +81,19 @@ def parse_sip_address(text: str) -> SipAddress:
     return SipAddress(host.lower(), int(port_text))
 
 
+def address_holder(addresses: Mapping[str, str | None], name: str, address: str | None
+                   ) -> str | None:
+    """The other node that has ADDRESS already: each node runs its own Kamailio there, and the
+    others relay to it by that address."""
+    if address is None:
+        return None
+    return next((other for other, held in sorted(addresses.items())
+                 if other != name and held == address), None)
+
+
+SHARED_HINT = "give each node its own HOST:PORT (each runs its own Kamailio); see: mtctl node list"
+
+
 def _is_host(host: str) -> bool:
     if re.fullmatch(r"[0-9.]+", host):
         try:

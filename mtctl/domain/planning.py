@@ -157,7 +157,7 @@ class _Planner:
         section = self.doc.get("nodes", [])
         if not isinstance(section, dict):
             return self._names("node", "nodes")
-        from mtctl.domain.nodes import parse_sip_address
+        from mtctl.domain.nodes import SHARED_HINT, address_holder, parse_sip_address
         from mtctl.errors import UsageError
 
         stored, addresses = self.state.ids["node"], self.state.node_addresses
@@ -169,6 +169,12 @@ class _Planner:
             except UsageError as exc:
                 self.problem(("nodes", name, "sip_address"), exc.message, exc.hint or "")
                 wanted[name] = addresses.get(name)
+        final = ({} if self.prune else dict(addresses)) | wanted
+        for name, address in wanted.items():
+            other = address_holder(final, name, address)
+            if other is not None and addresses.get(name) != address:
+                self.problem(("nodes", name, "sip_address"),
+                             f"SIP address {address} is node {other}'s", SHARED_HINT)
         for name, address in wanted.items():
             if name not in stored:
                 self.changes.append(Change("add", "node", name, (address,)))

@@ -81,8 +81,20 @@ def add_node(conn: Connection, *, actor: str, name: str, sip_address: str | None
     from mtctl.domain.nodes import parse_sip_address
 
     address = str(parse_sip_address(sip_address)) if sip_address is not None else None
+    refuse_shared_address(conn, name, address)
     _add_named(conn, actor=actor, what="node",
                values={"name": name} | ({"sip_address": address} if address else {}))
+
+
+def refuse_shared_address(conn: Connection, name: str, address: str | None) -> None:
+    """Conflict (exit 4) when another node has ADDRESS already."""
+    from mtctl.domain.nodes import SHARED_HINT, address_holder
+
+    addresses = {row.name: row.sip_address
+                 for row in conn.execute(select(node.c.name, node.c.sip_address))}
+    other = address_holder(addresses, name, address)
+    if other is not None:
+        raise Conflict(f"SIP address {address} is node {other}'s", SHARED_HINT)
 
 
 def remove_node(conn: Connection, *, actor: str, name: str) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from mtctl.domain.nodes import ClusterNode, parse_sip_address
 from mtctl.errors import UsageError
 from mtctl.store import audit
-from mtctl.store.catalog import id_by_name
+from mtctl.store.catalog import id_by_name, refuse_shared_address
 from mtctl.store.tables import extension, location, node, phone
 
 
@@ -23,6 +23,7 @@ def set_node(conn: Connection, *, actor: str, name: str, sip_address: str | None
     before = conn.execute(select(node.c.sip_address).where(node.c.id == row_id)).scalar()
     if before == address:
         return False
+    refuse_shared_address(conn, name, address)
     conn.execute(node.update().where(node.c.id == row_id).values(sip_address=address))
     audit.record(conn, actor=actor, action="set", obj=f"node {name}",
                  changes={"sip_address": [before, address]})

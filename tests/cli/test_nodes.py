@@ -357,3 +357,26 @@ def test_check_warns_of_a_web_call_extension_on_another_node_in_a_cluster(seeded
     assert warning["object"] == "user bob" and "40790 lives on node lima" in warning["message"]
     seeded.ok("ext", "set", "40790", "--node", "madrid")
     assert node_warnings() == []
+
+
+def test_two_nodes_cannot_share_a_sip_address(seeded: Mtctl, tmp_path: Path) -> None:
+    """Each node runs its own Kamailio on its own address; a second node given the first's
+    (a copy-paste in a loopback cluster) could not start, and the calls relayed to it would
+    reach the first node, which answers them 503."""
+    seeded.ok("node", "set", "madrid", "--sip-address", "127.0.0.1:5060")
+    r = assert_refused(seeded, "node", "add", "lima", "--sip-address", "127.0.0.1:5060",
+                       exit_code=4)
+    assert "node madrid" in r.stderr
+    seeded.ok("node", "add", "lima", "--sip-address", "127.0.0.1:5061")
+    assert_refused(seeded, "node", "set", "lima", "--sip-address", "127.0.0.1:5060",
+                   exit_code=4)
+    seeded.ok("node", "set", "madrid", "--sip-address", "127.0.0.1:5060")  # its own: no-op
+    path = tmp_path / "pbx.toml"
+    path.write_text('[nodes.madrid]\nsip_address = "127.0.0.1:5060"\n\n'
+                    '[nodes.quito]\nsip_address = "127.0.0.1:5060"\n', encoding="utf-8")
+    before = dump_store(seeded.url)
+    r = seeded("apply", str(path))
+    assert r.exit_code == 1, r.output
+    assert r.stderr.count("mtctl: error: ") == 1, r.stderr
+    assert ":5: nodes.quito.sip_address: SIP address 127.0.0.1:5060 is node madrid's" in r.stderr
+    assert dump_store(seeded.url) == before
