@@ -39,7 +39,8 @@ def ring_sim(
         "--webcall-running", help="The called user's Web Call is running.")] = False,
     webcall_ext: Annotated[str | None, typer.Option(
         metavar="NUMBER", help="Exclusive mode: the Web Call extension the user is logged "
-        "into (default: the first of the user's list or group).")] = None,
+        "into, with --webcall-running (default: the extension of the user's Web Call session, "
+        "else the first of the user's list or group that no other session holds).")] = None,
     offline: Annotated[list[str] | None, typer.Option(
         metavar="EXT:POS", help="A phone that is not registered (repeat for more).")] = None,
     live: Annotated[bool, typer.Option(
@@ -95,16 +96,30 @@ def ring_sim(
                        flags=bool(webcall_running or webcall_ext or offline))
         return
     from mtctl.cli.common import quick_reading
-    from mtctl.domain.ringing import Presence, ring_plan
-    from mtctl.store.reader import check_presence, ring_sessions
+    from mtctl.domain.ringing import Presence, ring_plan, webcall_taken_by
+    from mtctl.errors import Conflict, UsageError
+    from mtctl.store.reader import check_presence, webcall_sessions
 
+    if webcall_ext is not None and not webcall_running:
+        raise UsageError(f"--webcall-ext {webcall_ext[:40]} says where Web Call runs, and "
+                         "Web Call is not running", "add --webcall-running")
     presence = Presence(webcall_running=webcall_running, webcall_extension=webcall_ext,
                         offline=_parse_offline(offline or []))
     with quick_reading(ctx) as reader:
         target = reader.ring_target(number)
         check_presence(reader, target, presence)
-        # what-if: --webcall-running without --webcall-ext runs on the user's session, if any
-        presence = dataclasses.replace(presence, sessions=ring_sessions(reader, target))
+        # what-if: --webcall-running without --webcall-ext runs on the user's session, if any,
+        # else where nobody else's session is
+        presence = dataclasses.replace(presence, sessions=webcall_sessions(reader, target))
+    taken = webcall_taken_by(target, presence)
+    if taken is not None and webcall_ext is not None:
+        raise Conflict(f"{webcall_ext[:40]} is in use by {taken[1]}'s Web Call session, so "
+                       "no other user's Web Call can run there", "name a free one with "
+                       "--webcall-ext, or see: mtctl webcall list")
+    if taken is not None:
+        output.warning(f"every Web Call extension of {target.number} is in use by another "
+                       f"session, so its Web Call cannot start; this plan assumes "
+                       f"{taken[0]}, where {taken[1]}'s Web Call runs")
     plan = ring_plan(target, presence)
     if how.format is Format.json and how.fields is None:  # JSON needs neither Rich nor shapes
         output.print_json(plan.as_dict())

@@ -110,7 +110,8 @@ def _key(phone: PhoneSpec) -> PhoneKey:
 
 def chosen_webcall_extension(target: RingTarget, presence: Presence) -> str | None:
     """The Web Call extension an exclusive user is logged into: the one named, else the
-    extension of the user's session (when it is one of the user's), else the first."""
+    extension of the user's session (when it is one of the user's), else the first that no
+    other user's session holds (where `webcall start` would log in), else the first."""
     user = target.user
     if user is None:
         return None
@@ -120,7 +121,25 @@ def chosen_webcall_extension(target: RingTarget, presence: Presence) -> str | No
     session = presence.sessions.get(user.username)
     if session in numbers:
         return session
-    return numbers[0] if numbers else None
+    held = _held_by_others(user.username, presence)
+    free = [number for number in numbers if number not in held] or list(numbers)
+    return free[0] if free else None
+
+
+def webcall_taken_by(target: RingTarget, presence: Presence) -> tuple[str, str] | None:
+    """(extension, username) when the exclusive user's Web Call would run on an extension
+    another user's session holds: a call there would ring that user's browser."""
+    user = target.user
+    if user is None or user.webcall_mode != "exclusive" or not presence.webcall_running:
+        return None
+    number = chosen_webcall_extension(target, presence)
+    holder = _held_by_others(user.username, presence).get(number) if number else None
+    return (number, holder) if number and holder else None
+
+
+def _held_by_others(username: str, presence: Presence) -> dict[str, str]:
+    """extension -> username of every session of another user."""
+    return {number: other for other, number in presence.sessions.items() if other != username}
 
 
 DEFAULT_PRESENCE = Presence()  # every phone registered, Web Call not running

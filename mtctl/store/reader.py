@@ -69,6 +69,11 @@ POOL_SQL = (
     "SELECT w.group_id, e.id, e.number FROM webcall_group_extension w "
     "JOIN extension e ON e.id = w.extension_id WHERE {where} ORDER BY w.rank, e.number"
 )
+SESSIONS_SQL = (
+    "SELECT u.username, e.number FROM webcall_session s "
+    "JOIN app_user u ON u.id = s.user_id JOIN extension e ON e.id = s.extension_id "
+    "WHERE u.username = :user OR {where}"
+)
 
 
 class Reader:
@@ -357,6 +362,17 @@ def ring_sessions(reader: Reader, target: RingTarget) -> dict[str, str]:
         return {}
     number = reader.session_of(target.user.username)
     return {target.user.username: number} if number is not None else {}
+
+
+def webcall_sessions(reader: Reader, target: RingTarget) -> dict[str, str]:
+    """The called user's Web Call session and every session on one of the user's Web Call
+    extensions (who else is logged in where the user's Web Call could run), as {username:
+    extension}."""
+    if target.user is None:
+        return {}
+    where, params = _in("e.number", target.user.all_webcall_extensions)
+    return {str(user): str(number) for user, number in reader.rows(
+        SESSIONS_SQL.format(where=where), {"user": target.user.username, **params})}
 
 
 @lru_cache(maxsize=4096)  # rotation gives a whole batch of keys one expiry

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
+from tests.dump import assert_one_line_error
+
 SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "ring-sim.schema.json")
                     .read_text(encoding="utf-8"))
 VALIDATOR = Draft202012Validator(SCHEMA)
@@ -204,6 +206,47 @@ def test_webcall_ext_must_be_one_of_the_users(exclusive):
     result = exclusive("ring-sim", "40730", "--webcall-running", "--webcall-ext", "40711")
     assert result.exit_code == 3, result.output
     assert "40720, 40721" in result.stderr
+
+
+def test_webcall_ext_without_webcall_running_is_a_usage_error(exclusive):
+    """Naming where Web Call runs while saying it does not run is refused, not ignored."""
+    result = exclusive("ring-sim", "40730", "--webcall-ext", "40721")
+    assert result.exit_code == 2, result.output
+    assert_one_line_error(result)
+    assert "--webcall-running" in result.stderr
+
+
+def test_web_call_running_assumes_a_pool_extension_no_one_else_holds(exclusive):
+    """What `webcall start` would choose: never the browser another user is logged into."""
+    exclusive.ok("ext", "add", "40740", "--node", "madrid")
+    exclusive.ok("user", "add", "cai", "--name", "Cai", "--login", "40740",
+                 "--webcall-mode", "exclusive", "--webcall-group", "pool")
+    exclusive.ok("webcall", "start", "cai", "--ext", "40720")
+    plan = ring(exclusive, "40730", "--webcall-running")
+    assert stages(plan) == [(1, ["40721:0"])]
+    assert "Web Call running on 40721" in human(exclusive, "40730", "--webcall-running")
+    started = json.loads(exclusive.ok("webcall", "start", "bea", "--json").stdout)
+    assert started["extension"] == "40721"
+    assert ring(exclusive, "40730", "--webcall-running") == plan
+
+
+def test_web_call_on_an_extension_another_user_holds_is_a_conflict(exclusive):
+    exclusive.ok("ext", "add", "40740", "--node", "madrid")
+    exclusive.ok("user", "add", "cai", "--name", "Cai", "--login", "40740",
+                 "--webcall-mode", "exclusive", "--webcall-group", "pool")
+    exclusive.ok("webcall", "start", "cai", "--ext", "40720")
+    result = exclusive("ring-sim", "40730", "--webcall-running", "--webcall-ext", "40720")
+    assert result.exit_code == 4, result.output
+    assert_one_line_error(result)
+    assert "40720 is in use by cai's Web Call session" in result.stderr
+    exclusive.ok("ext", "add", "40750", "--node", "madrid")
+    exclusive.ok("user", "add", "dan", "--name", "Dan", "--login", "40750",
+                 "--webcall-mode", "exclusive", "--webcall-group", "pool")
+    exclusive.ok("webcall", "start", "dan", "--ext", "40721")
+    full = exclusive("ring-sim", "40730", "--webcall-running", "--json")  # the whole pool
+    assert full.exit_code == 0, full.output
+    assert "every Web Call extension of 40730 is in use" in full.stderr
+    assert "40720, where cai's Web Call runs" in " ".join(full.stderr.split())
 
 
 # Human output ---------------------------------------------------------------------------------

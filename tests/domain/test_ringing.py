@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from mtctl.domain.model import ExtensionSpec, PhoneSpec, UserSpec
-from mtctl.domain.ringing import Presence, RingPlan, RingTarget, can_ever_ring, ring_plan
+from mtctl.domain.ringing import (
+    Presence,
+    RingPlan,
+    RingTarget,
+    can_ever_ring,
+    ring_plan,
+    webcall_taken_by,
+)
 
 RUNNING = Presence(webcall_running=True)
 
@@ -235,6 +242,18 @@ def test_web_call_running_without_a_named_extension_runs_on_the_users_session():
     assert plan.webcall_extension == "40720"
     # a session alone does not make Web Call run
     assert ring_plan(pool_user(), Presence(sessions={"bea": "40721"})).webcall_running is False
+
+
+def test_web_call_running_without_a_named_extension_skips_extensions_others_hold():
+    plan = ring_plan(pool_user(), Presence(webcall_running=True, sessions={"ana": "40720"}))
+    assert (stages(plan), plan.webcall_extension) == ([(1, ["40721:0"])], "40721")
+    assert webcall_taken_by(pool_user(), Presence(webcall_running=True,
+                                                  sessions={"ana": "40720"})) is None
+    full = Presence(webcall_running=True, sessions={"ana": "40720", "cai": "40721"})
+    assert webcall_taken_by(pool_user(), full) == ("40720", "ana")
+    named = Presence(webcall_running=True, webcall_extension="40721", sessions={"cai": "40721"})
+    assert webcall_taken_by(pool_user(), named) == ("40721", "cai")
+    assert webcall_taken_by(pool_user(), Presence(sessions={"cai": "40720"})) is None
 
 
 def test_exclusive_own_extensions_come_before_the_group_and_pool_is_never_listed():
