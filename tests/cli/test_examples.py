@@ -99,3 +99,21 @@ def test_demo_runs_the_multiterminal_example(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Caller sees: Ana García" in result.stdout
     assert "Caller sees: Desk 40710" in result.stdout
+
+
+def test_readme_quick_tour_runs_as_written(empty_url, tmp_path):
+    """Every line of README's quick tour, pasted into a shell, succeeds and shows what its
+    comment says (the store from the test, not the tour's $HOME/pbx.db)."""
+    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    tour = readme.split("## Quick tour", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    lines = [line for line in tour.splitlines() if not line.startswith("export ")]
+    script = tmp_path / "tour.sh"
+    script.write_text("set -euo pipefail\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    env = shell_env(empty_url)
+    toured = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True,  # noqa: S603, S607
+                            timeout=300, check=False, cwd=tmp_path)
+    assert toured.returncode == 0, toured.stderr
+    result = run(["mtctl", "ring-sim", "40710", "--offline", "40710:2", "--json"], env)
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert ("40710:2", "not-registered") in skipped(plan)  # "why didn't my mobile ring?"
