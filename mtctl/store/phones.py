@@ -21,7 +21,7 @@ from mtctl.store.catalog import id_by_name
 from mtctl.store.lookup import require_extension
 from mtctl.store.rows import public_phone
 from mtctl.store.snapshots import extension_specs, phone_query, phone_spec
-from mtctl.store.tables import extension, phone, phone_model, template
+from mtctl.store.tables import app_user, extension, phone, phone_model, template
 from mtctl.store.validate import check_text, enforce
 
 if TYPE_CHECKING:
@@ -247,11 +247,32 @@ def update_phone(conn: Connection, *, actor: str, number: str, position: int,
     _refuse_if_broken(ext, (*others, spec))
     check_text(phone, values)
     conn.execute(update(phone).where(phone.c.id == row.id).values(**values))
+    carried = []
+    if "position" in values and current.is_webcall and spec.is_webcall:
+        carried = _carry_webcall_position(conn, ext_id, position, spec.position)
     enforce(conn, extension_ids=[ext_id])
     after = get_phone(conn, number, spec.position)
     audit.record(conn, actor=actor, action=action, obj=f"phone {number}:{position}",
                  changes=audit.diff(before, after))
+    for username in carried:
+        audit.record(conn, actor=actor, action="set", obj=f"user {username}",
+                     changes=audit.diff({"webcall_position": position},
+                                        {"webcall_position": spec.position}))
     return after
+
+
+def _carry_webcall_position(conn: Connection, ext_id: int, old: int, new: int) -> list[str]:
+    """Multiterminal users whose Web Call position names the Web Call phone that moves from OLD
+    to NEW on their login extension now name NEW: the usernames. Else neither `phone set` nor
+    `user set` alone could move it (MT009)."""
+    named = ((app_user.c.login_extension_id == ext_id)
+             & (app_user.c.webcall_mode == "multiterminal")
+             & (app_user.c.webcall_position == old))
+    usernames = list(conn.execute(select(app_user.c.username).where(named)
+                                  .order_by(app_user.c.username)).scalars())
+    if usernames:
+        conn.execute(update(app_user).where(named).values(webcall_position=new))
+    return usernames
 
 
 def remove_phone(conn: Connection, *, actor: str, number: str, position: int) -> None:

@@ -249,6 +249,22 @@ def test_web_call_on_an_extension_another_user_holds_is_a_conflict(exclusive):
     assert "40720, where cai's Web Call runs" in " ".join(full.stderr.split())
 
 
+def test_moving_the_multiterminal_web_call_phone_carries_the_users_web_call_position(seeded):
+    """The user's Web Call position names that phone: moving it is one command, not a rule
+    that neither `phone set` nor `user set` can satisfy alone."""
+    seeded.ok("webcall", "start", "ana")
+    seeded.ok("phone", "set", "40710", "1", "--position", "5")
+    user = json.loads(seeded.ok("user", "show", "ana", "--json").stdout)
+    assert user["webcall_position"] == 5
+    assert stages(ring(seeded, "40710", "--webcall-running")) == [(1, ["40710:0", "40710:5"])]
+    assert json.loads(seeded.ok("webcall", "list", "--json").stdout)[0]["extension"] == "40710"
+    audit = json.loads(seeded.ok("audit", "--json").stdout)
+    assert [(r["action"], r["object"], r["changes"]) for r in audit[-2:]] == [
+        ("set", "phone 40710:1", {"position": [1, 5]}),
+        ("set", "user ana", {"webcall_position": [1, 5]})]
+    assert json.loads(seeded.ok("check", "--json").stdout)["errors"] == []
+
+
 # Human output ---------------------------------------------------------------------------------
 
 def human(mtctl, *args: str, columns: int = 80) -> str:

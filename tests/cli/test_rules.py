@@ -133,7 +133,6 @@ def test_mt009_a_new_multiterminal_user_needs_its_web_call_phone(seeded):
 def test_mt009_the_web_call_phone_of_a_multiterminal_user_cannot_be_broken(seeded):
     for args in [("phone", "set", "40710", "1", "--order", "0"),
                  ("phone", "rm", "40710", "1"),
-                 ("phone", "set", "40710", "1", "--position", "3"),
                  ("phone", "set", "40710", "1", "--model", GENERIC),
                  ("user", "set", "ana", "--webcall-position", "0")]:
         r = assert_refused(seeded, *args, exit_code=1, rule="MT009")
