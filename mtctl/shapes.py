@@ -346,10 +346,13 @@ class LiveRegistration(TypedDict):
 
 
 class LiveRingPlan(RingPlan):
-    """What `ring-sim --live --format json` prints: the plan, and the live registration of
-    each phone it mentions."""
+    """What `ring-sim --live --format json` prints: the plan, the live registration of each
+    phone it mentions, and the called user's Web Call session."""
 
     registrations: list[LiveRegistration]
+    webcall_session: Annotated[Number | None, Spec(
+        description="The extension of the called user's Web Call session (mtctl webcall "
+        "start); null: none, or no user. On a pool extension Web Call runs only with it.")]
 
 
 class RingRow(TypedDict):

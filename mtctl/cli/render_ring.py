@@ -197,5 +197,6 @@ def print_plan(plan: RingPlan, how: output.Style,
     document: dict[str, object] = dict(plan.as_dict())
     if registrations is not None:  # --live: shapes.LiveRingPlan
         document["registrations"] = registrations_json(plan, registrations)
+        document["webcall_session"] = (sessions or {}).get(plan.user) if plan.user else None
     output.report(document, plan_rows(plan), RING_ROWS, how,
                   human=lambda: render_plan(plan, registrations, sessions))

@@ -157,10 +157,29 @@ def test_live_rings_anas_desk_while_bea_uses_the_pool_browser(mtctl):
     assert plan["display_name"] == "Ana García"
     # plain ring-sim: --webcall-running runs on the session's extension
     what_if = json.loads(mtctl.ok("ring-sim", "100", "--webcall-running", "--json").stdout)
-    assert what_if == {key: value for key, value in plan.items() if key != "registrations"}
+    assert what_if == {key: value for key, value in plan.items()
+                       if key not in ("registrations", "webcall_session")}
     words = " ".join(mtctl.ok("ring-sim", "100", "--live", "--format", "table").stdout.split())
     assert "Web Call session of ana: on 901" in words
     mtctl.ok("webcall", "stop", "ana")
     assert stages(live(mtctl, "100")) == [["100:0"]]
     words = " ".join(mtctl.ok("ring-sim", "100", "--live", "--format", "table").stdout.split())
     assert "Web Call session of ana: none" in words
+
+
+def test_live_json_names_the_called_users_web_call_session(mtctl):
+    """Scripts see what the table's last line says: a registered pool browser without the
+    user's session is why Web Call is not running."""
+    from tests.cli.test_schemas import validate
+
+    auth = _pool_store(mtctl)
+    for number in ("200", "900"):
+        register(mtctl.url, auth[number])
+    plan = live(mtctl, "200")
+    validate("ring-sim-live", plan)
+    assert (plan["webcall_running"], plan["webcall_session"]) == (False, None)
+    mtctl.ok("webcall", "start", "bea", "--ext", "900")
+    plan = live(mtctl, "200")
+    validate("ring-sim-live", plan)
+    assert (plan["webcall_running"], plan["webcall_session"]) == (True, "900")
+    assert live(mtctl, "100")["webcall_session"] is None  # bea's session is not ana's

@@ -159,6 +159,8 @@ def call_agrees(pbx: Pbx, store: Store, online: Online, number: str,
     plan = ring_sim(pbx, number, *what_if_flags(store, number))
     live = ring_sim(pbx, number, "--live")
     registrations = live.pop("registrations")
+    user = store.user_of(number)
+    assert live.pop("webcall_session") == (store.sessions.get(user.username) if user else None)
     assert live == plan, ("ring-sim --live disagrees with ring-sim", number, store.sessions,
                           what_if_flags(store, number))
     ringing = {(p["extension"], p["position"]) for s in plan["stages"] for p in s["phones"]}

@@ -153,6 +153,7 @@ def run_scenario(pbx: Pbx, scenario: Scenario, passwords: list[str]) -> None:
 
     live = json.loads(pbx.mtctl.ok("ring-sim", scenario.number, "--live", "--json").stdout)
     held = {f"{r['extension']}:{r['position']}": r["node"] for r in live.pop("registrations")}
+    assert live.pop("webcall_session") is None  # no scenario starts a session
     ringing = {key for stage in expected for key in stage}
     assert ringing <= set(held) <= set(phones), held  # the single proxy names no node:
     assert set(held.values()) <= {None}, held
