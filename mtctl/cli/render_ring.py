@@ -154,8 +154,14 @@ def session_line(plan: RingPlan, sessions: Mapping[str, str], *, width: int) -> 
     if plan.user is None or plan.mode is None:
         return []
     number = sessions.get(plan.user)
-    state = f"on {number}" if number else "none (a pool extension's Web Call counts only " \
-        "with the user's session: mtctl webcall start)"
+    if number:
+        state = f"on {number}"
+    elif plan.mode == "multiterminal":
+        state = "none (not needed in multiterminal mode: Web Call runs while its phone is " \
+            "registered)"
+    else:
+        state = "none (a pool extension's Web Call counts only with the user's session: " \
+            "mtctl webcall start)"
     return wrap(f"Web Call session of {plan.user}: {state}", width)
 
 

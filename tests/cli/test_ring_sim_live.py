@@ -71,6 +71,18 @@ def test_human_output_shows_last_registration_and_user_agent(seeded):
     assert "VIVAit Call Web (40710:1): not registered" in words
 
 
+def test_a_multiterminal_user_is_not_sent_to_start_a_session(seeded):
+    """In multiterminal mode the Web Call phone's registration alone counts (SPEC §3): the
+    table must not suggest `webcall start` as the way to make it ring."""
+    register(seeded.url, "40710-1")
+    words = " ".join(seeded.ok("ring-sim", "40710", "--live", "--format", "table")
+                     .stdout.split())
+    assert "Web Call running" in words
+    assert "Web Call session of ana: none (not needed in multiterminal mode: Web Call runs " \
+        "while its phone is registered)" in words
+    assert "webcall start" not in words
+
+
 def test_live_refuses_presence_flags(seeded):
     r = seeded("ring-sim", "40710", "--live", "--offline", "40710:0")
     assert r.exit_code == 2, r.output
