@@ -158,7 +158,14 @@ def _multiterminal_violations(user: UserSpec, login: ExtensionSpec | None,
     if login is None:
         return found
     phone = next((p for p in login.phones if p.position == user.webcall_position), None)
-    if phone is None or not phone.is_webcall:
+    elsewhere = next((p for p in login.phones if p.is_webcall), None)
+    if (phone is None or not phone.is_webcall) and elsewhere is not None:
+        found.append(Violation("MT009", obj, f"is in multiterminal mode but {login.number}:"
+                               f"{user.webcall_position} is not a Web Call phone",
+                               f"its Web Call phone is {elsewhere.ref}: use --webcall-position "
+                               f"{elsewhere.position}, or move that phone with mtctl phone set "
+                               f"{login.number} {elsewhere.position} --position N"))
+    elif phone is None or not phone.is_webcall:
         found.append(Violation("MT009", obj, f"is in multiterminal mode but {login.number}:"
                                f"{user.webcall_position} is not a Web Call phone",
                                f"add one: mtctl phone add {login.number} --position "

@@ -139,6 +139,15 @@ def test_mt009_the_web_call_phone_of_a_multiterminal_user_cannot_be_broken(seede
         assert "user ana" in r.stderr
 
 
+def test_mt009_names_where_the_web_call_phone_is_rather_than_a_second_one(seeded):
+    """Adding a Web Call phone at the new position is refused by MT016: the hint names the
+    position of the one the extension has."""
+    r = assert_refused(seeded, "user", "set", "ana", "--webcall-position", "3", exit_code=1,
+                       rule="MT009")
+    assert "40710:1" in r.stderr and "--webcall-position 1" in r.stderr
+    assert "phone add" not in r.stderr
+
+
 def test_mt010_an_exclusive_user_has_separate_web_call_extensions(seeded):
     add_ext(seeded, "40720", "40790", "40791")
     seeded.ok("phone", "add", "40720", "--position", "0", "--model", WEB)

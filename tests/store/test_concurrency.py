@@ -89,9 +89,9 @@ def _races(i: int) -> tuple[str, Change, Change]:
         ("user set --webcall-position 1 | phone set --order 0", multiterminal,
          lambda c: phones.update_phone(c, actor="b", number=login, position=1,
                                        change=PhoneUpdate(order=0))),
-        ("user set --webcall-position 1 | phone set --position 3", multiterminal,
+        ("user set --webcall-position 1 | phone set --model (not Web Call)", multiterminal,
          lambda c: phones.update_phone(c, actor="b", number=login, position=1,
-                                       change=PhoneUpdate(position=3))),
+                                       change=PhoneUpdate(model=DESK))),
         ("user set --webcall-ext | phone rm", exclusive,
          lambda c: phones.remove_phone(c, actor="b", number=pool, position=0)),
         ("user set --webcall-ext | phone set --position 2", exclusive,
@@ -161,6 +161,34 @@ def test_racing_writes_never_break_the_rules(db_url: str) -> None:
     finally:
         for store in stores:
             store.close()
+
+
+def test_moving_the_web_call_phone_while_the_user_turns_multiterminal(db_url: str) -> None:
+    """The move carries the user's Web Call position: whichever commits first, the store
+    keeps MT009 (both may commit; a refusal is MT009's)."""
+    count = 6
+    stores = _prepared(db_url, count)
+    try:
+        for i in range(count):
+            turn, move = _turn_multiterminal(f"u{i}"), _move_web_call_phone(_login(i))
+            outcomes = _race(stores, *((turn, move) if i % 2 else (move, turn)))
+            assert all(o == "ok" or (isinstance(o, RuleViolation)
+                                     and o.violations[0].rule == "MT009") for o in outcomes), \
+                (i, outcomes)
+        assert _errors(stores[0]) == []
+    finally:
+        for store in stores:
+            store.close()
+
+
+def _turn_multiterminal(user: str) -> Change:
+    return lambda conn: users.update_user(conn, actor="a", username=user, change=UserUpdate(
+        webcall_mode="multiterminal", webcall_position=1))
+
+
+def _move_web_call_phone(login: str) -> Change:
+    return lambda conn: phones.update_phone(conn, actor="b", number=login, position=1,
+                                            change=PhoneUpdate(position=3))
 
 
 def _cli(url: str, *args: str) -> subprocess.Popen[str]:
