@@ -1,4 +1,8 @@
-"""Nodes, categories, phone models, templates and Web Call groups."""
+"""Nodes, categories, phone models, templates and Web Call groups.
+
+Long because: the five kinds share the naming, refusal ("still used by ...") and audit helpers
+at the top; split by kind, each part would import the others' private helpers.
+"""
 
 from __future__ import annotations
 
