@@ -75,7 +75,7 @@ def measure(phones: int, workdir: Path, runs: int,
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--phones", type=int, default=100_000)
-    parser.add_argument("--runs", type=int, default=3, help="rotations of each store (the "
+    parser.add_argument("--runs", type=int, default=5, help="rotations of each store (the "
                         "fastest counts)")
     args = parser.parse_args()
     runs = max(args.runs, 1)
