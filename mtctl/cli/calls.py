@@ -44,6 +44,7 @@ def epoch_ms(when: datetime) -> int:
 CALLS = output.Shape("call", "Call", columns=("started_at", "call_id", "caller", "called", "node",
                                             "summary"), titles={"summary": "outcome"},
                      empty="no calls")
+CALL = output.Shape("call", "Call")  # `calls show`: outcome and summary, each by its name
 BRANCHES = output.Shape("call-branch", "CallBranch", columns=(
     "stage", "order", "extension", "position", "invited_at", "ended_at", "final_code",
     "final_reason", "answered"), empty="no branch was sent")
@@ -105,7 +106,7 @@ def _render_call(item: dict[str, Any], branches: list[dict[str, Any]]) -> None:
     answered = item["answered_by"]
     head = {k: v for k, v in item.items() if k != "branches"}
     head["answered_by"] = f"{answered['extension']}:{answered['position']}" if answered else None
-    output.record(head, CALLS, output.Style(output.Format.table))
+    output.record(head, CALL, output.Style(output.Format.table))
     output.out().print("")
     output.rows(branches, BRANCHES, output.Style(output.Format.table))
 

@@ -209,6 +209,8 @@ def _ring_sim_live(ctx: typer.Context, number: str, *, fail_if_silent: bool,
 
 def _ring_sim_at(ctx: typer.Context, number: str, at: str, *, fail_if_silent: bool,
                  how: output.Style, flags: bool) -> None:
+    from datetime import UTC, datetime
+
     from mtctl.cli.calls import epoch_ms, parse_when
     from mtctl.cli.common import reading
     from mtctl.cli.render_ring import print_plan
@@ -219,6 +221,9 @@ def _ring_sim_at(ctx: typer.Context, number: str, at: str, *, fail_if_silent: bo
         raise UsageError("--at takes who was online from the recorded registrations",
                          "drop --live, --webcall-running, --webcall-ext and --offline")
     when = parse_when(at, "--at")
+    if when > datetime.now(UTC):
+        raise UsageError(f"--at {when.isoformat(timespec='seconds')} is in the future: "
+                         "nothing is recorded for it yet", "drop --at to plan for now")
     with reading(ctx) as conn:
         plan, _, sessions = plan_at(conn, number, epoch_ms(when))
     shown = when.isoformat(timespec="seconds")

@@ -187,6 +187,8 @@ def test_list_and_show(answered_call):
                                            (2, 0, 200, True)]
     text_out = mtctl.ok("calls", "show", "call-1@192.0.2.9", "--format", "table").stdout
     assert "Busy Here" in text_out and "answered by 40710:0" in text_out
+    titles = [line.split()[0] for line in text_out.splitlines() if line.strip()]
+    assert titles.count("outcome") == 1 and titles.count("summary") == 1, text_out
     rows = mtctl.ok("calls", "show", "call-1@192.0.2.9", "--format", "csv",
                     "--fields", "stage,position,final_code").stdout
     assert rows == "stage,position,final_code\r\n1,1,486\r\n1,2,408\r\n2,0,200\r\n"
@@ -245,7 +247,8 @@ def test_unknown_call_and_bad_times(office):
     assert_one_line_error(r)
     for args in (("calls", "list", "--since", "yesterday"),
                  ("ring-sim", "40710", "--at", "10:99"),
-                 ("ring-sim", "40710", "--at", "-5m", "--live")):
+                 ("ring-sim", "40710", "--at", "-5m", "--live"),
+                 ("ring-sim", "40710", "--at", "2999-01-01T00:00:00Z")):
         r = office(*args)
         assert r.exit_code == 2, (args, r.output)
         assert_one_line_error(r)
