@@ -34,6 +34,7 @@ from mtctl.domain.plan import (
     State,
 )
 from mtctl.store import config as settings_store
+from mtctl.store import phones
 from mtctl.store.bulk import Bulk, bind_processor, bulk_insert, bulk_update, chunks
 from mtctl.store.rows import rows_of
 from mtctl.store.tables import (
@@ -413,10 +414,7 @@ def _after(change: Change, fields: Sequence[str], before: Sequence[Any]) -> tupl
 PHONE_COLUMNS = ("node_id", "ring_order", "enabled", "model_id", "template_id", "category_id",
                  "location", "secure", "publishable", "mac")
 KEY_COLUMNS = ("ha1", "ha1_sha256", "key_expires_at", "key_updated_at")
-# No key anybody may still hold: none before it, none delivered, none due.
-NOT_DELIVERED: dict[str, Any] = {
-    "prev_ha1": null(), "prev_ha1_sha256": null(), "prev_key_valid_until": null(),
-    "key_delivered_at": null(), "key_delivered_to": null(), "key_due_at": null()}
+NOT_DELIVERED: dict[str, Any] = dict.fromkeys(phones.NOT_DELIVERED, null())  # SQL NULLs
 PHONE_INSERT = ("extension_id", "position", *PHONE_COLUMNS, "sip_auth_user", *KEY_COLUMNS)
 USER_COLUMNS = ("display_name", "webcall_mode", "webcall_license", "webcall_group_id",
                 "webcall_position")

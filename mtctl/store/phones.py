@@ -28,6 +28,11 @@ if TYPE_CHECKING:
     from mtctl.store.rows import AnyRow
 
 
+# A phone given a new key, or a new device: no key anybody may still hold (none before it,
+# none delivered, none due). apply_writer.py clears the same columns.
+NOT_DELIVERED = ("prev_ha1", "prev_ha1_sha256", "prev_key_valid_until", "key_delivered_at",
+                 "key_delivered_to", "key_due_at")
+
 def public(row: AnyRow) -> dict[str, Any]:
     """A phone as listings and --json show it: never a digest."""
     return public_phone(row)
@@ -229,8 +234,7 @@ def update_phone(conn: Connection, *, actor: str, number: str, position: int,
             and changed.get("profile", current.profile) in DEVICE_PROFILES:
         rekey = True  # another device: the keys the old one fetched must stop working
     if rekey:
-        values |= {"prev_ha1": None, "prev_ha1_sha256": None, "prev_key_valid_until": None,
-                   "key_delivered_at": None, "key_delivered_to": None, "key_due_at": None}
+        values |= dict.fromkeys(NOT_DELIVERED)
         if current.secure if secure is UNCHANGED else secure:
             key = keys.system_key(row.sip_auth_user, config.require_realm(conn), now=now,
                                   lifetime_days=_lifetime(conn, template_row))
