@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import chain, islice
 from typing import Any, cast
 
 from sqlalchemy import Column, Table, bindparam, insert, update
@@ -15,6 +16,10 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
 BATCH = 5_000
+# SQLite: rows per INSERT statement. Each execution of a statement opens a cursor on the
+# table and on each of its indexes; a phone has eight, so one row per statement spends about
+# a third of its time there. 64 rows of a phone are 1,088 parameters (the limit is 32,766).
+ROWS_PER_INSERT = 64
 
 
 def chunks(rows: Iterable[Any], size: int = BATCH) -> Iterator[list[Any]]:
@@ -39,6 +44,7 @@ class Bulk:
         # SQLite's driver takes the rows straight from their generator, unbatched.
         self.direct = order is not None and conn.dialect.name == "sqlite"
         self.pick: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None
+        self.many_sql = _rows_per_statement(self.sql, ROWS_PER_INSERT) if self.direct else None
         if order is None:  # named parameters (psycopg)
             self.convert = lambda batch: [dict(zip(names, row, strict=True)) for row in batch]
         elif list(order) == list(names):
@@ -55,15 +61,38 @@ class Bulk:
             dbapi_connection = self.conn.connection.dbapi_connection
             assert dbapi_connection is not None, "a connection in use has its driver connection"
             cursor = dbapi_connection.cursor()
+            ordered = rows if self.pick is None else map(self.pick, rows)
+            rest: list[tuple[Any, ...]] = []
             try:
                 # sqlite3 takes any iterator of rows; the DB-API types ask for a sequence
-                cursor.executemany(self.sql, cast(Sequence[Sequence[Any]], rows if self.pick
-                                                  is None else map(self.pick, rows)))
+                if self.many_sql is not None:
+                    cursor.executemany(self.many_sql, cast(Sequence[Sequence[Any]], _flat(
+                        ordered, ROWS_PER_INSERT, rest)))
+                    ordered = rest
+                cursor.executemany(self.sql, cast(Sequence[Sequence[Any]], ordered))
             finally:
                 cursor.close()
             return
         for batch in chunks(rows):
             self.conn.exec_driver_sql(self.sql, self.convert(batch))
+
+
+def _rows_per_statement(sql: str, count: int) -> str | None:
+    """An `INSERT ... VALUES (?, ...)` for count rows at once; None for another statement."""
+    head, values, row = sql.rpartition(" VALUES ")
+    if not head.startswith("INSERT INTO ") or not (row.startswith("(") and row.endswith(")")):
+        return None
+    return head + values + ", ".join([row] * count)
+
+
+def _flat(rows: Iterable[tuple[Any, ...]], count: int,
+          rest: list[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+    """The rows count at a time, each batch as one flat tuple; a last, shorter batch goes to
+    rest instead."""
+    stream = iter(rows)
+    while len(batch := list(islice(stream, count))) == count:
+        yield tuple(chain.from_iterable(batch))
+    rest.extend(batch)
 
 
 def bulk_insert(conn: Connection, table: Table, columns: Sequence[str]) -> Bulk:
