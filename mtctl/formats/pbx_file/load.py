@@ -136,25 +136,34 @@ def _load_pieces(text: str) -> dict[str, Any] | None:
     """The validated document of a file parsed a piece at a time; None when the file cannot
     be cut (see `_pieces`) or when it has a problem, which the whole file then reports.
 
-    The pieces' documents add up to the whole one when their extensions are distinct and each
-    other section is in one piece; otherwise the whole file decides (it may be valid, with
-    a section's tables spread over the file, or define an extension twice)."""
+    The pieces are parsed on two cores (`formats.forked.in_two`): each is parsed and validated
+    alone. The pieces' documents add up to the whole one when their extensions are distinct
+    and each other section is in one piece; otherwise the whole file decides (it may be
+    valid, with a section's tables spread over the file, or define an extension twice)."""
     bounds = _pieces(text)
     if bounds is None:
         return None
     import toml_rs
 
+    from mtctl.formats.forked import in_two
+
     check = adapter()
-    doc: dict[str, Any] = {}
     alike: dict[Any, Any] = {}
-    for start, end in zip(bounds, bounds[1:], strict=False):
+
+    def piece(index: int) -> dict[str, Any] | None:
         try:
-            piece = cast(dict[str, Any], check.validate_python(
-                toml_rs.loads(text[start:end], toml_version="1.0.0")))
+            parsed = cast(dict[str, Any], check.validate_python(
+                toml_rs.loads(text[bounds[index]:bounds[index + 1]], toml_version="1.0.0")))
         except (toml_rs.TOMLDecodeError, ValidationError):
             return None
-        _share_alike(piece, alike)
-        for section, value in piece.items():
+        _share_alike(parsed, alike)
+        return parsed
+
+    doc: dict[str, Any] = {}
+    for parsed in in_two(len(bounds) - 1, piece):
+        if parsed is None:
+            return None
+        for section, value in parsed.items():
             if section not in doc:
                 doc[section] = value
             elif section == "extensions" and doc[section].keys().isdisjoint(value):
