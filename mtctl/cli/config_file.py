@@ -3,7 +3,7 @@
 import json
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -46,19 +46,29 @@ def apply(
         raise UsageError("--detailed-exitcode needs --dry-run",
                          "add --dry-run to ask whether the store matches the file")
     from mtctl.formats.pbx_file.load import parse_config
-    from mtctl.store.apply import apply_config
+    from mtctl.store.apply import apply_config, load_state
 
     with gc_paused():
-        with _busy("checking " + _source(file)):
+        # the store is committed (or let go) before anything is printed
+        with _busy("checking " + _source(file)), ExitStack() as store:
+            ready: list[tuple[Any, str, Any]] = []  # the transaction, the actor, the state
+
+            def read_store() -> None:
+                """Open and read the store: while a large file is parsed on another core."""
+                opened = store.enter_context(reading(ctx) if dry_run else writing(ctx))
+                conn, actor = opened if isinstance(opened, tuple) else (opened, "")
+                ready.append((conn, actor, load_state(conn)))
+
             max_bytes = max_size * 2**20
-            parsed = parse_config(_read(file, max_bytes + 1), max_bytes=max_bytes)
+            parsed = parse_config(_read(file, max_bytes + 1), max_bytes=max_bytes,
+                                  meanwhile=read_store)
             plan = Plan(problems=parsed.problems)
             if not parsed.is_broken("*"):
-                store = reading(ctx) if dry_run else writing(ctx)
-                with store as opened:
-                    conn, actor = opened if isinstance(opened, tuple) else (opened, "")
-                    plan = apply_config(conn, parsed, actor=actor, prune=prune,
-                                        dry_run=dry_run)
+                if not ready:
+                    read_store()
+                conn, actor, state = ready[0]
+                plan = apply_config(conn, parsed, actor=actor, prune=prune, dry_run=dry_run,
+                                    state=state)
         _render(plan, parsed, source=_source(file), dry_run=dry_run, as_json=as_json)
     if plan.problems:
         raise typer.Exit(ExitCode.RULE)

@@ -7,6 +7,9 @@ meet (this process keeps its own), never leave one undone. The child sends what 
 pickled through a pipe, and leaves with `os._exit`: nothing of this process's state (buffered
 output, open transactions, atexit handlers) runs twice. If the child fails or is killed, this
 process does the child's pieces itself, so a result never depends on the child.
+
+Fork before opening anything the child must not share (a database connection): the child
+only runs the job, and `os._exit` closes nothing behind this process's back.
 """
 
 from __future__ import annotations
@@ -24,10 +27,14 @@ _ENDS = struct.Struct("qq")  # the next piece the child takes; the last this pro
 _END = struct.Struct("q")
 
 
-def in_two(count: int, job: Callable[[int], T]) -> list[T]:
+def in_two(count: int, job: Callable[[int], T], *,
+           meanwhile: Callable[[], None] | None = None) -> list[T]:
     """job(i) for every i in range(count), in that order; on two processes when there are
-    two cores and at least two pieces."""
+    two cores and at least two pieces. meanwhile, if given, runs once here first, while the
+    child starts on the pieces (this process then takes the pieces the child has not)."""
     if count < 2 or not hasattr(os, "fork") or len(os.sched_getaffinity(0)) < 2:
+        if meanwhile is not None:
+            meanwhile()
         return [job(i) for i in range(count)]
     ends = mmap.mmap(-1, _ENDS.size)
     _ENDS.pack_into(ends, 0, 0, count)
@@ -39,6 +46,8 @@ def in_two(count: int, job: Callable[[int], T]) -> list[T]:
     os.close(write_end)
     reaped = False
     try:
+        if meanwhile is not None:
+            meanwhile()
         mine: dict[int, T] = {}
         while True:
             front, back = _ENDS.unpack_from(ends)

@@ -101,11 +101,12 @@ def load_state(conn: Connection) -> State:
 # --- applying -----------------------------------------------------------------------------
 
 def apply_config(conn: Connection, parsed: ParsedFile, *, actor: str, prune: bool,
-                 dry_run: bool, now: datetime | None = None) -> Plan:
-    """Plan, and unless dry_run or the file has problems, write the plan in this transaction."""
+                 dry_run: bool, now: datetime | None = None, state: State | None = None) -> Plan:
+    """Plan, and unless dry_run or the file has problems, write the plan in this transaction.
+    state: what `load_state` read in this same transaction, if the caller has read it."""
     from mtctl.store.apply_writer import write_plan
 
-    state = load_state(conn)
+    state = load_state(conn) if state is None else state
     plan = plan_config(state, parsed, prune=prune)
     if not dry_run and not plan.problems and plan.changes:
         parsed.release()  # the plan holds what is left to do; nothing is shown of the file

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -58,9 +59,13 @@ class ParsedConfig:
         self.doc, self.text = {}, ""
 
 
-def parse_config(data: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ParsedConfig:
+def parse_config(data: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES,
+                 meanwhile: Callable[[], None] | None = None) -> ParsedConfig:
     """Parse and validate a config file; never raises for anything a file can contain, and
-    refuses a file over the limits of `toml_limits` before parsing it."""
+    refuses a file over the limits of `toml_limits` before parsing it.
+
+    meanwhile: work of the caller's (reading the store) that may run once while a large
+    file's pieces are parsed on another core; it may also not run at all."""
     if len(data) > max_bytes:
         return _refused("", Problem((), f"the file is larger than {_size(max_bytes)}",
                                     "split it, or raise the limit with --max-size",
@@ -83,7 +88,7 @@ def parse_config(data: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Pa
                                       line=exceeded.line))
     long_lines = has_long_lines(text)
     if not long_lines:
-        doc = _load_pieces(text)
+        doc = _load_pieces(text, meanwhile)
         if doc is not None:
             return ParsedConfig(text, doc, _file_problems(doc))
     raw, problem = _load_toml(text)
@@ -132,7 +137,8 @@ def _pieces(text: str) -> list[int] | None:
     return [*bounds, len(text)]
 
 
-def _load_pieces(text: str) -> dict[str, Any] | None:
+def _load_pieces(text: str, meanwhile: Callable[[], None] | None = None,
+                 ) -> dict[str, Any] | None:
     """The validated document of a file parsed a piece at a time; None when the file cannot
     be cut (see `_pieces`) or when it has a problem, which the whole file then reports.
 
@@ -160,7 +166,7 @@ def _load_pieces(text: str) -> dict[str, Any] | None:
         return parsed
 
     doc: dict[str, Any] = {}
-    for parsed in in_two(len(bounds) - 1, piece):
+    for parsed in in_two(len(bounds) - 1, piece, meanwhile=meanwhile):
         if parsed is None:
             return None
         for section, value in parsed.items():
