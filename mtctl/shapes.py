@@ -268,6 +268,7 @@ class Finding(TypedDict):
                                           "rules (bad-setting, silent-extension...).")]
     object: str
     message: str
+    hint: Annotated[str, Spec(description="How to fix it: a command to run or what to change.")]
 
 
 class CheckReport(TypedDict):
@@ -288,6 +289,7 @@ class CheckLine(TypedDict):
                                           "rules (bad-setting, silent-extension...).")]
     object: str
     message: str
+    hint: Annotated[str, Spec(description="How to fix it: a command to run or what to change.")]
 
 
 class StagePhone(TypedDict):

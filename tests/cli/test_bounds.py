@@ -194,7 +194,8 @@ def test_a_store_holding_a_template_lifetime_out_of_range_is_reported(store):
           .values(key_lifetime_days=2_000_000_000))
     found = json.loads(store("check", "--json").stdout)
     assert {"rule": "bad-setting", "object": "template long",
-            "message": "key lifetime 2000000000 days is out of range (1 to 36500)"} \
+            "message": "key lifetime 2000000000 days is out of range (1 to 36500)",
+            "hint": "export, fix key_lifetime_days, apply"} \
         in found["errors"]
     r = assert_refused(store, "phone", "add", "40710", "--position", "3", "--model",
                        "VIVAit Call Business iOS", "--template", "long", exit_code=2)

@@ -15,7 +15,7 @@ def check_json(mtctl, exit_code):
     found = json.loads(r.stdout)
     assert set(found) == {"errors", "warnings"}
     for item in found["errors"] + found["warnings"]:
-        assert set(item) == {"rule", "object", "message"}, item
+        assert set(item) == {"rule", "object", "message", "hint"}, item
         assert all(isinstance(value, str) and value for value in item.values()), item
     return found
 
@@ -33,12 +33,14 @@ def test_check_finds_a_planted_publishable_phone_that_is_not_secure(seeded):
     before = dump_store(seeded.url)
     r = seeded("check")
     assert r.exit_code == 1, r.output
-    assert r.stdout == ("severity\trule\tobject\tmessage\n"
-                        "error\tMT005\tphone 40710:0\tis publishable but not secure\n")
+    assert r.stdout == ("severity\trule\tobject\tmessage\thint\n"
+                        "error\tMT005\tphone 40710:0\tis publishable but not secure\t"
+                        "add --secure or drop --publishable\n")
     assert r.stderr == "1 error(s), 0 warning(s)\n"
     found = check_json(seeded, 1)
     assert found["errors"] == [{"rule": "MT005", "object": "phone 40710:0",
-                                "message": "is publishable but not secure"}]
+                                "message": "is publishable but not secure",
+                                "hint": "add --secure or drop --publishable"}]
     assert dump_store(seeded.url) == before, "check must not write"
 
 
@@ -97,3 +99,20 @@ def test_check_warns_about_a_key_expiring_within_the_rotation_window(seeded):
     found = check_json(seeded, 0)
     assert [(w["rule"], w["object"]) for w in found["warnings"]] == [
         ("key-expiring", "phone 40710:2")]
+
+
+def test_every_format_of_check_says_how_to_fix_a_finding(seeded):
+    """A warning with no way forward helps nobody: each finding carries its rule's hint."""
+    seeded.ok("phone", "set", "40710", "0", "--secure")  # a desk phone: its key comes by fetch
+    hint = ("give it its MAC (mtctl phone set 40710 0 --mac MAC) and point the phone at mtctl "
+            "serve's /d/ (README: Provisioning desk phones)")
+    (warning,) = check_json(seeded, 0)["warnings"]
+    assert (warning["rule"], warning["hint"]) == ("never-provisioned", hint)
+    line = json.loads(seeded.ok("check", "--format", "ndjson").stdout)
+    assert (line["severity"], line["hint"]) == ("warning", hint)
+    plain = seeded.ok("check").stdout.splitlines()
+    assert plain[0].split("\t")[-1] == "hint" and plain[1].split("\t")[-1] == hint
+    assert seeded.ok("check", "--format", "csv", "--fields", "rule,hint").stdout == (
+        f'rule,hint\r\nnever-provisioned,{hint}\r\n')
+    table = seeded.ok("check", "--format", "table").stdout
+    assert "mtctl phone set 40710 0 --mac MAC" in " ".join(table.split()), table

@@ -215,16 +215,23 @@ def test_check_prints_findings_on_stdout_and_the_count_on_stderr(store):
     r = store("check")
     assert r.exit_code == 1, r.output
     assert r.stdout == (
-        "severity\trule\tobject\tmessage\n"
-        "error\tMT005\tphone 40710:0\tis publishable but not secure\n"
-        "warning\tsilent-extension\textension 40720\thas no phones, so nothing rings\n")
+        "severity\trule\tobject\tmessage\thint\n"
+        "error\tMT005\tphone 40710:0\tis publishable but not secure\t"
+        "add --secure or drop --publishable\n"
+        "warning\tsilent-extension\textension 40720\thas no phones, so nothing rings\t"
+        "mtctl phone add 40720 ... or mtctl phone set 40720 POS --order 1\n")
     assert r.stderr == "1 error(s), 1 warning(s)\n"
     r = store("check", "--format", "csv", "--fields", "rule,object")
     assert r.stdout == "rule,object\r\nMT005,phone 40710:0\r\nsilent-extension,extension 40720\r\n"
     assert r.stderr == "1 error(s), 1 warning(s)\n"
     r = store("check", "--format", "json")
     assert r.exit_code == 1 and r.stderr == ""
-    assert [e["rule"] for e in json.loads(r.stdout)["errors"]] == ["MT005"]
+    assert [(e["rule"], e["hint"]) for e in json.loads(r.stdout)["errors"]] == [
+        ("MT005", "add --secure or drop --publishable")]
+    # the table says the hint after the message, as an error line does
+    r = store("check", "--format", "table")
+    assert "is publishable but not secure — add --secure or drop --publishable" in " ".join(
+        r.stdout.split()), r.stdout
 
 
 def test_fields_pick_and_order_columns_and_json_keys(store):

@@ -172,7 +172,8 @@ def test_check_finds_a_session_planted_on_someone_elses_extension(pool):
     assert r.exit_code == 1, r.output
     assert json.loads(r.stdout)["errors"] == [{
         "rule": "webcall-session", "object": "webcall cai",
-        "message": "session on 900, which is not one of cai's Web Call extensions"}]
+        "message": "session on 900, which is not one of cai's Web Call extensions",
+        "hint": "mtctl webcall stop cai"}]
     assert "error\twebcall-session\twebcall cai\tsession on 900" in pool("check").stdout
 
 
