@@ -41,10 +41,14 @@ def epoch_ms(when: datetime) -> int:
     return int(when.timestamp() * 1000)
 
 
+# The single-proxy export (no --node) serves every node and records its calls with node ''
+# (the schemas' contract); people read who routed them.
+SINGLE_PROXY = "single proxy"
+ROUTED_BY = {"node": lambda node: node or SINGLE_PROXY}
 CALLS = output.Shape("call", "Call", columns=("started_at", "call_id", "caller", "called", "node",
                                             "summary"), titles={"summary": "outcome"},
-                     empty="no calls")
-CALL = output.Shape("call", "Call")  # `calls show`: outcome and summary, each by its name
+                     cells=ROUTED_BY, empty="no calls")
+CALL = output.Shape("call", "Call", cells=ROUTED_BY)  # `calls show`: outcome and summary by name
 BRANCHES = output.Shape("call-branch", "CallBranch", columns=(
     "stage", "order", "extension", "position", "invited_at", "ended_at", "final_code",
     "final_reason", "answered"), empty="no branch was sent")
@@ -140,7 +144,8 @@ def _render_explanation(item: dict[str, Any], rows: list[dict[str, Any]]) -> Non
     from mtctl.domain.values import escape
 
     out.print(escape(f"Call {call['call_id']} from {call['caller'] or '?'} to {call['called']} "
-                     f"at {call['started_at']} (node {call['node'] or '-'}): "
+                     f"at {call['started_at']} "
+                     f"({'node ' + call['node'] if call['node'] else SINGLE_PROXY}): "
                      f"{call['summary']}"), markup=False)
     plan = item["plan"]
     if plan is not None:

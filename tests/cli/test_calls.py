@@ -94,11 +94,13 @@ def office(mtctl: Mtctl) -> Mtctl:
 
 
 def record_call(url: str, call_id: str, started: int, *, branches: list[dict[str, Any]],
-                outcome: str, answered_by: str | None, code: int, reason: str) -> None:
+                outcome: str, answered_by: str | None, code: int, reason: str,
+                node: str = "madrid") -> None:
+    """NODE: the node whose Kamailio routed it ('' is the single proxy's)."""
     run_sql(url, insert(call_record).values(
-        call_id=call_id, node="madrid", caller="1001", called="40710", started_ms=started,
+        call_id=call_id, node=node, caller="1001", called="40710", started_ms=started,
         ended_ms=started + 25_000, outcome=outcome, answered_by=answered_by, final_code=code,
-        final_reason=reason), *(insert(call_branch).values(call_id=call_id, node="madrid",
+        final_reason=reason), *(insert(call_branch).values(call_id=call_id, node=node,
                                                            branch_index=index, **b)
                                 for index, b in enumerate(branches)))
 
@@ -192,6 +194,32 @@ def test_list_and_show(answered_call):
     rows = mtctl.ok("calls", "show", "call-1@192.0.2.9", "--format", "csv",
                     "--fields", "stage,position,final_code").stdout
     assert rows == "stage,position,final_code\r\n1,1,486\r\n1,2,408\r\n2,0,200\r\n"
+
+
+def test_a_call_routed_by_the_single_proxy_says_so(office):
+    """The single-proxy export (no --node) serves every node and records no node name: a
+    support person reads "single proxy", never an empty or "-" node; JSON keeps the schema's
+    ''."""
+    t = now_ms() + 5
+    for node, call_id in (("", "single@192.0.2.9"), ("madrid", "node@192.0.2.9")):
+        record_call(office.url, call_id, t, node=node, outcome="answered",
+                    answered_by="40710-0", code=200, reason="OK", branches=[
+                        branch(1, 1, 1, t + 10, t + 900, 486, "Busy Here"),
+                        branch(2, 1, 1, t + 10, t + 20_010, 408, "Request Timeout"),
+                        branch(0, 2, 2, t + 20_020, t + 23_000, 200, "OK", answered=True)])
+    said = {call_id: office.ok("calls", "explain", call_id, "--format", "table").stdout
+            .splitlines()[0] for call_id in ("single@192.0.2.9", "node@192.0.2.9")}
+    assert said["single@192.0.2.9"].endswith(" (single proxy): answered by 40710:0"), said
+    assert said["node@192.0.2.9"].endswith(" (node madrid): answered by 40710:0"), said
+    assert explain(office, "single@192.0.2.9")["call"]["node"] == ""
+    listed = office.ok("calls", "list", "--format", "table").stdout.splitlines()
+    assert [line.split("│")[4].strip() for line in listed if "@192.0.2.9" in line] == [
+        "madrid", "single proxy"], listed
+    shown = office.ok("calls", "show", "single@192.0.2.9", "--format", "table").stdout
+    assert [line.split(None, 1)[1].strip() for line in shown.splitlines()
+            if line.startswith("node ")] == ["single proxy"], shown
+    assert office.ok("calls", "list", "--fields", "call_id,node").stdout.splitlines()[1:] == [
+        "node@192.0.2.9\tmadrid", "single@192.0.2.9\t"]
 
 
 def test_changing_the_store_afterwards_changes_no_explanation(answered_call):

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from mtctl.errors import UsageError
 from mtctl.formats.kamailio import kamailio_cfg, kamailio_db
@@ -27,6 +30,44 @@ def test_writes_the_config_and_a_readme(seeded, tmp_path):
     assert "kamailio -DD -E -f" in readme and "ring-sim NUMBER --live" in readme
     # no copy of data: no phone, key or name of the store's content in the config
     assert "40710" not in cfg and "Ana" not in cfg
+
+
+def recording_sql(cfg: str, starts: str, values: dict[str, str]) -> str:
+    """The SQL that the line `$var(sql) = "STARTS..." + $pv + "...";` of CFG builds, each
+    pseudo-variable replaced by the value of the VALUES key it starts with."""
+    line = next(line.strip() for line in cfg.splitlines()
+                if line.strip().startswith(f'$var(sql) = "{starts}'))
+    parts = re.findall(r'"((?:[^"\\]|\\.)*)"|(\$\S+)',
+                       line.removeprefix("$var(sql) = ").removesuffix(";"))
+    return "".join(literal.replace('\\"', '"') if not pv else
+                   next(value for name, value in values.items() if pv.startswith(name))
+                   for literal, pv in parts)
+
+
+@pytest.mark.parametrize(("node", "said"), [(None, "(single proxy)"),
+                                            ("madrid", "(node madrid)")])
+def test_calls_explain_names_the_proxy_that_recorded_the_call(seeded, tmp_path, node, said):
+    """The call_record SQL of the exported config, run as Kamailio would: explain names the
+    node of a node's config, and the single proxy for the config without --node."""
+    if node is not None:
+        seeded.ok("node", "set", node, "--sip-address", "127.0.0.1:5071")
+    seeded.ok("export", "kamailio", "--out", str(tmp_path / "k"),
+              *(("--node", node) if node else ()))
+    cfg = (tmp_path / "k" / "kamailio.cfg").read_text()
+    values = {"$avp(rec_ci)": "rec-1@192.0.2.9", "$(fU": "1001", "$avp(ext)": "40710",
+              "$TV(Sn)": f"{time.time():.6f}", "$var(outcome)": "no-answer", "$var(code)": "408",
+              "$(var(reason)": "Request Timeout"}
+    engine = create_engine(seeded.url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(recording_sql(cfg, "INSERT INTO call_record", values)))
+            conn.execute(text(recording_sql(cfg, "UPDATE call_record SET ended_ms", values)))
+    finally:
+        engine.dispose()
+    r = seeded("calls", "explain", "rec-1@192.0.2.9", "--format", "table")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines()[0].startswith("Call rec-1@192.0.2.9 from 1001 to 40710 at ")
+    assert r.stdout.splitlines()[0].endswith(f" {said}: no answer"), r.stdout
 
 
 def test_the_toml_export_is_still_the_plain_export(seeded):
