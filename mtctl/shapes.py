@@ -124,9 +124,11 @@ class Key(TypedDict):
     key_updated_at: Time | None
     previous_key_valid_until: Time | None
     state: Annotated[Literal["ok", "expiring", "expired", "missing", "no-expiry",
-                             "due-on-fetch"], Spec(
+                             "due-on-fetch", "never-provisioned"], Spec(
         description="due-on-fetch: a desk phone provisioned by MAC whose key keys rotate found "
-                    "due; its next fetch of its file brings a new one.")]
+                    "due; its next fetch of its file brings a new one. never-provisioned: a "
+                    "secure desk phone provisioned by MAC that never fetched its file, so it "
+                    "has no usable key (check warns never-provisioned).")]
 
 
 class Rotated(TypedDict):

@@ -330,7 +330,8 @@ def test_concurrent_fetches_each_get_a_key_and_the_store_keeps_the_last_two(desk
 
 
 def test_keys_rotate_marks_desk_phone_keys_due_instead_of_making_one(desks, db_url):
-    plant(db_url, update(phone).values(key_expires_at=datetime.now(UTC) - timedelta(days=1)))
+    plant(db_url, update(phone).values(key_expires_at=datetime.now(UTC) - timedelta(days=1),
+                                       key_delivered_at=datetime.now(UTC)))  # fetched once
     before = {p: stored(db_url, p).ha1 for p in ("40710-0", "40710-2")}
     report = json.loads(desks.ok("keys", "rotate", "--json").stdout)
     assert report["count"] == 0

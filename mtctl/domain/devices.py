@@ -27,6 +27,12 @@ _YEALINK_UA = re.compile(r"Yealink [^\r\n]* ((?:[0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2
 _FILE = re.compile(r"([0-9A-Fa-f]{12})\.(xml|cfg)")
 
 
+def never_provisioned(*, secure: bool, profile: str | None, key_delivered: bool) -> bool:
+    """A secure desk phone provisioned by MAC that never fetched its file: its key is made only
+    in the response to a fetch, so it has no usable key (SPEC §9)."""
+    return secure and profile in DEVICE_PROFILES and not key_delivered
+
+
 def normalise_mac(text: str) -> str:
     """A MAC in any usual spelling (00:1A:2B:3C:4D:5E, 00-1a-..., 001a.2b3c.4d5e, 001a2b3c4d5e)
     as 12 lowercase hex digits; ValueError otherwise."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from operator import attrgetter
 
-from mtctl.domain.devices import DEVICE_PROFILES
+from mtctl.domain.devices import DEVICE_PROFILES, never_provisioned
 from mtctl.domain.model import MAX_PHONES, POSITIONS, ExtensionSpec, PhoneSpec, UserSpec
 
 
@@ -226,7 +226,8 @@ def key_warnings(phones: Iterable[PhoneSpec], *, now: datetime,
     for phone in phones:
         expires = phone.key_expires_at
         on_fetch = phone.profile in DEVICE_PROFILES
-        if phone.secure and on_fetch and not phone.key_delivered:
+        if never_provisioned(secure=phone.secure, profile=phone.profile,
+                             key_delivered=phone.key_delivered):
             found.append(Violation(
                 "never-provisioned", _phone(phone), "has no usable key: a desk phone gets its "
                 "key only by fetching its file, and this one never did",

@@ -1,4 +1,10 @@
-"""Key listing and rotation: short batched transactions that are safe to run twice at once."""
+"""Key listing and rotation: short batched transactions that are safe to run twice at once.
+
+Long because: rotation's safety (two runs at once, a run killed half-way, no device stranded)
+rests on pieces that must be read together: the due-period predicates, the locked batch query
+and the batched UPDATE and audit statements; the listing sits beside them, reading the same
+columns for the state it shows.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import BindParameter
 
 from mtctl.domain import keys
+from mtctl.domain.devices import never_provisioned
 from mtctl.errors import MtctlError
 from mtctl.store import config
 from mtctl.store.audit import as_utc
@@ -108,6 +115,13 @@ def count_waiting(conn: Connection, *, now: datetime, within: timedelta) -> int:
 
 
 def key_state(row: AnyRow, now: datetime, within: timedelta) -> str:
+    """What `keys list` says of a phone's key; a desk phone that never fetched one has none
+    usable, whatever its row holds (as `check`'s never-provisioned)."""
+    if never_provisioned(secure=bool(row.secure), profile=row.profile,
+                         key_delivered=row.key_delivered_at is not None):
+        return "never-provisioned"
+    if row.key_due_at is not None:  # marked by keys rotate: the next fetch brings a new key
+        return "due-on-fetch"
     expires = as_utc(row.key_expires_at)
     if row.ha1 is None:
         return "missing"
@@ -126,7 +140,8 @@ def list_keys(conn: Connection, *, now: datetime, within: timedelta,
     query = (
         select(extension.c.number, phone.c.position, phone_model.c.name.label("model"),
                phone.c.secure, phone.c.sip_auth_user, phone.c.ha1, phone.c.key_expires_at,
-               phone.c.key_updated_at, phone.c.prev_key_valid_until, phone.c.key_due_at)
+               phone.c.key_updated_at, phone.c.prev_key_valid_until, phone.c.key_due_at,
+               phone_model.c.profile, phone.c.key_delivered_at)
         .join(extension, extension.c.id == phone.c.extension_id)
         .join(phone_model, phone_model.c.id == phone.c.model_id)
         .where(or_(phone.c.secure.is_(True), phone.c.ha1.is_not(None)))
@@ -146,9 +161,7 @@ def list_keys(conn: Connection, *, now: datetime, within: timedelta,
             "key_updated_at": updated.isoformat(timespec="seconds") if updated else None,
             "previous_key_valid_until": (previous.isoformat(timespec="seconds")
                                          if previous and previous > now else None),
-            # Marked due by keys rotate: the desk phone's next fetch brings its new key.
-            "state": "due-on-fetch" if row.key_due_at is not None
-            else key_state(row, now, within),
+            "state": key_state(row, now, within),
         })
     return items
 

@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, delete, func, insert, select, update
 from mtctl.domain import keys as domain_keys
 from mtctl.store.tables import audit_log, phone, setting, template
 from tests.bulk import make_due_phones
+from tests.dump import plant
 
 
 def _rows(url: str):
@@ -83,6 +84,32 @@ def test_keys_list_shows_expiring_keys_and_never_a_digest(seeded, db_url):
     assert [k["position"] for k in expiring] == [3]
     ha1 = _rows(db_url)[-1].ha1
     assert ha1 not in seeded.ok("keys", "list", "--json").stdout
+
+
+def test_keys_list_does_not_call_a_secure_desk_phone_that_never_fetched_ok(seeded, db_url):
+    """SPEC §9: such a phone has no usable key; keys list says so, as check does."""
+    seeded.ok("phone", "set", "40710", "0", "--secure", "--mac", "00:56:2b:04:36:15")
+    seeded.ok("phone", "add", "40710", "--position", "2", "--model", "Yealink T54W",
+              "--secure", "--mac", "80:5e:c0:12:34:56")
+    _add_android(seeded, 3)
+
+    def states() -> dict[int, str]:
+        return {k["position"]: k["state"]
+                for k in json.loads(seeded.ok("keys", "list", "--json").stdout)}
+
+    def never() -> set[str]:
+        found = json.loads(seeded("check", "--json").stdout)["warnings"]
+        return {w["object"] for w in found if w["rule"] == "never-provisioned"}
+
+    assert states() == {0: "never-provisioned", 2: "never-provisioned", 3: "ok"}
+    assert never() == {"phone 40710:0", "phone 40710:2"}
+    plant(db_url, update(phone).where(phone.c.sip_auth_user == "40710-0")  # as a fetch leaves it
+          .values(key_delivered_at=datetime.now(UTC), key_delivered_to="192.0.2.7"))
+    assert states() == {0: "ok", 2: "never-provisioned", 3: "ok"}
+    assert never() == {"phone 40710:2"}
+    plain = seeded.ok("keys", "list", "--fields", "extension,position,state").stdout
+    assert plain.splitlines()[1:] == ["40710\t0\tok", "40710\t2\tnever-provisioned",
+                                      "40710\t3\tok"]
 
 
 def test_rotate_replaces_only_due_keys_silently_and_audits_each(seeded, db_url):

@@ -209,6 +209,31 @@ def test_golden_plain_tsv_and_csv(store, command):
     assert store.ok(*command, "--format", "csv").stdout == as_csv
 
 
+def test_keys_list_says_never_provisioned_in_every_format(store):
+    """A secure desk phone that never fetched its file has no usable key (SPEC §9)."""
+    store.ok("phone", "set", "40710", "0", "--secure", "--mac", "00:56:2b:04:36:15")
+    fields = ("--fields", "extension,position,model,state")
+    assert store.ok("keys", "list", *fields, "--format", "plain").stdout == (
+        "extension\tposition\tmodel\tstate\n"
+        "40710\t2\tVIVAit Call Business Android\tok\n"
+        "40710\t0\tCisco 8841\tnever-provisioned\n")
+    assert store.ok("keys", "list", *fields, "--format", "tsv").stdout == \
+        store.ok("keys", "list", *fields, "--format", "plain").stdout
+    assert store.ok("keys", "list", *fields, "--format", "csv").stdout == (
+        "extension,position,model,state\r\n"
+        "40710,2,VIVAit Call Business Android,ok\r\n"
+        "40710,0,Cisco 8841,never-provisioned\r\n")
+    listed = json.loads(store.ok("keys", "list", "--format", "json").stdout)
+    for item in listed:
+        validate("keys-list", item)
+    assert [(k["position"], k["state"]) for k in listed] == [(2, "ok"),
+                                                           (0, "never-provisioned")]
+    lines = store.ok("keys", "list", "--format", "ndjson").stdout.splitlines()
+    assert [json.loads(line) for line in lines] == listed
+    assert "never-provisioned" in store.ok("keys", "list", *fields, "--format",
+                                           "table").stdout
+
+
 def test_check_prints_findings_on_stdout_and_the_count_on_stderr(store):
     plant(store.url, update(phone).where(phone.c.sip_auth_user == "40710-0")
           .values(publishable=True))
