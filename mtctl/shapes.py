@@ -142,6 +142,17 @@ class Marked(TypedDict):
     position: int
 
 
+class DueKey(TypedDict):
+    """One row of `keys rotate --dry-run` in a table or plain text: a phone whose key is due."""
+
+    extension: Number
+    position: Position
+    renewal: Annotated[Literal["rotate", "on-fetch"], Spec(
+        description="rotate: keys rotate would give it a new key; on-fetch: a desk phone "
+                    "provisioned by MAC, whose key keys rotate would mark due for its next "
+                    "fetch to replace.")]
+
+
 class RotationFailure(TypedDict):
     extension: str | None
     position: int | None

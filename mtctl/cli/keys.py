@@ -1,7 +1,7 @@
 """`mtctl keys`: list keys and rotate the due ones (for cron)."""
 
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,12 +15,16 @@ if TYPE_CHECKING:
 
     from rich.progress import Progress, TaskID
 
+    from mtctl.shapes import DueKey
+    from mtctl.store.keys import RotationReport
+
 DAYS_MAX = 36_500  # a hundred years: keys live at most that long
 DAYS_HINT = f"use a number of days from 0 to {DAYS_MAX}"
 keys_app = typer.Typer(help="SIP keys of secure phones: list and rotate.", no_args_is_help=True)
 KEYS = output.Shape("keys-list", "Key", columns=(
     "extension", "position", "model", "sip_auth_user", "key_expires_at", "state"),
     empty="no keys")
+DUE = output.Shape("keys-due", "DueKey", empty="no key is due")  # --dry-run's rows
 
 
 @keys_app.command("list")
@@ -58,7 +62,9 @@ def rotate(
         metavar="DAYS", help="Rotate keys expiring within DAYS (default: setting "
         "keys.rotate_within_days, 7).",
         parser=whole_number("--within", 0, DAYS_MAX, DAYS_HINT))] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what is due.")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Change nothing: list the due phones on stdout, the count on "
+        "stderr.")] = False,
     limit: Annotated[int | None, typer.Option(metavar="N", help="Rotate at most N keys.",
                                               parser=whole_number("--limit", 1, INT_MAX))]
     = None,
@@ -73,6 +79,9 @@ def rotate(
 
     Desk phones provisioned by MAC (cisco-mpp, yealink) get a fresh key at every fetch of their
     file: their due keys are only marked, and their next fetch replaces them.
+
+    --dry-run lists the due phones on stdout (renewal `rotate`, or `on-fetch` for desk phones)
+    and the count on stderr; --verbose says on stderr what a rotation did.
 
     Example: mtctl keys rotate --within 7
     """
@@ -101,24 +110,44 @@ def rotate(
                                    within=timedelta(days=within), dry_run=dry_run)
     if as_json:
         output.print_json(report.as_dict() | {"marked": marked})
-    elif verbose or dry_run:
-        verb = "due" if dry_run else "rotated"
-        for item in report.rotated:
-            output.note(f"{verb}: phone {item['extension']}:{item['position']}")
-        output.note(f"{report.count} key(s) {verb}, {len(report.failed)} failed")
-        for item in marked:
-            output.note(f"{'due on fetch' if dry_run else 'marked due'}: phone "
-                        f"{item['extension']}:{item['position']} (its next fetch brings a "
-                        "new key)")
-        if report.waiting:
-            output.note(f"{report.waiting} due key(s) wait for their previous key's grace "
-                        "period to end, so that no device is locked out")
+    elif dry_run or verbose:
+        _tell(report, marked, dry_run=dry_run)
     for failure in report.failed:
         where = (f"phone {failure['extension']}:{failure['position']}"
                  if failure["extension"] else "a batch")
         output.error(f"rotating {where} failed: {failure['error']}")
     if report.failed:
         raise typer.Exit(1)
+
+
+def _tell(report: "RotationReport", marked: "list[dict[str, Any]]", *, dry_run: bool) -> None:
+    """Without --json: a dry run's due phones on stdout (the data asked for), and on stderr the
+    counts and what a --verbose rotation did."""
+    if dry_run:
+        output.rows(_due(report.rotated, marked), DUE, output.style(None, None))
+        output.note(f"{report.count} key(s) due, {len(report.failed)} failed")
+        if marked:
+            output.note(f"{len(marked)} desk phone key(s) due on fetch: the next fetch brings "
+                        "a new key")
+    else:
+        for item in report.rotated:
+            output.note(f"rotated: phone {item['extension']}:{item['position']}")
+        output.note(f"{report.count} key(s) rotated, {len(report.failed)} failed")
+        for item in marked:
+            output.note(f"marked due: phone {item['extension']}:{item['position']} (its next "
+                        "fetch brings a new key)")
+    if report.waiting:
+        output.note(f"{report.waiting} due key(s) wait for their previous key's grace period to "
+                    "end, so that no device is locked out")
+
+
+def _due(rotated: "list[dict[str, Any]]", marked: "list[dict[str, Any]]") -> "list[DueKey]":
+    """The due phones of a dry run, by extension and position."""
+    rows: list[DueKey] = [{"extension": item["extension"], "position": item["position"],
+                           "renewal": "rotate"} for item in rotated]
+    rows += [{"extension": item["extension"], "position": item["position"],
+              "renewal": "on-fetch"} for item in marked]
+    return sorted(rows, key=lambda row: (row["extension"], row["position"]))
 
 
 TEST_CLOCK = "MTCTL_TEST_NOW"

@@ -144,6 +144,34 @@ def test_rotate_dry_run_lists_due_phones_and_changes_nothing(seeded, db_url):
     assert _rotation_audits(db_url) == {}
 
 
+def test_rotate_dry_run_prints_the_due_phones_on_stdout_and_the_count_on_stderr(seeded,
+                                                                                db_url):
+    """The due phones are what --dry-run asks for: `| wc -l` and `| grep` see them (SPEC §12)."""
+    seeded.ok("phone", "set", "40710", "0", "--secure", "--mac", "00:56:2b:04:36:15")
+    _add_android(seeded, 2)
+    _add_android(seeded, 3)
+    _age_keys(db_url, days_left=20)
+    before = _rows(db_url)
+    for extra in ((), ("--verbose",)):
+        r = seeded.ok("keys", "rotate", "--within", "30", "--dry-run", *extra)
+        assert r.stdout == ("extension\tposition\trenewal\n"
+                            "40710\t0\ton-fetch\n"
+                            "40710\t2\trotate\n"
+                            "40710\t3\trotate\n"), extra
+        assert r.stderr == ("2 key(s) due, 0 failed\n"
+                            "1 desk phone key(s) due on fetch: the next fetch brings a new key\n"
+                            ), extra
+    r = seeded.ok("keys", "rotate", "--dry-run")  # nothing due within 7 days: the header only
+    assert (r.stdout, r.stderr) == ("extension\tposition\trenewal\n",
+                                    "0 key(s) due, 0 failed\n")
+    r = seeded.ok("keys", "rotate", "--within", "30", "--dry-run", "--json")
+    assert r.stderr == "" and json.loads(r.stdout)["count"] == 2
+    assert _rows(db_url) == before and _rotation_audits(db_url) == {}
+    # A real rotation is still silent on success; --verbose tells on stderr what it did.
+    r = seeded.ok("keys", "rotate", "--within", "30", "--verbose")
+    assert r.stdout == "" and "rotated: phone 40710:2" in r.stderr
+
+
 def test_rotate_exits_1_and_says_which_phone_failed(seeded, db_url, monkeypatch):
     _add_android(seeded, 2)
     _add_android(seeded, 3)

@@ -259,6 +259,26 @@ def test_check_prints_findings_on_stdout_and_the_count_on_stderr(store):
         r.stdout.split()), r.stdout
 
 
+def test_keys_rotate_dry_run_prints_the_due_phones_on_stdout_and_the_count_on_stderr(store):
+    from datetime import UTC, datetime, timedelta
+
+    store.ok("phone", "set", "40710", "0", "--secure", "--mac", "00:56:2b:04:36:15")
+    expires = datetime.now(UTC) + timedelta(days=20)  # a 90-day key inside a 30-day window
+    plant(store.url, update(phone).values(key_expires_at=expires,
+                                          key_updated_at=expires - timedelta(days=90)))
+    r = store.ok("keys", "rotate", "--dry-run", "--within", "30")
+    assert r.stdout == ("extension\tposition\trenewal\n"
+                        "40710\t0\ton-fetch\n"
+                        "40710\t2\trotate\n")
+    assert r.stderr == ("1 key(s) due, 0 failed\n"
+                        "1 desk phone key(s) due on fetch: the next fetch brings a new key\n")
+    document = json.loads(store.ok("keys", "rotate", "--dry-run", "--within", "30",
+                                   "--json").stdout)
+    validate("keys-rotate", document)
+    assert [(d["extension"], d["position"]) for d in document["rotated"]] == [("40710", 2)]
+    assert document["marked"] == [{"extension": "40710", "position": 0}]
+
+
 def test_fields_pick_and_order_columns_and_json_keys(store):
     assert store.ok("phone", "show", "40710", "2", "--fields", "model,position").stdout == \
         "model\tposition\nVIVAit Call Business Android\t2\n"
@@ -340,7 +360,8 @@ def test_piped_output_of_a_real_process_has_no_ansi_and_no_borders(store, tmp_pa
            "TERM": "xterm-256color", "COLUMNS": "200"}
     env.pop("NO_COLOR", None)
     for args in (["phone", "list"], ["ring-sim", "40710"], ["check"], ["audit"],
-                 ["keys", "list"], ["user", "phones", "ana"]):
+                 ["keys", "list"], ["user", "phones", "ana"],
+                 ["keys", "rotate", "--dry-run", "--within", "36500"]):
         result = subprocess.run([str(MTCTL), *args], env=env, capture_output=True, text=True,
                                 timeout=60, check=False)
         assert result.returncode == 0, result.stderr
