@@ -155,12 +155,17 @@ def _load_pieces(text: str, meanwhile: Callable[[], None] | None = None,
 
     check = adapter()
     alike: dict[Any, Any] = {}
+    failed = False  # in this process: once a piece fails, the whole file decides
 
     def piece(index: int) -> dict[str, Any] | None:
+        nonlocal failed
+        if failed:
+            return None
         try:
             parsed = cast(dict[str, Any], check.validate_python(
                 toml_rs.loads(text[bounds[index]:bounds[index + 1]], toml_version="1.0.0")))
         except (toml_rs.TOMLDecodeError, ValidationError):
+            failed = True
             return None
         _share_alike(parsed, alike)
         return parsed
