@@ -200,7 +200,7 @@ def _render(plan: "Plan", parsed: "ParsedConfig", *, source: str, dry_run: bool,
         shown = f" (the first {MAX_SHOWN} shown; --json lists all)" if more > 0 else ""
         output.note(f"{len(plan.problems)} problem(s) in {source}{shown}; nothing was written")
         return
-    sys.stdout.writelines(_line(change) for change in plan.changes)
+    output.write_lines(_line(change) for change in plan.changes)
     counts = f"{summary['add']} to add, {summary['change']} to change, " \
              f"{summary['remove']} to remove"
     if not plan.changes:

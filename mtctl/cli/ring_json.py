@@ -7,14 +7,11 @@ generic encoder: 100,000 plans are most of what `ring-sim --all` spends its time
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable
 from json.encoder import encode_basestring  # ensure_ascii=False's string spelling
 
-from mtctl.cli.output import raw_escaped
+from mtctl.cli.output import raw_escaped, write_lines
 from mtctl.domain.ringing import RingPlan
-
-LINES_PER_WRITE = 1_000
 
 
 def plan_line(plan: RingPlan) -> str:
@@ -42,14 +39,4 @@ def _maybe(value: str | None) -> str:
 
 def print_plans(plans: Iterable[RingPlan]) -> None:
     """One line per plan on stdout, written a thousand lines at a time (streams)."""
-    write = sys.stdout.write
-    chunk: list[str] = []
-    try:
-        for plan in plans:
-            chunk.append(plan_line(plan))
-            if len(chunk) == LINES_PER_WRITE:
-                write(raw_escaped("\n".join(chunk) + "\n"))
-                chunk = []
-    finally:  # the plans before a failure are printed, as they would be one by one
-        if chunk:
-            write(raw_escaped("\n".join(chunk) + "\n"))
+    write_lines((plan_line(plan) + "\n" for plan in plans), escape=raw_escaped)

@@ -51,8 +51,12 @@ def test_a_file_of_many_phones_is_written_whole_and_in_order(mtctl: Mtctl, tmp_p
     doc = pbx(extensions)
     path = tmp_path / "pbx.toml"
     path.write_text(tomli_w.dumps(doc), encoding="utf-8")
-    mtctl.ok("apply", str(path))
+    printed = mtctl.ok("apply", str(path)).stdout
 
+    # every change on its own line, in the file's order (written a thousand lines at a time)
+    assert printed.splitlines() == ["+ config sip.domain", "+ node n1", "+ node n2", *(
+        line for number in doc["extensions"] for line in (
+            f"+ extension {number}", *(f"+ phone {number}:{p}" for p in range(4))))]
     phones = json.loads(mtctl.ok("phone", "list", "--json").stdout)
     assert len(phones) == extensions * 4
     got = {(p["extension"], p["position"]): (p["model"], p["order"], p["enabled"], p["secure"],

@@ -450,3 +450,47 @@ def test_on_a_real_terminal_the_default_is_the_table(store):
     shown = b"".join(chunks).decode()
     assert "display name" in shown and BORDERS & set(shown), shown  # titles and rules
     assert "\t" not in shown
+
+
+@pytest.mark.parametrize("fmt", ["plain", "csv", "ndjson"])
+def test_long_listings_are_written_in_blocks_with_the_same_bytes(fmt, monkeypatch):
+    """Where stdout is unbuffered (python -u, PYTHONUNBUFFERED) every write is a system call:
+    a long listing goes out a thousand lines to a write, and its bytes are those of one line
+    at a time; the lines before a failure are still printed."""
+    from mtctl.cli import output
+
+    shape = output.Shape("extension", "Extension", columns=("number", "display_name"))
+    items = [{"number": str(40000 + i), "display_name": f'Desk "{i}", A\tB'}
+             for i in range(2 * output.LINES_PER_WRITE + 1)]
+    writes: list[str] = []
+
+    class Out:
+        def write(self, text: str) -> None:
+            writes.append(text)
+
+    monkeypatch.setattr(sys, "stdout", Out())
+    output.rows(items, shape, output.style(output.Format(fmt), None, False))
+    one_by_one = io.StringIO()
+    if fmt == "csv":
+        writer = csv.writer(one_by_one, lineterminator="\r\n")
+        writer.writerow(["number", "display_name"])
+        writer.writerows([i["number"], i["display_name"].replace("\tB", "\\tB")]
+                         for i in items)
+    elif fmt == "plain":
+        one_by_one.write("number\tdisplay_name\n")
+        one_by_one.writelines(f"{i['number']}\t{i['display_name']}\n".replace("\tB", "\\tB")
+                              for i in items)
+    else:
+        one_by_one.writelines(json.dumps(i, ensure_ascii=False, separators=(",", ":")) + "\n"
+                              for i in items)
+    assert "".join(writes) == one_by_one.getvalue()
+    assert len(writes) == 3
+
+    def failing():
+        yield from items[:5]
+        raise RuntimeError("driver error")
+
+    writes.clear()
+    with pytest.raises(RuntimeError):
+        output.rows(failing(), shape, output.style(output.Format(fmt), None, False))
+    assert "".join(writes).count("\n") == 5 + (fmt != "ndjson")

@@ -77,8 +77,8 @@ def test_lines_are_written_in_chunks_and_none_is_lost(monkeypatch: pytest.Monkey
             writes.append(text)
 
     monkeypatch.setattr(sys, "stdout", Out())
-    ring_json.print_plans([plan] * (ring_json.LINES_PER_WRITE + 1))
-    assert [w.count("\n") for w in writes] == [ring_json.LINES_PER_WRITE, 1]
+    ring_json.print_plans([plan] * (output.LINES_PER_WRITE + 1))
+    assert [w.count("\n") for w in writes] == [output.LINES_PER_WRITE, 1]
     assert "\\u0085" in writes[0] and "\x85" not in writes[0]
 
     def failing():
