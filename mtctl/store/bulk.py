@@ -17,9 +17,12 @@ from sqlalchemy.sql.expression import ClauseElement
 
 BATCH = 5_000
 # SQLite: rows per INSERT statement. Each execution of a statement opens a cursor on the
-# table and on each of its indexes; a phone has eight, so one row per statement spends about
-# a third of its time there. 64 rows of a phone are 1,088 parameters (the limit is 32,766).
-ROWS_PER_INSERT = 64
+# table and on each of its indexes (a phone has eight), and a statement of many rows inside a
+# transaction copies every page it changes to SQLite's statement journal first, so that it can
+# be undone alone: fewer, longer statements do both less often. 1,024 rows of a phone are
+# 17,408 parameters; a wider table gets fewer rows, within the parameters the SQLite library
+# takes (32,766 by default since 3.32, 250,000 as Debian builds it).
+ROWS_PER_INSERT = 1_024
 
 
 def chunks(rows: Iterable[Any], size: int = BATCH) -> Iterator[list[Any]]:
@@ -44,7 +47,9 @@ class Bulk:
         # SQLite's driver takes the rows straight from their generator, unbatched.
         self.direct = order is not None and conn.dialect.name == "sqlite"
         self.pick: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None
-        self.many_sql = _rows_per_statement(self.sql, ROWS_PER_INSERT) if self.direct else None
+        self.many: tuple[str, int] | None = None
+        if self.direct:
+            self.many = _rows_per_statement(self.sql, _parameter_limit(conn))
         if order is None:  # named parameters (psycopg)
             self.convert = lambda batch: [dict(zip(names, row, strict=True)) for row in batch]
         elif list(order) == list(names):
@@ -65,9 +70,10 @@ class Bulk:
             rest: list[tuple[Any, ...]] = []
             try:
                 # sqlite3 takes any iterator of rows; the DB-API types ask for a sequence
-                if self.many_sql is not None:
-                    cursor.executemany(self.many_sql, cast(Sequence[Sequence[Any]], _flat(
-                        ordered, ROWS_PER_INSERT, rest)))
+                if self.many is not None:
+                    many_sql, count = self.many
+                    cursor.executemany(many_sql, cast(Sequence[Sequence[Any]], _flat(
+                        ordered, count, rest)))
                     ordered = rest
                 cursor.executemany(self.sql, cast(Sequence[Sequence[Any]], ordered))
             finally:
@@ -77,12 +83,23 @@ class Bulk:
             self.conn.exec_driver_sql(self.sql, self.convert(batch))
 
 
-def _rows_per_statement(sql: str, count: int) -> str | None:
-    """An `INSERT ... VALUES (?, ...)` for count rows at once; None for another statement."""
+def _rows_per_statement(sql: str, limit: int) -> tuple[str, int] | None:
+    """An `INSERT ... VALUES (?, ...)` for many rows at once (up to ROWS_PER_INSERT, and
+    within limit parameters) and how many; None for another statement."""
     head, values, row = sql.rpartition(" VALUES ")
     if not head.startswith("INSERT INTO ") or not (row.startswith("(") and row.endswith(")")):
         return None
-    return head + values + ", ".join([row] * count)
+    count = min(ROWS_PER_INSERT, limit // max(row.count("?"), 1))
+    return (head + values + ", ".join([row] * count), count) if count > 1 else None
+
+
+def _parameter_limit(conn: Connection) -> int:
+    """The most parameters one statement may have on this SQLite connection."""
+    import sqlite3  # loaded already: the connection is one
+
+    dbapi_connection = conn.connection.dbapi_connection
+    assert isinstance(dbapi_connection, sqlite3.Connection), "a SQLite connection"
+    return dbapi_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
 
 
 def _flat(rows: Iterable[tuple[Any, ...]], count: int,

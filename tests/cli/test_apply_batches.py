@@ -82,3 +82,29 @@ def test_a_file_of_many_phones_is_written_whole_and_in_order(mtctl: Mtctl, tmp_p
     mtctl.ok("export", "-o", str(exported))
     assert "no changes" in mtctl.ok("apply", str(exported)).output
     assert "no changes" in mtctl.ok("apply", str(path)).output
+
+
+def test_a_wide_table_gets_fewer_rows_per_statement_within_sqlites_parameter_limit() -> None:
+    """40 columns × 1,024 rows would be 40,960 parameters, over SQLite's default limit of
+    32,766 (Debian's library allows more; the limit is lowered to the default here): the rows
+    still all arrive, whole, in their order."""
+    import sqlite3
+
+    from sqlalchemy import Column, Integer, MetaData, Table, create_engine, select
+
+    from mtctl.store.bulk import bulk_insert
+
+    columns = [f"c{i}" for i in range(40)]
+    assert len(columns) * ROWS_PER_INSERT > 32_766
+    wide = Table("wide", MetaData(), Column("id", Integer, primary_key=True),
+                 *(Column(c, Integer) for c in columns))
+    engine = create_engine("sqlite://")
+    wide.metadata.create_all(engine)
+    rows = [tuple(n * 100 + i for i in range(40)) for n in range(2 * ROWS_PER_INSERT + 5)]
+    with engine.begin() as conn:
+        raw = conn.connection.dbapi_connection
+        assert isinstance(raw, sqlite3.Connection)
+        raw.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32_766)
+        bulk_insert(conn, wide, columns).run(iter(rows))
+        stored = conn.execute(select(*(wide.c[c] for c in columns)).order_by(wide.c.id)).all()
+    assert [tuple(r) for r in stored] == rows
