@@ -48,7 +48,8 @@ Formats, the same for every command:
   items joined by commas, and an object is compact JSON. A control character inside a value
   (a tab or newline can only come from a store written by other means: mtctl refuses them) is
   shown escaped, as `\\t`, `\\n`, `\\x1b`..., so every line is one row and every tab (or comma
-  outside quotes) separates two fields.
+  outside quotes) separates two fields; a backslash is doubled, so the escapes read back
+  unambiguously.
 
 Every format but table and json writes a thousand lines at a time (`write_lines`): where
 stdout is unbuffered each write is a system call.
@@ -371,18 +372,23 @@ class _Append:
 
 
 def _text(value: Any) -> str:
-    """A value in plain, tsv and csv: the JSON spelling of scalars, control characters escaped."""
-    from mtctl.domain.values import escape
-
+    """A value in plain, tsv and csv: the JSON spelling of scalars, control characters escaped
+    and backslashes doubled (so a tab and a backslash followed by `t` read differently)."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list | tuple):
-        return escape(",".join(map(str, value)))
+        return _unambiguous(",".join(map(str, value)))
     if isinstance(value, dict):
-        return escape(_json(value, indent=None))
-    return escape(str(value))
+        return _unambiguous(_json(value, indent=None))
+    return _unambiguous(str(value))
+
+
+def _unambiguous(text: str) -> str:
+    from mtctl.domain.values import escape
+
+    return escape(text.replace("\\", "\\\\") if "\\" in text else text)
 
 
 def _table(items: Sequence[Mapping[str, Any]], shape: Shape, names: Sequence[str]) -> None:

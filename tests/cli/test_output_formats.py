@@ -331,6 +331,20 @@ def test_control_characters_planted_in_the_store_cannot_break_rows(store):
     assert record["location"] == "Home\toffice\nfloor 2\x1b[31m"  # JSON keeps the data
 
 
+def test_a_backslash_is_doubled_so_it_never_reads_as_an_escape(store):
+    """A location spelled with a backslash and a `t` is not the location with a tab."""
+    for position, location in [(0, "Home\\toffice"), (1, "Home\toffice")]:
+        plant(store.url, update(phone).where(phone.c.sip_auth_user == f"40710-{position}")
+              .values(location=location))
+    fields = ("--fields", "position,location")
+    plain = store.ok("phone", "list", "40710", *fields).stdout.splitlines()
+    assert plain[1:3] == ["0\tHome\\\\toffice", "1\tHome\\toffice"]
+    as_csv = store.ok("phone", "list", "40710", *fields, "--format", "csv").stdout
+    assert as_csv.split("\r\n")[1:3] == ["0,Home\\\\toffice", "1,Home\\toffice"]
+    back = [line.split("\t")[1].encode().decode("unicode_escape") for line in plain[1:3]]
+    assert back == ["Home\\toffice", "Home\toffice"]
+
+
 def test_empty_listings_in_every_format(mtctl):
     for fmt, expected in [("plain", "number\tnode\tdisplay_name\towner\tring_timeout\tphones\n"),
                           ("csv", "number,node,display_name,owner,ring_timeout,phones\r\n"),
