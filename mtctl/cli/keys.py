@@ -31,7 +31,8 @@ DUE = output.Shape("keys-due", "DueKey", empty="no key is due")  # --dry-run's r
 def list_(
     ctx: typer.Context,
     expiring_within: Annotated[int | None, typer.Option(
-        metavar="DAYS", help="Only keys that expire within DAYS (or have expired).",
+        metavar="DAYS", help="Only keys that expire within DAYS, or have expired, are "
+        "missing or were never fetched by their desk phone.",
         parser=whole_number("--expiring-within", 0, DAYS_MAX, DAYS_HINT))] = None,
     fmt: FormatOpt = None,
     fields: FieldsOpt = None,

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import BindParameter
 
 from mtctl.domain import keys
-from mtctl.domain.devices import never_provisioned
+from mtctl.domain.devices import DEVICE_PROFILES, never_provisioned
 from mtctl.errors import MtctlError
 from mtctl.store import config
 from mtctl.store.audit import as_utc
@@ -47,10 +47,12 @@ Moment = datetime | BindParameter[datetime]
 
 
 def _expiring(cutoff: datetime) -> ColumnElement[bool]:
-    """Secure phones whose key expires by the cutoff, has expired, or is missing."""
-    return (phone.c.secure.is_(True)) & or_(phone.c.key_expires_at.is_(None),
-                                           phone.c.ha1.is_(None),
-                                           phone.c.key_expires_at <= cutoff)
+    """Secure phones whose key expires by the cutoff, has expired, or is missing, or that have
+    no usable key at all: desk phones that never fetched one (never_provisioned)."""
+    return (phone.c.secure.is_(True)) & or_(
+        phone.c.key_expires_at.is_(None), phone.c.ha1.is_(None),
+        phone.c.key_expires_at <= cutoff,
+        phone_model.c.profile.in_(DEVICE_PROFILES) & phone.c.key_delivered_at.is_(None))
 
 
 def _due(now: Moment, within: timedelta, dialect: str,

@@ -110,6 +110,9 @@ def test_keys_list_does_not_call_a_secure_desk_phone_that_never_fetched_ok(seede
     plain = seeded.ok("keys", "list", "--fields", "extension,position,state").stdout
     assert plain.splitlines()[1:] == ["40710\t0\tok", "40710\t2\tnever-provisioned",
                                       "40710\t3\tok"]
+    # a phone with no usable key needs attention now, whatever its row's expiry says
+    soon = json.loads(seeded.ok("keys", "list", "--expiring-within", "7", "--json").stdout)
+    assert [(k["position"], k["state"]) for k in soon] == [(2, "never-provisioned")]
 
 
 def test_rotate_replaces_only_due_keys_silently_and_audits_each(seeded, db_url):
