@@ -45,6 +45,7 @@ PUBLIC = [
     Public("user-phones", shapes.UserPhone, "mtctl user-phones"),
     Public("keys-list", shapes.Key, "mtctl keys-list"),
     Public("keys-rotate", shapes.Rotation, "mtctl keys-rotate"),
+    Public("keys-due", shapes.DueKey, "one row of mtctl keys rotate --dry-run --format ndjson"),
     Public("audit", shapes.AuditRecord, "mtctl audit"),
     Public("webcall-session", shapes.WebcallSession, "mtctl webcall-session"),
     Public("node", shapes.Node, "mtctl node"),

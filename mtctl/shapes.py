@@ -143,7 +143,8 @@ class Marked(TypedDict):
 
 
 class DueKey(TypedDict):
-    """One row of `keys rotate --dry-run` in a table or plain text: a phone whose key is due."""
+    """One row of `keys rotate --dry-run` (table, plain, tsv, csv, ndjson): a phone whose key is
+    due."""
 
     extension: Number
     position: Position

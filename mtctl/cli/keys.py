@@ -74,6 +74,8 @@ def rotate(
         parser=whole_number("--batch-size", 1, 100_000))] = 1000,
     verbose: Annotated[bool, typer.Option("--verbose", "-v",
                                           help="Say what was rotated.")] = False,
+    fmt: FormatOpt = None,
+    fields: FieldsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Replace secure keys that expire soon or have expired. Silent on success; for cron.
@@ -82,7 +84,8 @@ def rotate(
     file: their due keys are only marked, and their next fetch replaces them.
 
     --dry-run lists the due phones on stdout (renewal `rotate`, or `on-fetch` for desk phones)
-    and the count on stderr; --verbose says on stderr what a rotation did.
+    in the --format asked for, and the count on stderr; --verbose says on stderr what a
+    rotation did. --json (--format json) prints the whole report instead, dry run or not.
 
     Example: mtctl keys rotate --within 7
     """
@@ -93,6 +96,8 @@ def rotate(
     from mtctl.store.devices import mark_due_keys
     from mtctl.store.keys import rotate_due_keys
 
+    how = output.style(fmt, fields, as_json)
+    as_json = how.format == output.Format.json
     if (within is not None and within < 0) or (limit is not None and limit <= 0) \
             or batch_size <= 0:
         raise UsageError("--within, --limit and --batch-size must be positive",
@@ -112,7 +117,7 @@ def rotate(
     if as_json:
         output.print_json(report.as_dict() | {"marked": marked})
     elif dry_run or verbose:
-        _tell(report, marked, dry_run=dry_run)
+        _tell(report, marked, dry_run=dry_run, how=how)
     for failure in report.failed:
         where = (f"phone {failure['extension']}:{failure['position']}"
                  if failure["extension"] else "a batch")
@@ -121,11 +126,12 @@ def rotate(
         raise typer.Exit(1)
 
 
-def _tell(report: "RotationReport", marked: "list[dict[str, Any]]", *, dry_run: bool) -> None:
+def _tell(report: "RotationReport", marked: "list[dict[str, Any]]", *, dry_run: bool,
+          how: output.Style) -> None:
     """Without --json: a dry run's due phones on stdout (the data asked for), and on stderr the
     counts and what a --verbose rotation did."""
     if dry_run:
-        output.rows(_due(report.rotated, marked), DUE, output.style(None, None))
+        output.rows(_due(report.rotated, marked), DUE, how)
         output.note(f"{report.count} key(s) due, {len(report.failed)} failed")
         if marked:
             output.note(f"{len(marked)} desk phone key(s) due on fetch: the next fetch brings "

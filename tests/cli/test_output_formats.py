@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -329,6 +330,31 @@ def test_control_characters_planted_in_the_store_cannot_break_rows(store):
     assert as_csv.split("\r\n")[1] == "40710,0,Home\\toffice\\nfloor 2\\x1b[31m"
     record = json.loads(store.ok("phone", "show", "40710", "0", "--json").stdout)
     assert record["location"] == "Home\toffice\nfloor 2\x1b[31m"  # JSON keeps the data
+
+
+def test_keys_rotate_dry_run_lists_the_due_phones_in_every_format(store):
+    """The dry run's due phones are a listing like any other; --format json is --json, the
+    whole report; a real rotation stays silent whatever the format."""
+    plant(store.url, update(phone).where(phone.c.sip_auth_user == "40710-2").values(
+        key_expires_at=datetime.now(UTC) + timedelta(days=3),
+        key_updated_at=datetime.now(UTC) - timedelta(days=87)))
+    args = ("keys", "rotate", "--dry-run")
+    assert store.ok(*args, "--format", "csv").stdout == (
+        "extension,position,renewal\r\n40710,2,rotate\r\n")
+    assert store.ok(*args, "--format", "tsv", "--fields", "renewal,extension").stdout == (
+        "renewal\textension\nrotate\t40710\n")
+    lines = [json.loads(line)
+             for line in store.ok(*args, "--format", "ndjson").stdout.splitlines()]
+    assert lines == [{"extension": "40710", "position": 2, "renewal": "rotate"}]
+    validate("keys-due", lines[0])
+    report = json.loads(store.ok(*args, "--format", "json").stdout)
+    validate("keys-rotate", report)
+    assert report == json.loads(store.ok(*args, "--json").stdout) and report["count"] == 1
+    r = store(*args, "--fields", "renwal")
+    assert r.exit_code == 2 and "use some of: extension,position,renewal" in r.stderr
+    r = store.ok("keys", "rotate", "--format", "csv")
+    assert (r.stdout, r.stderr) == ("", "")
+    assert store.ok(*args, "--format", "csv").stdout == "extension,position,renewal\r\n"
 
 
 def test_a_backslash_is_doubled_so_it_never_reads_as_an_escape(store):
